@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, starts the real servers
+# they run against on 127.0.0.1, runs go vet and the whole suite, stops the
+# servers. Exits non-zero on any failure.
+#
+# PORTAL_SKIP_S3=1 skips the S3 backend tests (they then print SKIPPED).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+# Debian tools the tests verify against.
+missing=()
+command -v minisign >/dev/null || missing+=(minisign)
+command -v openssl >/dev/null || missing+=(openssl)
+if ((${#missing[@]})); then
+	echo "test.sh: installing ${missing[*]}"
+	if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+	else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+fi
+
+work=$(mktemp -d)
+cleanup() {
+	if [ -f scripts/s3-server.sh ]; then scripts/s3-server.sh stop "$work/s3" || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ "${PORTAL_SKIP_S3:-}" != 1 ] && [ -f scripts/s3-server.sh ]; then
+	eval "$(scripts/s3-server.sh start "$work/s3")"
+fi
+
+go vet ./...
+go test -count=1 -timeout 14m ./...
