@@ -1,0 +1,483 @@
+// Package local is the zero-config object store: objects are files under one
+// directory, and clients reach them through links the portal signs with its
+// own HMAC keys and serves itself under /blobs/ (see Store.Handler).
+//
+// Layout under Root: each object at its key's path; .tmp/ holds uploads in
+// progress (renamed into place only once complete and verified); .meta/
+// mirrors the object tree with each object's SHA-256. Keys never start a
+// segment with "." (downloads.CheckKey), so neither is reachable by a key.
+// Every file access goes through an os.Root, which refuses "..", absolute
+// paths and symlinks that lead out of Root.
+package local
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/downloads"
+)
+
+// Options configure a local Store.
+type Options struct {
+	// Root is the objects directory, created (0750) if missing.
+	Root string
+	// BaseURL is the portal's public URL as clients reach it (e.g.
+	// http://127.0.0.1:8080); links are BaseURL + "/blobs/" + key + "?...".
+	BaseURL string
+	// Keys sign (the current key) and verify (all keys) links; see
+	// LoadOrCreateKeyring.
+	Keys Keyring
+	// MaxTTL caps link lifetimes; 0 or anything above 7 days means 7 days.
+	MaxTTL time.Duration
+	// Logger receives internal errors of the /blobs/ handler (never a
+	// signature); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the local-disk ObjectStore. It is safe for concurrent use; Close
+// releases the root directory handle.
+type Store struct {
+	root    *os.Root
+	baseURL string
+	keys    Keyring
+	maxTTL  time.Duration
+	log     *slog.Logger
+}
+
+var _ downloads.ObjectStore = (*Store)(nil)
+
+const (
+	tmpDir  = ".tmp"
+	metaDir = ".meta"
+	// staleUpload is how old a leftover upload in .tmp (from a crash) must
+	// be before Open removes it.
+	staleUpload = 24 * time.Hour
+)
+
+// Open opens (creating if needed) the object directory.
+func Open(opts Options) (*Store, error) {
+	if opts.Root == "" {
+		return nil, portal.Errorf(portal.EInvalid, "local store: root directory is required")
+	}
+	if opts.Keys.Len() == 0 {
+		return nil, portal.Errorf(portal.EInvalid, "local store: a signing keyring is required")
+	}
+	u, err := url.Parse(opts.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, portal.Errorf(portal.EInvalid, "local store: base URL %q must be http(s)://host[:port][/path]", opts.BaseURL)
+	}
+	maxTTL := opts.MaxTTL
+	if maxTTL <= 0 || maxTTL > downloads.MaxLinkTTL {
+		maxTTL = downloads.MaxLinkTTL
+	}
+	if err := os.MkdirAll(opts.Root, 0o750); err != nil {
+		return nil, fmt.Errorf("local store: %w", err)
+	}
+	root, err := os.OpenRoot(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("local store: %w", err)
+	}
+	for _, d := range []string{tmpDir, metaDir} {
+		if err := root.MkdirAll(d, 0o750); err != nil {
+			root.Close()
+			return nil, fmt.Errorf("local store: %w", err)
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{
+		root:    root,
+		baseURL: strings.TrimRight(opts.BaseURL, "/"),
+		keys:    opts.Keys,
+		maxTTL:  maxTTL,
+		log:     log,
+	}
+	s.removeStaleUploads()
+	return s, nil
+}
+
+// Close releases the directory handle; the Store must not be used after.
+func (s *Store) Close() error { return s.root.Close() }
+
+// MaxTTL is the configured cap (at most 7 days); the local keys do not expire.
+func (s *Store) MaxTTL() time.Duration { return s.maxTTL }
+
+func (s *Store) removeStaleUploads() {
+	d, err := s.root.Open(tmpDir)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleUpload {
+			_ = s.root.Remove(tmpDir + "/" + e.Name())
+		}
+	}
+}
+
+// Link parameters (query). The signature covers every one of them, so
+// changing any, or the key in the path, or the method, breaks it.
+const (
+	qExpires  = "exp"    // unix seconds
+	qKeyID    = "kid"    // keyring key ID
+	qFilename = "fn"     // GET: Content-Disposition filename
+	qSize     = "size"   // PUT: exact body size
+	qSHA256   = "sha256" // PUT: lower-hex body SHA-256
+	qSig      = "sig"    // unpadded base64url HMAC-SHA256
+)
+
+// sign computes the link signature. The fields are joined with newlines,
+// which neither keys nor filenames nor the numeric fields can contain, so
+// no two different links share a message.
+func sign(secret []byte, method, kid, exp, key, size, sum, filename string) []byte {
+	m := hmac.New(sha256.New, secret)
+	for i, f := range [...]string{"portal-blob-v1", method, kid, exp, key, size, sum, filename} {
+		if i > 0 {
+			m.Write([]byte{'\n'})
+		}
+		io.WriteString(m, f)
+	}
+	return m.Sum(nil)
+}
+
+// escapeKey escapes each segment of key for a URL path.
+func escapeKey(key string) string {
+	var b strings.Builder
+	b.Grow(len(key) + 16)
+	for i, seg := range strings.Split(key, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(url.PathEscape(seg))
+	}
+	return b.String()
+}
+
+func (s *Store) expiry(ttl time.Duration) (int64, error) {
+	ttl, err := downloads.CapTTL(ttl, s.maxTTL)
+	if err != nil {
+		return 0, err
+	}
+	return time.Now().Add(ttl).Unix(), nil
+}
+
+// PresignGet mints a /blobs/ GET link (also valid for HEAD). Offline: the
+// object need not exist yet.
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (downloads.SignedRequest, error) {
+	if err := downloads.CheckKey(key); err != nil {
+		return downloads.SignedRequest{}, err
+	}
+	name, err := downloads.DownloadName(key, filename)
+	if err != nil {
+		return downloads.SignedRequest{}, err
+	}
+	exp, err := s.expiry(ttl)
+	if err != nil {
+		return downloads.SignedRequest{}, err
+	}
+	k := s.keys.Current()
+	expStr := strconv.FormatInt(exp, 10)
+	sig := sign(k.Secret, "GET", k.ID, expStr, key, "", "", name)
+	u := s.baseURL + "/blobs/" + escapeKey(key) +
+		"?" + qExpires + "=" + expStr +
+		"&" + qFilename + "=" + url.QueryEscape(name) +
+		"&" + qKeyID + "=" + k.ID +
+		"&" + qSig + "=" + base64.RawURLEncoding.EncodeToString(sig)
+	return downloads.SignedRequest{Method: "GET", URL: u, ExpiresAt: time.Unix(exp, 0).UTC()}, nil
+}
+
+// PresignPut mints a /blobs/ PUT link bound to size and sha256Hex. Headers
+// carry Content-Length and x-amz-checksum-sha256, like the S3 backend's.
+func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256Hex string, ttl time.Duration) (downloads.SignedRequest, error) {
+	if err := downloads.CheckKey(key); err != nil {
+		return downloads.SignedRequest{}, err
+	}
+	if size < 0 {
+		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is negative", size)
+	}
+	sum, ok := parseSHA256(sha256Hex)
+	if !ok {
+		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "SHA-256 must be 64 lower-case hex digits")
+	}
+	exp, err := s.expiry(ttl)
+	if err != nil {
+		return downloads.SignedRequest{}, err
+	}
+	k := s.keys.Current()
+	expStr := strconv.FormatInt(exp, 10)
+	sizeStr := strconv.FormatInt(size, 10)
+	sig := sign(k.Secret, "PUT", k.ID, expStr, key, sizeStr, sha256Hex, "")
+	u := s.baseURL + "/blobs/" + escapeKey(key) +
+		"?" + qExpires + "=" + expStr +
+		"&" + qKeyID + "=" + k.ID +
+		"&" + qSHA256 + "=" + sha256Hex +
+		"&" + qSize + "=" + sizeStr +
+		"&" + qSig + "=" + base64.RawURLEncoding.EncodeToString(sig)
+	return downloads.SignedRequest{
+		Method: "PUT",
+		URL:    u,
+		Headers: map[string]string{
+			"Content-Length":        sizeStr,
+			"x-amz-checksum-sha256": base64.StdEncoding.EncodeToString(sum),
+		},
+		ExpiresAt: time.Unix(exp, 0).UTC(),
+	}, nil
+}
+
+func parseSHA256(h string) ([]byte, bool) {
+	if len(h) != 64 {
+		return nil, false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return nil, false
+		}
+	}
+	sum, err := hex.DecodeString(h)
+	return sum, err == nil
+}
+
+// Stat reports the object's size, and its SHA-256 as verified at upload when
+// the record still matches the file.
+func (s *Store) Stat(ctx context.Context, key string) (downloads.ObjectInfo, error) {
+	if err := downloads.CheckKey(key); err != nil {
+		return downloads.ObjectInfo{}, err
+	}
+	fi, err := s.root.Stat(key)
+	if err != nil {
+		return downloads.ObjectInfo{}, s.fileErr("stat", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return downloads.ObjectInfo{}, notFound(key)
+	}
+	return downloads.ObjectInfo{Size: fi.Size(), SHA256: s.readMeta(key, fi)}, nil
+}
+
+// Open opens the object for reading; the caller closes it.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	f, _, err := s.openObject(key)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *Store) openObject(key string) (*os.File, fs.FileInfo, error) {
+	if err := downloads.CheckKey(key); err != nil {
+		return nil, nil, err
+	}
+	f, err := s.root.Open(key)
+	if err != nil {
+		return nil, nil, s.fileErr("open", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("local store: stat %s: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, notFound(key)
+	}
+	return f, fi, nil
+}
+
+// Delete removes the object and its hash record; a missing object is fine.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := downloads.CheckKey(key); err != nil {
+		return err
+	}
+	if err := s.root.Remove(metaDir + "/" + key); err != nil && !isMissing(err) {
+		return fmt.Errorf("local store: delete %s: %w", key, err)
+	}
+	fi, err := s.root.Lstat(key)
+	if err != nil {
+		if isMissing(err) {
+			return nil
+		}
+		return fmt.Errorf("local store: delete %s: %w", key, err)
+	}
+	if fi.IsDir() {
+		return nil // a key prefix, not an object
+	}
+	if err := s.root.Remove(key); err != nil && !isMissing(err) {
+		return fmt.Errorf("local store: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Ping checks that the directory is still there and usable.
+func (s *Store) Ping(ctx context.Context) error {
+	fi, err := s.root.Stat(tmpDir)
+	if err != nil {
+		return fmt.Errorf("local store: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("local store: %s/%s is not a directory", s.root.Name(), tmpDir)
+	}
+	return nil
+}
+
+// put stores body as key, verifying it is exactly size bytes hashing to sum.
+// Nothing is left under key (or in .tmp) unless the whole body checks out.
+func (s *Store) put(key string, body io.Reader, size int64, sum []byte) (err error) {
+	var rnd [12]byte
+	rand.Read(rnd[:])
+	tmpName := tmpDir + "/" + hex.EncodeToString(rnd[:])
+	f, err := s.root.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("local store: create upload file: %w", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			_ = s.root.Remove(tmpName)
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, size+1))
+	if err != nil {
+		return &portal.Error{Code: portal.EInvalid, Message: "upload interrupted", Err: err}
+	}
+	if n != size {
+		return portal.Errorf(portal.EInvalid, "body is %d bytes, the link is for %d", n, size)
+	}
+	if !hmac.Equal(h.Sum(nil), sum) {
+		return portal.Errorf(portal.EInvalid, "body SHA-256 does not match the link")
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("local store: sync upload: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("local store: stat upload: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		f = nil
+		return fmt.Errorf("local store: close upload: %w", err)
+	}
+	f = nil
+
+	dir := path.Dir(key)
+	if dir != "." {
+		if err := s.root.MkdirAll(dir, 0o750); err != nil {
+			return s.placeErr(key, err)
+		}
+	}
+	// The old record goes first: a crash after the rename leaves an object
+	// without a record (Stat then reports no hash), never a wrong hash.
+	if err := s.root.Remove(metaDir + "/" + key); err != nil && !isMissing(err) {
+		return fmt.Errorf("local store: replace record of %s: %w", key, err)
+	}
+	if err := s.root.Rename(tmpName, key); err != nil {
+		return s.placeErr(key, err)
+	}
+	s.syncDir(dir)
+	s.writeMeta(key, hex.EncodeToString(sum), fi)
+	return nil
+}
+
+// placeErr reports a failure to put a verified upload in place: a key whose
+// path is blocked (a directory of that name, a symlink out of the root) is
+// the caller's problem, anything else is internal.
+func (s *Store) placeErr(key string, err error) error {
+	if isConfinement(err) || isMissing(err) || errors.Is(err, syscall.EISDIR) ||
+		errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY) {
+		return &portal.Error{Code: portal.EConflict, Message: "object key cannot be stored", Err: err}
+	}
+	return fmt.Errorf("local store: place %s: %w", key, err)
+}
+
+func (s *Store) syncDir(dir string) {
+	d, err := s.root.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	d.Close()
+}
+
+// The hash record is "<sha256hex> <size> <mtime unix nanoseconds>\n" at
+// .meta/<key>; it is trusted only while size and mtime match the object, so
+// an object replaced behind the record's back reports no hash rather than a
+// wrong one.
+func (s *Store) writeMeta(key, sum string, fi fs.FileInfo) {
+	name := metaDir + "/" + key
+	if err := s.root.MkdirAll(path.Dir(name), 0o750); err != nil {
+		s.log.Warn("local store: hash record", "key", key, "err", err)
+		return
+	}
+	rec := fmt.Sprintf("%s %d %d\n", sum, fi.Size(), fi.ModTime().UnixNano())
+	if err := s.root.WriteFile(name, []byte(rec), 0o640); err != nil {
+		s.log.Warn("local store: hash record", "key", key, "err", err)
+	}
+}
+
+func (s *Store) readMeta(key string, fi fs.FileInfo) string {
+	b, err := s.root.ReadFile(metaDir + "/" + key)
+	if err != nil || len(b) > 200 {
+		return ""
+	}
+	var sum string
+	var size, mtime int64
+	if _, err := fmt.Sscanf(string(b), "%64s %d %d\n", &sum, &size, &mtime); err != nil {
+		return ""
+	}
+	if _, ok := parseSHA256(sum); !ok || size != fi.Size() || mtime != fi.ModTime().UnixNano() {
+		return ""
+	}
+	return sum
+}
+
+func notFound(key string) error {
+	return portal.Errorf(portal.ENotFound, "object %s not found", key)
+}
+
+// fileErr maps a failed lookup to ENotFound: missing, a path through a
+// non-directory, a symlink loop, or a path that os.Root refuses because it
+// leads out of the root all mean "no such object here".
+func (s *Store) fileErr(op, key string, err error) error {
+	if isMissing(err) || isConfinement(err) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
+		return &portal.Error{Code: portal.ENotFound, Message: "object " + key + " not found", Err: err}
+	}
+	return fmt.Errorf("local store: %s %s: %w", op, key, err)
+}
+
+func isMissing(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// isConfinement reports os.Root refusing a path that escapes the root. The
+// os package does not export that error, so its text is matched.
+func isConfinement(err error) bool {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent" {
+		return true
+	}
+	var le *os.LinkError
+	return errors.As(err, &le) && le.Err != nil && le.Err.Error() == "path escapes from parent"
+}
