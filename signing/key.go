@@ -125,11 +125,8 @@ func (k *Key) MinisignPublicKeyFile() string {
 }
 
 // Format prints only the key id, whatever the verb, so a Key that ends up in a
-// log line or an error message never discloses the private key.
-func (k *Key) Format(f fmt.State, verb rune) {
-	if k == nil {
-		fmt.Fprint(f, "signing.Key(nil)")
-		return
-	}
+// log line or an error message never discloses the private key. It has a
+// value receiver so that a copied Key value is covered too.
+func (k Key) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, "signing.Key(%s)", k.KeyIDHex())
 }
