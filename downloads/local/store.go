@@ -311,18 +311,20 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := downloads.CheckKey(key); err != nil {
 		return err
 	}
-	if err := s.root.Remove(metaDir + "/" + key); err != nil && !isMissing(err) {
-		return fmt.Errorf("local store: delete %s: %w", key, err)
-	}
 	fi, err := s.root.Lstat(key)
-	if err != nil {
-		if isMissing(err) {
-			return nil
-		}
+	switch {
+	case err != nil && !isMissing(err) && !isConfinement(err) && !errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("local store: delete %s: %w", key, err)
+	case err == nil && fi.IsDir():
+		return nil // a key prefix, not an object
+	}
+	// The record goes first, so no record outlives its object.
+	if err := s.root.Remove(metaDir + "/" + key); err != nil && !isMissing(err) &&
+		!errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOTDIR) {
 		return fmt.Errorf("local store: delete %s: %w", key, err)
 	}
-	if fi.IsDir() {
-		return nil // a key prefix, not an object
+	if fi == nil {
+		return nil
 	}
 	if err := s.root.Remove(key); err != nil && !isMissing(err) {
 		return fmt.Errorf("local store: delete %s: %w", key, err)
@@ -472,12 +474,13 @@ func (s *Store) fileErr(op, key string, err error) error {
 func isMissing(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // isConfinement reports os.Root refusing a path that escapes the root. The
-// os package does not export that error, so its text is matched.
+// os package does not export that error, so its text is matched, at any
+// depth (os.Root nests it, e.g. mkdirat -> statat -> escape).
 func isConfinement(err error) bool {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent" {
-		return true
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "path escapes from parent" {
+			return true
+		}
 	}
-	var le *os.LinkError
-	return errors.As(err, &le) && le.Err != nil && le.Err.Error() == "path escapes from parent"
+	return false
 }
