@@ -22,10 +22,9 @@ import (
 // On a machine with more than one CPU, BLAKE2b runs on a second goroutine
 // while SHA-256 and SHA-512 run on the caller's, which nearly doubles the
 // throughput. Waking a goroutine costs tens of microseconds, as much as
-// hashing a 32 KiB io.Copy chunk, so small writes are first gathered in a
-// staging buffer of up to stageSize bytes and hashed together. Neither the
-// staging buffer nor a goroutine outlives a call: p is never used after
-// Write returns.
+// hashing a 32 KiB io.Copy chunk, so small writes are first copied to a
+// staging buffer (up to 512 KiB per Digester) and hashed together. No
+// goroutine outlives a call, and p is never used after Write returns.
 //
 // Write never fails. A Digester is not safe for concurrent use.
 type Digester struct {

@@ -59,8 +59,8 @@ func (k *Key) usable() bool {
 	return k != nil && len(k.priv) == ed25519.PrivateKeySize
 }
 
-// PublicKey returns the Ed25519 public key (32 bytes), or nil for an unusable
-// Key. The caller must not modify it.
+// PublicKey returns a copy of the Ed25519 public key (32 bytes), or nil for
+// an unusable Key.
 func (k *Key) PublicKey() ed25519.PublicKey {
 	if !k.usable() {
 		return nil

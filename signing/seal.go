@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -90,7 +89,8 @@ const (
 // in plaintext, marked as such; see the package documentation for that
 // trade-off and for enabling a master key later.
 //
-// A Sealer is immutable and safe for concurrent use.
+// A Sealer is immutable and safe for concurrent use. The zero Sealer stores
+// plaintext, like NewSealer(nil).
 type Sealer struct {
 	aead     cipher.AEAD // nil without a master key
 	masterID [masterIDLen]byte
@@ -219,7 +219,8 @@ func (s *Sealer) Open(b []byte) (*Key, error) {
 			return nil, ErrMasterKeyRequired
 		}
 		mid := b[headerLen : headerLen+masterIDLen]
-		if !bytes.Equal(mid, s.masterID[:]) {
+		// Not a secret, but compared like one all the same (security rule 2).
+		if subtle.ConstantTimeCompare(mid, s.masterID[:]) != 1 {
 			return nil, ErrWrongMasterKey
 		}
 		nonce := b[headerLen+masterIDLen : headerLen+masterIDLen+nonceLen]

@@ -44,10 +44,13 @@ func VerifySparkle(pub ed25519.PublicKey, data []byte, sigB64 string) error {
 // verify.
 //
 // This is all the portal can check about a signature a publisher supplies
-// for a file the portal does not hold in memory: checking it needs the
-// publisher's public key and a pass over the whole file with it, so a
-// supplied signature is stored as given and its validity is the publisher's
-// responsibility (Sparkle itself rejects a wrong one on the user's machine).
+// (for a file too large to keep in memory, or because the app's
+// SUPublicEDKey is the publisher's own key): verifying it needs the signing
+// key's public half, which the portal may not hold, and the whole file, since
+// pure Ed25519 has no prehashed form. Such a signature is stored as given and
+// its validity is the publisher's responsibility; Sparkle rejects a wrong one
+// on the user's machine. When the public key is known and the file is in
+// memory (Digests.Data), use VerifySparkle instead.
 func ParseSparkleSignature(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	sig, err := base64.StdEncoding.Strict().DecodeString(s)
