@@ -43,10 +43,13 @@ type ObjectInfo struct {
 // refuses any other key with an EInvalid error. Implementations are safe for
 // concurrent use.
 type ObjectStore interface {
-	// PresignGet mints a GET (HEAD works too) for key, valid ttl (capped by
-	// MaxTTL), whose response carries Content-Disposition: attachment with
-	// filename (see ContentDisposition; "" means the last segment of key).
-	// Presigning is offline: it does not check that the object exists.
+	// PresignGet mints a GET for key, valid ttl (capped by MaxTTL), whose
+	// response carries Content-Disposition: attachment with filename (see
+	// ContentDisposition; "" means the last segment of key). The local
+	// store's links serve HEAD too; an S3 URL does not (SigV4 signs the
+	// method, S3 answers 403), so a client wanting the size uses a
+	// Range: bytes=0-0 GET or the catalog. Presigning is offline: it does
+	// not check that the object exists.
 	PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (SignedRequest, error)
 	// PresignPut mints a PUT for exactly size bytes whose SHA-256 is
 	// sha256Hex (lower hex), valid ttl (capped by MaxTTL). The store refuses

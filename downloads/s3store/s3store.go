@@ -48,6 +48,9 @@ type Config struct {
 	AccessKey    string
 	SecretKey    string
 	SessionToken string
+	// Credentials, when set, is used instead of the static keys and the
+	// default chain (e.g. an assumed role). Temporary credentials cap TTLs.
+	Credentials aws.CredentialsProvider
 	// MaxTTL caps every presigned URL's lifetime; 0 or anything above 7 days
 	// means 7 days. Temporary credentials cap it further (see Store.MaxTTL).
 	MaxTTL time.Duration
@@ -99,7 +102,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	opts := []func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}
-	if cfg.AccessKey != "" {
+	switch {
+	case cfg.Credentials != nil:
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	case cfg.AccessKey != "":
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
 	}
