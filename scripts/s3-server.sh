@@ -34,6 +34,7 @@ rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 start() {
 	local dir=$1
+	command -v curl >/dev/null || die "curl is required"
 	mkdir -p "$dir/root"
 	dir=$(cd "$dir" && pwd)
 	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
@@ -81,7 +82,7 @@ start() {
 		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
 		"$endpoint/$BUCKET") || code=000
 	case $code in
-	200 | 409) ;;
+	200 | 409) rm -f "$dir/mb.out" ;;
 	*)
 		cat "$dir/mb.out" >&2 || true
 		stop "$dir"
