@@ -98,6 +98,9 @@ const (
 	MaxFilenameLen = 255
 	// MinPartSize is the smallest size of a multipart part other than the last.
 	MinPartSize = 5 << 20
+	// MaxObjectSize is the largest object a PUT may be minted for (S3's own
+	// limit; bigger uploads are impossible there in any form).
+	MaxObjectSize = 5 << 40
 )
 
 // CheckKey reports whether key is a well-formed object key: at most MaxKeyLen

@@ -40,6 +40,8 @@ type Options struct {
 	Root string
 	// BaseURL is the portal's public URL as clients reach it (e.g.
 	// http://127.0.0.1:8080); links are BaseURL + "/blobs/" + key + "?...".
+	// With a path prefix (https://host/portal), the server must strip it
+	// before the handler, which expects paths starting with /blobs/.
 	BaseURL string
 	// Keys sign (the current key) and verify (all keys) links; see
 	// LoadOrCreateKeyring.
@@ -216,8 +218,8 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 	if err := downloads.CheckKey(key); err != nil {
 		return downloads.SignedRequest{}, err
 	}
-	if size < 0 {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is negative", size)
+	if size < 0 || size > downloads.MaxObjectSize {
+		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is outside 0..%d", size, int64(downloads.MaxObjectSize))
 	}
 	sum, ok := parseSHA256(sha256Hex)
 	if !ok {
@@ -363,9 +365,13 @@ func (s *Store) put(key string, body io.Reader, size int64, sum []byte) (err err
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, size+1))
+	src := &readErr{r: io.LimitReader(body, size+1)}
+	n, err := io.Copy(io.MultiWriter(f, h), src)
 	if err != nil {
-		return &portal.Error{Code: portal.EInvalid, Message: "upload interrupted", Err: err}
+		if src.err != nil {
+			return &portal.Error{Code: portal.EInvalid, Message: "upload interrupted", Err: err}
+		}
+		return fmt.Errorf("local store: write upload: %w", err) // disk full, I/O error
 	}
 	if n != size {
 		return portal.Errorf(portal.EInvalid, "body is %d bytes, the link is for %d", n, size)
@@ -403,6 +409,21 @@ func (s *Store) put(key string, body io.Reader, size int64, sum []byte) (err err
 	s.syncDir(dir)
 	s.writeMeta(key, hex.EncodeToString(sum), fi)
 	return nil
+}
+
+// readErr remembers a read error, telling a client's broken upload (its
+// fault) from a failing disk (ours).
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // placeErr reports a failure to put a verified upload in place: a key whose

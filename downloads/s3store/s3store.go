@@ -213,8 +213,8 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 	if err := downloads.CheckKey(key); err != nil {
 		return downloads.SignedRequest{}, err
 	}
-	if size < 0 {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is negative", size)
+	if size < 0 || size > downloads.MaxObjectSize {
+		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is outside 0..%d", size, int64(downloads.MaxObjectSize))
 	}
 	sum, err := decodeSHA256(sha256Hex)
 	if err != nil {
