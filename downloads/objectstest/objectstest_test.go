@@ -20,6 +20,27 @@ func TestLocal(t *testing.T) {
 func TestS3(t *testing.T) {
 	st := s3test.Store(t)
 	objectstest.Run(t, func(*testing.T) downloads.ObjectStore { return st })
+
+	t.Run("StatReportsStoredSHA256", func(t *testing.T) {
+		data := objectstest.RandomBytes(1000)
+		key := objectstest.RandomKey("sum.bin")
+		objectstest.Upload(t, st, key, data)
+		info, err := st.Stat(context.Background(), key)
+		if err != nil || info.SHA256 != objectstest.SHA256(data) {
+			t.Fatalf("Stat %+v %v, want the SHA-256 S3 verified at upload", info, err)
+		}
+	})
+	t.Run("Ping", func(t *testing.T) {
+		cfg := s3test.Config(t)
+		cfg.Bucket = "portal-no-such-bucket"
+		other, err := s3store.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Ping(context.Background()); err == nil {
+			t.Fatal("Ping succeeded for a missing bucket")
+		}
+	})
 }
 
 func BenchmarkLocalPresignGet(b *testing.B) {
