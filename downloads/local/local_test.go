@@ -709,3 +709,43 @@ func TestOpenOptions(t *testing.T) {
 		t.Errorf("GET headers %v", sr.Headers)
 	}
 }
+
+// FuzzHandler: no path or query makes the handler panic, answer 2xx
+// without a valid signature, or touch anything outside the root.
+func FuzzHandler(f *testing.F) {
+	for _, s := range []string{
+		"/blobs/p/x?exp=1&kid=k1&sig=AAAA", "/blobs/../x", "/blobs/%2e%2e%2fx?exp=99999999999999999999",
+		"/blobs/p/x?exp=1&exp=2", "/blobs/a%00b?sig=" + strings.Repeat("A", 43), "/blobs/" + strings.Repeat("a/", 600),
+		"/blobs/p/x?fn=%ff&size=-1&sha256=zz", "/other", "/blobs/",
+	} {
+		f.Add("GET", s)
+		f.Add("PUT", s)
+	}
+	dir := f.TempDir()
+	keys, _ := NewKeyring(Key{ID: "k1", Secret: bytes.Repeat([]byte("s"), 32)})
+	st, err := Open(Options{Root: filepath.Join(dir, "objects"), BaseURL: "http://portal", Keys: keys})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	h := st.Handler()
+	f.Fuzz(func(t *testing.T, method, target string) {
+		if method != "GET" && method != "PUT" && method != "HEAD" {
+			method = "GET"
+		}
+		u, err := url.ParseRequestURI(target)
+		if err != nil || !strings.HasPrefix(target, "/") {
+			return
+		}
+		req := &http.Request{Method: method, URL: u, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("x")), ContentLength: 1, Host: "portal"}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code < 400 || rec.Code > 499 {
+			t.Fatalf("%s %q: status %d", method, target, rec.Code)
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 {
+			t.Fatalf("%s %q created something outside the root", method, target)
+		}
+	})
+}
