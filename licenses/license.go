@@ -1,0 +1,203 @@
+// Package licenses keeps customer licenses and decides, in one function,
+// whether a license may have a release at a given time and, when not, why.
+package licenses
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	version "github.com/hashicorp/go-version"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/releases"
+)
+
+// License status.
+const (
+	Active    = "active"
+	Suspended = "suspended" // reversible: reinstate brings it back
+	Revoked   = "revoked"   // final
+)
+
+// What happens at expires_at.
+const (
+	OnExpiryRevoke   = "revoke"   // all access ends
+	OnExpiryMaintain = "maintain" // releases published before expiry stay available
+)
+
+// KeyPrefix starts every license key.
+const KeyPrefix = "lic"
+
+// License is one customer's right to one product.
+type License struct {
+	ID       string `json:"id"`
+	Customer string `json:"customer"`
+	Product  string `json:"product"`
+	// Constraint limits versions (go-version syntax, ">= 2.0, < 3.0").
+	Constraint string `json:"constraint,omitempty"`
+	// Channels the license may use; empty means every channel.
+	Channels []string `json:"channels,omitempty"`
+	// Platforms the license may download for; empty means every platform.
+	Platforms       []string   `json:"platforms,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	OnExpiry        string     `json:"on_expiry"`
+	DownloadsPerDay int        `json:"downloads_per_day,omitempty"`
+	Status          string     `json:"status"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+	// KeyHint is the prefix of the key (lic_abcd), for telling keys apart.
+	KeyHint string `json:"key_hint"`
+	// KeyDigest is the SHA-256 of the key; the key itself is never stored.
+	KeyDigest string `json:"key_digest,omitempty"`
+
+	constraint version.Constraints
+}
+
+// Public returns l without server-only fields.
+func (l License) Public() License {
+	l.KeyDigest = ""
+	return l
+}
+
+// Target is what a license asks for: a release (and, when known, the
+// artifact's platform).
+type Target struct {
+	Product     string
+	Version     string
+	Channel     string
+	Status      string
+	PublishedAt *time.Time
+	Platform    string // "" when no artifact is chosen yet
+}
+
+// TargetOf returns the target for release r (and an artifact's platform).
+func TargetOf(r releases.Release, platform string) Target {
+	return Target{Product: r.Product, Version: r.Version, Channel: r.Channel, Status: r.Status, PublishedAt: r.PublishedAt, Platform: platform}
+}
+
+// Decide answers "may license l have target t at time now". It returns nil
+// when it may, and otherwise a *portal.Error whose code is the precise
+// reason: license_revoked, license_suspended, license_expired or
+// not_entitled (with a message naming the rule). Download quotas are counted
+// elsewhere (they need the ledger) and are not part of this decision.
+func (l *License) Decide(t Target, now time.Time) error {
+	switch l.Status {
+	case Revoked:
+		return portal.Errorf(portal.ELicenseRevoked, "this license was revoked")
+	case Suspended:
+		return portal.Errorf(portal.ELicenseSuspended, "this license is suspended")
+	}
+	if t.Product != l.Product {
+		return portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", l.Product, t.Product)
+	}
+	if t.Status != "" && t.Status != releases.Published {
+		return portal.Errorf(portal.ENotFound, "%s %s is not available", t.Product, t.Version)
+	}
+	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
+		if l.OnExpiry != OnExpiryMaintain {
+			return portal.Errorf(portal.ELicenseExpired, "this license expired at %s", l.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		if t.PublishedAt == nil || !t.PublishedAt.Before(*l.ExpiresAt) {
+			return portal.Errorf(portal.ELicenseExpired, "this license expired at %s; it keeps releases published before then, and %s was not", l.ExpiresAt.UTC().Format(time.RFC3339), t.Version)
+		}
+	}
+	if l.Constraint != "" {
+		cs, err := l.constraints()
+		if err != nil {
+			return err
+		}
+		v, err := releases.ParseVersion(t.Version)
+		if err != nil {
+			return err
+		}
+		if !cs.Check(v) {
+			return portal.Errorf(portal.ENotEntitled, "this license covers versions %s, not %s", l.Constraint, t.Version)
+		}
+	}
+	if len(l.Channels) > 0 && t.Channel != "" && !slices.Contains(l.Channels, t.Channel) {
+		return portal.Errorf(portal.ENotEntitled, "this license covers the %s channels, not %s", strings.Join(l.Channels, ", "), t.Channel)
+	}
+	if len(l.Platforms) > 0 && t.Platform != "" && t.Platform != "any" && !slices.Contains(l.Platforms, t.Platform) {
+		return portal.Errorf(portal.ENotEntitled, "this license covers %s, not %s", strings.Join(l.Platforms, ", "), t.Platform)
+	}
+	return nil
+}
+
+func (l *License) constraints() (version.Constraints, error) {
+	if l.constraint == nil {
+		cs, err := ParseConstraint(l.Constraint)
+		if err != nil {
+			return nil, err
+		}
+		l.constraint = cs
+	}
+	return l.constraint, nil
+}
+
+// ParseConstraint parses a go-version constraint such as ">= 2.0, < 3.0".
+func ParseConstraint(s string) (version.Constraints, error) {
+	if len(s) > 256 {
+		return nil, portal.Errorf(portal.EInvalid, "constraint is longer than 256 bytes")
+	}
+	cs, err := version.NewConstraint(s)
+	if err != nil {
+		return nil, portal.Errorf(portal.EInvalid, "invalid constraint %q: use go-version syntax such as \">= 2.0, < 3.0\"", s)
+	}
+	return cs, nil
+}
+
+// Validate checks and normalizes a license's declared fields.
+func (l *License) Validate() error {
+	if err := releases.ValidateText("customer", l.Customer, 200, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(l.Customer) == "" {
+		return portal.Errorf(portal.EInvalid, "customer is required")
+	}
+	if err := releases.ValidateSlug(l.Product); err != nil {
+		return err
+	}
+	if l.Constraint != "" {
+		cs, err := ParseConstraint(l.Constraint)
+		if err != nil {
+			return err
+		}
+		l.constraint = cs
+	}
+	for i, ch := range l.Channels {
+		c, err := releases.ParseChannel(ch)
+		if err != nil || ch == "" {
+			return portal.Errorf(portal.EInvalid, "unknown channel %q in channels", ch)
+		}
+		l.Channels[i] = c
+	}
+	for i, p := range l.Platforms {
+		c, err := releases.ParsePlatform(p)
+		if err != nil {
+			return err
+		}
+		l.Platforms[i] = c
+	}
+	if len(l.Channels) > 5 || len(l.Platforms) > 8 {
+		return portal.Errorf(portal.EInvalid, "too many channels or platforms")
+	}
+	switch l.OnExpiry {
+	case "":
+		l.OnExpiry = OnExpiryRevoke
+	case OnExpiryRevoke, OnExpiryMaintain:
+	default:
+		return portal.Errorf(portal.EInvalid, "on_expiry must be %q or %q", OnExpiryRevoke, OnExpiryMaintain)
+	}
+	if l.DownloadsPerDay < 0 || l.DownloadsPerDay > 1_000_000 {
+		return portal.Errorf(portal.EInvalid, "downloads_per_day must be from 0 (unlimited) to 1000000")
+	}
+	if l.ExpiresAt != nil {
+		t := l.ExpiresAt.UTC()
+		l.ExpiresAt = &t
+	}
+	return nil
+}
+
+func (l License) String() string { return fmt.Sprintf("license %s (%s)", l.ID, l.KeyHint) }

@@ -1,0 +1,207 @@
+package licenses
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/secret"
+	"github.com/portaldist/portal/store"
+)
+
+// Key layout, all under "lic/":
+//
+//	lic/l/<id>        license
+//	lic/k/<digest>    id of the license whose key has that SHA-256
+const (
+	licensePrefix = "lic/l/"
+	keyPrefix     = "lic/k/"
+)
+
+// Service keeps licenses. It is safe for concurrent use.
+type Service struct {
+	db      store.DB
+	catalog *releases.Service
+	now     func() time.Time
+}
+
+// New returns the license service. catalog is used to check that a
+// license's product exists.
+func New(db store.DB, catalog *releases.Service, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: db, catalog: catalog, now: now}
+}
+
+// Create stores a new active license and returns it with its key. The key
+// is returned this once; only its digest is kept.
+func (s *Service) Create(ctx context.Context, l License) (License, string, error) {
+	if err := l.Validate(); err != nil {
+		return License{}, "", err
+	}
+	if _, err := s.catalog.Product(ctx, l.Product); err != nil {
+		return License{}, "", err
+	}
+	key := secret.New(KeyPrefix)
+	now := s.now().UTC().Truncate(time.Second)
+	l.ID = newID()
+	l.Status = Active
+	l.CreatedAt, l.UpdatedAt = now, now
+	l.KeyHint = secret.Hint(key)
+	l.KeyDigest = secret.Digest(key)
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		if err := putJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
+			return err
+		}
+		return tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID))
+	})
+	if err != nil {
+		return License{}, "", fmt.Errorf("licenses: create: %w", err)
+	}
+	return l, key, nil
+}
+
+// Get returns the license with the id.
+func (s *Service) Get(ctx context.Context, id string) (License, error) {
+	var l License
+	err := s.db.View(ctx, func(tx store.Tx) error { return getLicense(tx, id, &l) })
+	return l, err
+}
+
+func getLicense(tx store.Tx, id string, l *License) error {
+	if len(id) == 0 || len(id) > 64 {
+		return portal.Errorf(portal.ENotFound, "no such license")
+	}
+	b, err := tx.Get([]byte(licensePrefix + id))
+	if errors.Is(err, store.ErrNotFound) {
+		return portal.Errorf(portal.ENotFound, "no license %q", id)
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, l)
+}
+
+// ErrBadKey is returned by ByKey for a key that is malformed or unknown.
+var ErrBadKey = portal.Errorf(portal.EUnauthorized, "unknown license key")
+
+// ByKey returns the license whose key is key, or ErrBadKey.
+func (s *Service) ByKey(ctx context.Context, key string) (License, error) {
+	if !secret.WellFormed(key, KeyPrefix) {
+		return License{}, ErrBadKey
+	}
+	digest := secret.Digest(key)
+	var l License
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		id, err := tx.Get([]byte(keyPrefix + digest))
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrBadKey
+		}
+		if err != nil {
+			return err
+		}
+		if err := getLicense(tx, string(id), &l); err != nil {
+			return err
+		}
+		if !secret.Equal(l.KeyDigest, digest) {
+			return ErrBadKey
+		}
+		return nil
+	})
+	return l, err
+}
+
+// Suspend, Reinstate and Revoke change a license's status. Revocation is
+// final; suspending or reinstating a revoked license is a conflict.
+func (s *Service) Suspend(ctx context.Context, id string) (License, error) {
+	return s.setStatus(ctx, id, Suspended)
+}
+
+func (s *Service) Reinstate(ctx context.Context, id string) (License, error) {
+	return s.setStatus(ctx, id, Active)
+}
+
+func (s *Service) Revoke(ctx context.Context, id string) (License, error) {
+	return s.setStatus(ctx, id, Revoked)
+}
+
+func (s *Service) setStatus(ctx context.Context, id, status string) (License, error) {
+	var l License
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		if err := getLicense(tx, id, &l); err != nil {
+			return err
+		}
+		if l.Status == status {
+			return nil
+		}
+		if l.Status == Revoked {
+			return portal.Errorf(portal.EConflict, "license %s is revoked; revocation is final", id)
+		}
+		l.Status = status
+		l.UpdatedAt = s.now().UTC().Truncate(time.Second)
+		return putJSON(tx, []byte(licensePrefix+id), l)
+	})
+	if err != nil {
+		return License{}, fmt.Errorf("licenses: %s %s: %w", status, id, err)
+	}
+	return l, nil
+}
+
+// List returns licenses in id order, at most limit, after the id cursor.
+func (s *Service) List(ctx context.Context, product, after string, limit int) ([]License, error) {
+	out := []License{}
+	var start []byte
+	if after != "" {
+		start = []byte(licensePrefix + after)
+	}
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		return tx.Scan([]byte(licensePrefix), store.ScanOptions{After: start}, func(k, v []byte) (bool, error) {
+			var l License
+			if err := json.Unmarshal(v, &l); err != nil {
+				return false, err
+			}
+			if product == "" || l.Product == product {
+				out = append(out, l)
+			}
+			return len(out) < limit, nil
+		})
+	})
+	return out, err
+}
+
+// Put stores licenses as they are, with their key digests; seeding and
+// imports use it. Each license must have ID and KeyDigest set.
+func (s *Service) Put(ctx context.Context, ls []License) error {
+	return s.db.Update(ctx, func(tx store.Tx) error {
+		for _, l := range ls {
+			if err := putJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
+				return err
+			}
+			if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func putJSON(tx store.Tx, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(key, b)
+}

@@ -1,0 +1,193 @@
+// Package tokens keeps the API tokens of administrators and publishers. A
+// token is shown once when created; the store keeps only its digest.
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/secret"
+	"github.com/portaldist/portal/store"
+)
+
+// Roles.
+const (
+	Admin     = "admin"
+	Publisher = "publisher"
+)
+
+// Prefix starts every API token.
+const Prefix = "ptk"
+
+// Token is an API identity.
+type Token struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Products  []string  `json:"products,omitempty"` // publisher scope
+	CreatedAt time.Time `json:"created_at"`
+	Hint      string    `json:"hint"`
+	Digest    string    `json:"digest,omitempty"`
+}
+
+// Public returns t without server-only fields.
+func (t Token) Public() Token {
+	t.Digest = ""
+	return t
+}
+
+// MayPublish reports whether t may manage releases of product.
+func (t Token) MayPublish(product string) bool {
+	return t.Role == Admin || (t.Role == Publisher && slices.Contains(t.Products, product))
+}
+
+const (
+	tokenPrefix  = "tok/t/"
+	digestPrefix = "tok/d/"
+)
+
+// Service keeps tokens. It is safe for concurrent use.
+type Service struct {
+	db  store.DB
+	now func() time.Time
+}
+
+func New(db store.DB, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: db, now: now}
+}
+
+// Create stores a new token and returns it with its secret, shown this once.
+// Publisher tokens name at least one product; products need not exist yet.
+func (s *Service) Create(ctx context.Context, name, role string, products []string) (Token, string, error) {
+	if name == "" {
+		name = role
+	}
+	if err := releases.ValidateText("name", name, 200, false); err != nil {
+		return Token{}, "", err
+	}
+	switch role {
+	case Admin:
+		if len(products) > 0 {
+			return Token{}, "", portal.Errorf(portal.EInvalid, "admin tokens cover every product: leave products out")
+		}
+	case Publisher:
+		if len(products) == 0 {
+			return Token{}, "", portal.Errorf(portal.EInvalid, "a publisher token needs at least one product")
+		}
+		if len(products) > 100 {
+			return Token{}, "", portal.Errorf(portal.EInvalid, "a publisher token covers at most 100 products")
+		}
+		for _, p := range products {
+			if err := releases.ValidateSlug(p); err != nil {
+				return Token{}, "", err
+			}
+		}
+	default:
+		return Token{}, "", portal.Errorf(portal.EInvalid, "role must be %q or %q", Admin, Publisher)
+	}
+	raw := secret.New(Prefix)
+	b := make([]byte, 8)
+	rand.Read(b)
+	t := Token{
+		ID: hex.EncodeToString(b), Name: name, Role: role, Products: products,
+		CreatedAt: s.now().UTC().Truncate(time.Second), Hint: secret.Hint(raw), Digest: secret.Digest(raw),
+	}
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		v, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put([]byte(tokenPrefix+t.ID), v); err != nil {
+			return err
+		}
+		return tx.Put([]byte(digestPrefix+t.Digest), []byte(t.ID))
+	})
+	if err != nil {
+		return Token{}, "", fmt.Errorf("tokens: create: %w", err)
+	}
+	return t, raw, nil
+}
+
+// ErrBadToken is returned for a malformed, unknown or deleted token.
+var ErrBadToken = portal.Errorf(portal.EUnauthorized, "unknown or deleted API token")
+
+// Authenticate returns the token whose secret is raw.
+func (s *Service) Authenticate(ctx context.Context, raw string) (Token, error) {
+	if !secret.WellFormed(raw, Prefix) {
+		return Token{}, ErrBadToken
+	}
+	d := secret.Digest(raw)
+	var t Token
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		id, err := tx.Get([]byte(digestPrefix + d))
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrBadToken
+		}
+		if err != nil {
+			return err
+		}
+		b, err := tx.Get([]byte(tokenPrefix + string(id)))
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrBadToken
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &t); err != nil {
+			return err
+		}
+		if !secret.Equal(t.Digest, d) {
+			return ErrBadToken
+		}
+		return nil
+	})
+	return t, err
+}
+
+// Delete removes a token; it stops working at once.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	return s.db.Update(ctx, func(tx store.Tx) error {
+		if id == "" || len(id) > 64 {
+			return portal.Errorf(portal.ENotFound, "no such token")
+		}
+		b, err := tx.Get([]byte(tokenPrefix + id))
+		if errors.Is(err, store.ErrNotFound) {
+			return portal.Errorf(portal.ENotFound, "no token %q", id)
+		}
+		if err != nil {
+			return err
+		}
+		var t Token
+		if err := json.Unmarshal(b, &t); err != nil {
+			return err
+		}
+		if err := tx.Delete([]byte(digestPrefix + t.Digest)); err != nil {
+			return err
+		}
+		return tx.Delete([]byte(tokenPrefix + id))
+	})
+}
+
+// Any reports whether any token exists (an empty store has none, and
+// `portal serve` then says how to create the first admin token).
+func (s *Service) Any(ctx context.Context) (bool, error) {
+	found := false
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		return tx.Scan([]byte(tokenPrefix), store.ScanOptions{}, func(k, v []byte) (bool, error) {
+			found = true
+			return false, nil
+		})
+	})
+	return found, err
+}
