@@ -1,0 +1,232 @@
+// Package configs holds the portal's documented default configuration and
+// loads the effective one from its sources.
+//
+// The defaults live in default.yaml, embedded in the binary, which documents
+// every key; Config mirrors it field for field (a test keeps the two in
+// step). Load layers, later sources winning:
+//
+//	embedded defaults < config file < PORTAL_* environment < command-line flags
+//
+// and then checks every value, so a bad value is reported once, whatever
+// source it came from, naming the key. Errors never quote secret values.
+package configs
+
+import (
+	_ "embed"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultYAML is the documented default configuration, the text `portal
+// config` prints. Callers must not modify it.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Config is the effective configuration. Field tags are the key paths of
+// default.yaml; a Config from Load has passed every check described there.
+// Fields tagged secret:"true" hold credentials: never log them.
+type Config struct {
+	// Listen is the host:port the HTTP server listens on.
+	Listen string `mapstructure:"listen"`
+	// PublicURLSetting is public_url as configured, possibly "". Use
+	// PublicURL for the URL clients reach the portal at.
+	PublicURLSetting string `mapstructure:"public_url"`
+	// DataDir holds the bbolt file, local objects and generated secrets.
+	// Use DataPath to build paths inside it.
+	DataDir string `mapstructure:"data_dir"`
+
+	Store     StoreConfig     `mapstructure:"store"`
+	Objects   ObjectsConfig   `mapstructure:"objects"`
+	Uploads   UploadsConfig   `mapstructure:"uploads"`
+	Downloads DownloadsConfig `mapstructure:"downloads"`
+	Signing   SigningConfig   `mapstructure:"signing"`
+	Updates   UpdatesConfig   `mapstructure:"updates"`
+	Limits    LimitsConfig    `mapstructure:"limits"`
+	Log       LogConfig       `mapstructure:"log"`
+}
+
+// StoreConfig selects the metadata store.
+type StoreConfig struct {
+	// Backend is "bolt".
+	Backend string `mapstructure:"backend"`
+}
+
+// ObjectsConfig selects where artifacts live and caps signed URL lifetimes.
+type ObjectsConfig struct {
+	// Backend is "local" or "s3".
+	Backend string `mapstructure:"backend"`
+	// MaxTTL caps every signed URL; 0 < MaxTTL <= 168h.
+	MaxTTL time.Duration     `mapstructure:"max_ttl"`
+	Local  LocalObjectConfig `mapstructure:"local"`
+	S3     S3Config          `mapstructure:"s3"`
+}
+
+// LocalObjectConfig configures the local-disk object store.
+type LocalObjectConfig struct {
+	// Secret is the /blobs/ link-signing secret or keyring text; "" means
+	// the portal generates one in DataDir on first start. Load checks it
+	// with local.ParseKeyring, which callers use to read it.
+	Secret string `mapstructure:"secret" secret:"true"`
+}
+
+// S3Config reaches an S3-compatible bucket. Bucket is non-empty whenever
+// Objects.Backend is "s3"; AccessKey and SecretKey are both set or both "".
+type S3Config struct {
+	Bucket    string `mapstructure:"bucket"`
+	Region    string `mapstructure:"region"`
+	Endpoint  string `mapstructure:"endpoint"`
+	PathStyle bool   `mapstructure:"path_style"`
+	AccessKey string `mapstructure:"access_key"`
+	SecretKey string `mapstructure:"secret_key" secret:"true"`
+}
+
+// UploadsConfig governs publisher uploads.
+type UploadsConfig struct {
+	// URLTTL is the life of presigned PUT URLs; at most Objects.MaxTTL.
+	URLTTL time.Duration `mapstructure:"url_ttl"`
+	// MultipartThreshold is the size from which uploads go up in parts.
+	MultipartThreshold Size `mapstructure:"multipart_threshold"`
+	// MultipartPartSize is the size of every part but the last, 5MiB-5GiB.
+	MultipartPartSize Size `mapstructure:"multipart_part_size"`
+	// SweepInterval is how often expired waiting uploads are failed.
+	SweepInterval time.Duration `mapstructure:"sweep_interval"`
+}
+
+// DownloadsConfig governs download URLs, share links and the ledger.
+// Load guarantees URLTTL <= MaxURLTTL <= Objects.MaxTTL and
+// ShareRedirectTTL <= MaxURLTTL.
+type DownloadsConfig struct {
+	URLTTL              time.Duration `mapstructure:"url_ttl"`
+	MaxURLTTL           time.Duration `mapstructure:"max_url_ttl"`
+	ShareLinkMaxTTL     time.Duration `mapstructure:"share_link_max_ttl"`
+	ShareRedirectTTL    time.Duration `mapstructure:"share_redirect_ttl"`
+	LedgerFlushInterval time.Duration `mapstructure:"ledger_flush_interval"`
+	LedgerQueue         int           `mapstructure:"ledger_queue"`
+}
+
+// SigningConfig configures product signing keys.
+type SigningConfig struct {
+	// MasterKey is "" or base64 of 32 bytes (checked by
+	// signing.ParseMasterKey, which callers use to decode it).
+	MasterKey string `mapstructure:"master_key" secret:"true"`
+	// SparkleMaxSize is the largest artifact the portal signs for Sparkle.
+	SparkleMaxSize Size `mapstructure:"sparkle_max_size"`
+}
+
+// UpdatesConfig governs update checks.
+type UpdatesConfig struct {
+	// Public answers update checks of licensed products without a license.
+	Public bool `mapstructure:"public"`
+}
+
+// LimitsConfig bounds what clients may send.
+type LimitsConfig struct {
+	MaxBody               Size `mapstructure:"max_body"`
+	AuthFailuresPerMinute int  `mapstructure:"auth_failures_per_minute"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is "debug", "info", "warn" or "error".
+	Level string `mapstructure:"level"`
+	// Access enables one log line per HTTP request.
+	Access bool `mapstructure:"access"`
+}
+
+// PublicURL is the base URL clients reach the portal at, without a trailing
+// slash: public_url when set, else http:// and the listen address. A listen
+// address without a host or with an unspecified one (0.0.0.0, ::) becomes
+// localhost, the one name that works for such an address from this machine;
+// deployments reached from elsewhere must set public_url.
+func (c *Config) PublicURL() string {
+	if c.PublicURLSetting != "" {
+		return strings.TrimRight(c.PublicURLSetting, "/")
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "http://" + strings.TrimRight(c.Listen, "/")
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// DataPath joins elem onto DataDir. The elements are names the portal
+// chooses (e.g. "portal.db"), never client input: nothing here keeps the
+// result inside DataDir.
+func (c *Config) DataPath(elem ...string) string {
+	return filepath.Join(append([]string{c.DataDir}, elem...)...)
+}
+
+// Size is a number of bytes. In the configuration it is written as an integer
+// or as a string with a unit (ParseSize).
+type Size int64
+
+// Size units: decimal ones as storage vendors use, binary ones as memory does.
+const (
+	KB  Size = 1000
+	MB  Size = 1000 * KB
+	GB  Size = 1000 * MB
+	TB  Size = 1000 * GB
+	KiB Size = 1 << 10
+	MiB Size = 1 << 20
+	GiB Size = 1 << 30
+	TiB Size = 1 << 40
+)
+
+var sizeUnits = map[string]Size{
+	"": 1, "b": 1,
+	"kb": KB, "mb": MB, "gb": GB, "tb": TB,
+	"kib": KiB, "mib": MiB, "gib": GiB, "tib": TiB,
+}
+
+// ParseSize reads a non-negative whole number of bytes with an optional unit:
+// "1048576", "512KiB", "64MiB", "1GiB", "10MB", "100B". Units are B,
+// KB/MB/GB/TB (powers of 1000) and KiB/MiB/GiB/TiB (powers of 1024), case
+// insensitive; a space may separate number and unit. Fractions, signs and
+// values above the int64 range are errors.
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, &sizeError{s}
+	}
+	unit, ok := sizeUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if !ok {
+		return 0, &sizeError{s}
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > int64(maxSize/unit) {
+		return 0, &sizeError{s}
+	}
+	return Size(n) * unit, nil
+}
+
+const maxSize = Size(1<<63 - 1)
+
+type sizeError struct{ s string }
+
+func (e *sizeError) Error() string { return strconv.Quote(e.s) + " is not a size" }
+
+// String writes s in the largest binary unit that divides it exactly, then
+// the largest decimal one, else as plain bytes: 64MiB, 10MB, 1000001. The
+// result reads back with ParseSize.
+func (s Size) String() string {
+	for _, u := range []struct {
+		name string
+		n    Size
+	}{{"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}, {"TB", TB}, {"GB", GB}, {"MB", MB}, {"KB", KB}} {
+		if s != 0 && s%u.n == 0 {
+			return strconv.FormatInt(int64(s/u.n), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}

@@ -1,0 +1,181 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/downloads/local"
+	"github.com/portaldist/portal/signing"
+)
+
+// MaxPartSize is the largest multipart part S3 accepts.
+const MaxPartSize = 5 * GiB
+
+// validate checks the merged configuration and returns every problem, each
+// naming its key.
+func (c *Config) validate() error {
+	var errs []error
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("configs: %s: "+format, append([]any{key}, args...)...))
+	}
+	oneOf := func(key, val string, allowed ...string) {
+		if !slices.Contains(allowed, val) {
+			fail(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+		}
+	}
+	positive := func(key string, d time.Duration) bool {
+		if d <= 0 {
+			fail(key, "%s is not positive", d)
+			return false
+		}
+		return true
+	}
+	atMost := func(key string, d time.Duration, capKey string, limit time.Duration) {
+		if d > limit {
+			fail(key, "%s is above %s (%s)", d, capKey, limit)
+		}
+	}
+	positiveInt := func(key string, n int64) {
+		if n <= 0 {
+			fail(key, "%d is not positive", n)
+		}
+	}
+	// secretErr keeps a domain parser's message, not its error-code prefix;
+	// these parsers never quote the secret.
+	secretErr := func(key string, err error) {
+		if pe, ok := errors.AsType[*portal.Error](err); ok {
+			fail(key, "%s", pe.Message)
+		} else {
+			fail(key, "%v", err)
+		}
+	}
+
+	if msg := checkListen(c.Listen); msg != "" {
+		fail("listen", "%q %s", c.Listen, msg)
+	}
+	if c.PublicURLSetting != "" {
+		if msg := checkHTTPURL(c.PublicURLSetting); msg != "" {
+			fail("public_url", "%q %s", redactURL(c.PublicURLSetting), msg)
+		}
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		fail("data_dir", "must not be empty")
+	}
+
+	oneOf("store.backend", c.Store.Backend, "bolt")
+
+	o := &c.Objects
+	oneOf("objects.backend", o.Backend, "local", "s3")
+	maxTTLOK := positive("objects.max_ttl", o.MaxTTL)
+	atMost("objects.max_ttl", o.MaxTTL, "the 168h ceiling", downloads.MaxLinkTTL)
+	if o.Local.Secret != "" {
+		if _, err := local.ParseKeyring(o.Local.Secret); err != nil {
+			secretErr("objects.local.secret", err)
+		}
+	}
+	if o.Backend == "s3" {
+		if o.S3.Bucket == "" {
+			fail("objects.s3.bucket", "required when objects.backend is s3")
+		}
+		if o.S3.Region == "" {
+			fail("objects.s3.region", "required when objects.backend is s3")
+		}
+	}
+	if o.S3.Endpoint != "" {
+		if msg := checkHTTPURL(o.S3.Endpoint); msg != "" {
+			fail("objects.s3.endpoint", "%q %s", redactURL(o.S3.Endpoint), msg)
+		}
+	}
+	if (o.S3.AccessKey == "") != (o.S3.SecretKey == "") {
+		fail("objects.s3.access_key", "objects.s3.access_key and objects.s3.secret_key must be set together")
+	}
+
+	u := &c.Uploads
+	if positive("uploads.url_ttl", u.URLTTL) && maxTTLOK {
+		atMost("uploads.url_ttl", u.URLTTL, "objects.max_ttl", o.MaxTTL)
+	}
+	positiveInt("uploads.multipart_threshold", int64(u.MultipartThreshold))
+	if u.MultipartThreshold > downloads.MaxObjectSize {
+		fail("uploads.multipart_threshold", "%s is above the largest object, %s", u.MultipartThreshold, Size(downloads.MaxObjectSize))
+	}
+	if u.MultipartPartSize < downloads.MinPartSize || u.MultipartPartSize > MaxPartSize {
+		fail("uploads.multipart_part_size", "%s is not between %s and %s", u.MultipartPartSize, Size(downloads.MinPartSize), MaxPartSize)
+	}
+	positive("uploads.sweep_interval", u.SweepInterval)
+
+	d := &c.Downloads
+	urlOK := positive("downloads.url_ttl", d.URLTTL)
+	maxURLOK := positive("downloads.max_url_ttl", d.MaxURLTTL)
+	if urlOK && maxURLOK {
+		atMost("downloads.url_ttl", d.URLTTL, "downloads.max_url_ttl", d.MaxURLTTL)
+	}
+	if maxURLOK && maxTTLOK {
+		atMost("downloads.max_url_ttl", d.MaxURLTTL, "objects.max_ttl", o.MaxTTL)
+	}
+	if positive("downloads.share_link_max_ttl", d.ShareLinkMaxTTL) {
+		atMost("downloads.share_link_max_ttl", d.ShareLinkMaxTTL, "the 168h ceiling", downloads.MaxLinkTTL)
+	}
+	if positive("downloads.share_redirect_ttl", d.ShareRedirectTTL) && maxURLOK {
+		atMost("downloads.share_redirect_ttl", d.ShareRedirectTTL, "downloads.max_url_ttl", d.MaxURLTTL)
+	}
+	positive("downloads.ledger_flush_interval", d.LedgerFlushInterval)
+	positiveInt("downloads.ledger_queue", int64(d.LedgerQueue))
+
+	if _, err := signing.ParseMasterKey(c.Signing.MasterKey); err != nil {
+		secretErr("signing.master_key", err)
+	}
+	positiveInt("signing.sparkle_max_size", int64(c.Signing.SparkleMaxSize))
+
+	positiveInt("limits.max_body", int64(c.Limits.MaxBody))
+	positiveInt("limits.auth_failures_per_minute", int64(c.Limits.AuthFailuresPerMinute))
+
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+
+	return errors.Join(errs...)
+}
+
+// checkListen returns why addr is not a host:port to listen on, or "".
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "is not host:port"
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
+		return "has no port number (0-65535)"
+	}
+	return ""
+}
+
+// checkHTTPURL returns why s is not an absolute http(s) base URL, or "".
+// Queries, fragments and user info are refused: the portal appends paths to
+// the URL and shows it to clients.
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return "is not an absolute http(s) URL"
+	case u.RawQuery != "" || u.ForceQuery:
+		return "must not have a query"
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "must not have a fragment"
+	case u.User != nil:
+		return "must not hold user info"
+	}
+	return ""
+}
+
+// redactURL hides a password in s so an error can quote it.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
+}
