@@ -1,0 +1,54 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portaldist/portal"
+)
+
+// decode reads exactly one JSON object from the request body into v,
+// refusing unknown fields, trailing data and bodies above the size limit.
+func (s *Server) decode(c *gin.Context, v any) error {
+	if ct := c.ContentType(); ct != "" && ct != "application/json" {
+		return portal.Errorf(portal.EInvalid, "send the body as application/json, not %s", ct)
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, s.opts.MaxBody)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(err, s.opts.MaxBody)
+		}
+		return portal.Errorf(portal.EInvalid, "the body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func jsonError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &mbe):
+		return &portal.Error{Code: portal.ETooLarge, Message: "request body is too large", Details: map[string]any{"limit": limit}}
+	case errors.Is(err, io.EOF):
+		return portal.Errorf(portal.EInvalid, "the request body is empty: send a JSON object")
+	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
+		return portal.Errorf(portal.EInvalid, "malformed JSON in the request body")
+	case errors.As(err, &typ):
+		return portal.Errorf(portal.EInvalid, "field %q must be a JSON %s", typ.Field, typ.Type.Kind())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return portal.Errorf(portal.EInvalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return portal.Errorf(portal.EInvalid, "invalid JSON body")
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// failureLimiter counts failed authentication attempts per client address
+// and per key hint in fixed one-minute windows. A key over its limit is
+// refused (429) until its window ends. Successful requests only read the
+// map; they are never slowed by someone else's failures unless they share
+// an address or a key hint with the attacker.
+type failureLimiter struct {
+	limit  int
+	window time.Duration
+	now    func() time.Time
+
+	mu   sync.Mutex
+	seen map[string]*failWindow
+	last time.Time // last sweep of stale entries
+}
+
+type failWindow struct {
+	start time.Time
+	count int
+}
+
+func newFailureLimiter(limit int, now func() time.Time) *failureLimiter {
+	return &failureLimiter{limit: limit, window: time.Minute, now: now, seen: map[string]*failWindow{}}
+}
+
+// blocked returns how long the caller must wait when any of keys is over
+// its limit, or 0.
+func (l *failureLimiter) blocked(keys ...string) time.Duration {
+	if l.limit <= 0 {
+		return 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	for _, k := range keys {
+		if w, ok := l.seen[k]; ok && w.count >= l.limit {
+			if left := w.start.Add(l.window).Sub(now); left > wait {
+				wait = left
+			}
+		}
+	}
+	return wait
+}
+
+// fail records one failure for each key.
+func (l *failureLimiter) fail(keys ...string) {
+	if l.limit <= 0 {
+		return
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) > l.window {
+		for k, w := range l.seen {
+			if now.Sub(w.start) >= l.window {
+				delete(l.seen, k)
+			}
+		}
+		l.last = now
+	}
+	for _, k := range keys {
+		w, ok := l.seen[k]
+		if !ok || now.Sub(w.start) >= l.window {
+			w = &failWindow{start: now}
+			l.seen[k] = w
+		}
+		if w.count < math.MaxInt32 {
+			w.count++
+		}
+	}
+}

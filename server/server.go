@@ -1,0 +1,186 @@
+// Package server is the portal's HTTP API: the Gin router, authentication
+// and rate-limit middleware, handlers, and the one map from error codes to
+// HTTP statuses. Handlers translate between HTTP and the domain services
+// and hold no business rules of their own.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/signing"
+	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/tokens"
+)
+
+// Options tune the server.
+type Options struct {
+	// MaxBody bounds JSON request bodies, in bytes.
+	MaxBody int64
+	// AuthFailuresPerMinute is how many failed authentication attempts a
+	// client address or key hint may make in a minute before getting 429.
+	AuthFailuresPerMinute int
+	// AccessLog writes one line per request (path only, never the query).
+	AccessLog bool
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Deps are the services the server exposes.
+type Deps struct {
+	Store    store.DB
+	Catalog  *releases.Service
+	Licenses *licenses.Service
+	Tokens   *tokens.Service
+	Objects  downloads.ObjectStore
+	// Blobs serves the local store's signed /blobs/ links; nil when objects
+	// live in S3.
+	Blobs http.Handler
+	// Sealer opens and seals product signing keys; nil stores them
+	// unencrypted (protected by the data directory's permissions).
+	Sealer *signing.Sealer
+}
+
+// Server is the HTTP API. Build it with New; it is an http.Handler.
+type Server struct {
+	Deps
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *failureLimiter
+	engine  *gin.Engine
+
+	catalog  *releases.Service
+	licenses *licenses.Service
+	tokens   *tokens.Service
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New builds the router.
+func New(d Deps, opts Options) *Server {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		Deps: d, opts: opts, log: opts.Logger, now: opts.Now,
+		limiter: newFailureLimiter(opts.AuthFailuresPerMinute, opts.Now),
+		catalog: d.Catalog, licenses: d.Licenses, tokens: d.Tokens,
+	}
+	e := gin.New()
+	e.SetTrustedProxies(nil)
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.recover)
+	if opts.AccessLog {
+		e.Use(s.accessLog)
+	}
+	e.NoRoute(func(c *gin.Context) { s.fail(c, portal.Errorf(portal.ENotFound, "no such endpoint")) })
+	e.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, gin.H{"error": gin.H{"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})
+	})
+	s.engine = e
+	s.routes()
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	e := s.engine
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.ready)
+	if s.Blobs != nil {
+		h := gin.WrapH(s.Blobs)
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut} {
+			e.Handle(m, "/blobs/*key", h)
+		}
+	}
+
+	v1 := e.Group("/v1", s.authenticate)
+	v1.POST("/products", s.requireAdmin, s.createProduct)
+	v1.GET("/products", s.listProducts)
+	v1.GET("/products/:product", s.getProduct)
+	v1.POST("/products/:product/releases", s.createRelease)
+	v1.GET("/products/:product/releases", s.listReleases)
+	v1.GET("/products/:product/releases/:version", s.getRelease)
+	v1.POST("/products/:product/releases/:version/publish", s.publish)
+	v1.POST("/products/:product/releases/:version/yank", s.yank)
+
+	v1.POST("/tokens", s.requireAdmin, s.createToken)
+	v1.DELETE("/tokens/:id", s.requireAdmin, s.deleteToken)
+	v1.POST("/licenses", s.requireAdmin, s.createLicense)
+	v1.GET("/licenses", s.requireAdmin, s.listLicenses)
+	v1.GET("/licenses/:id", s.requireAdmin, s.getLicense)
+	v1.POST("/licenses/:id/suspend", s.requireAdmin, s.licenseStatus((*licenses.Service).Suspend))
+	v1.POST("/licenses/:id/reinstate", s.requireAdmin, s.licenseStatus((*licenses.Service).Reinstate))
+	v1.POST("/licenses/:id/revoke", s.requireAdmin, s.licenseStatus((*licenses.Service).Revoke))
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c, 3*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if err := s.Store.Ping(ctx); err != nil {
+		s.log.Warn("readyz: store", "err", err)
+		checks["store"], ok = "unavailable", false
+	} else {
+		checks["store"] = "ok"
+	}
+	if s.Objects != nil {
+		if err := s.Objects.Ping(ctx); err != nil {
+			s.log.Warn("readyz: objects", "err", err)
+			checks["objects"], ok = "unavailable", false
+		} else {
+			checks["objects"] = "ok"
+		}
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// recover turns a panic into a 500 with the error envelope; the cause is
+// logged, never sent.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic in handler", "path", c.FullPath(), "panic", r)
+			s.fail(c, portal.Errorf(portal.EInternal, "internal error"))
+		}
+	}()
+	c.Next()
+}
+
+// accessLog logs method, route pattern, status and duration. It logs the
+// path without its query, which may hold a signature, and never a header.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "(no route)"
+	}
+	s.log.Info("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
+		"bytes", c.Writer.Size(), "ms", time.Since(start).Milliseconds(), "client", c.ClientIP())
+}
