@@ -260,7 +260,7 @@ log:
 func TestLoadFileFormats(t *testing.T) {
 	tests := []struct{ name, content string }{
 		{"portal.yml", "objects:\n  s3:\n    bucket: b\n"},
-		{"portal.json", `{"objects": {"s3": {"bucket": "b"}}}`},
+		{"portal.json", `{"objects": {"s3": {"bucket": "b"}}, "limits": {"max_body": 2048}}`},
 		{"portal.toml", "[objects.s3]\nbucket = \"b\"\n"},
 		{"portal.conf", "objects:\n  s3:\n    bucket: b\n"}, // unknown extension: YAML
 	}
@@ -272,6 +272,10 @@ func TestLoadFileFormats(t *testing.T) {
 			}
 			if cfg.Objects.S3.Bucket != "b" {
 				t.Errorf("bucket = %q", cfg.Objects.S3.Bucket)
+			}
+			if tt.name == "portal.json" && cfg.Limits.MaxBody != 2048 {
+				// JSON numbers arrive as float64.
+				t.Errorf("max_body = %d", cfg.Limits.MaxBody)
 			}
 		})
 	}

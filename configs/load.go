@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -70,7 +71,8 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	var errs []error
-	for name, val := range opts.Flags {
+	for _, name := range slices.Sorted(maps.Keys(opts.Flags)) {
+		val := opts.Flags[name]
 		key := strings.ReplaceAll(strings.ToLower(name), "-", "_")
 		if _, ok := leafIndex()[key]; !ok {
 			errs = append(errs, fmt.Errorf("configs: unknown flag key %q", name))
@@ -149,8 +151,7 @@ var leaves = sync.OnceValue(func() []leaf {
 	return out
 })
 
-// leafIndex maps key paths to leaves; sections maps every key prefix that
-// names a group of keys ("objects", "objects.s3").
+// leafIndex maps key paths to leaves.
 var leafIndex = sync.OnceValue(func() map[string]leaf {
 	m := make(map[string]leaf)
 	for _, l := range leaves() {
@@ -159,6 +160,8 @@ var leafIndex = sync.OnceValue(func() map[string]leaf {
 	return m
 })
 
+// sections holds every key prefix that names a group of keys ("objects",
+// "objects.s3").
 var sections = sync.OnceValue(func() map[string]bool {
 	m := make(map[string]bool)
 	for _, l := range leaves() {

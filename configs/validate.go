@@ -16,8 +16,8 @@ import (
 	"github.com/portaldist/portal/signing"
 )
 
-// MaxPartSize is the largest multipart part S3 accepts.
-const MaxPartSize = 5 * GiB
+// maxPartSize is the largest multipart part S3 accepts.
+const maxPartSize = 5 * GiB
 
 // validate checks the merged configuration and returns every problem, each
 // naming its key.
@@ -106,8 +106,8 @@ func (c *Config) validate() error {
 	if u.MultipartThreshold > downloads.MaxObjectSize {
 		fail("uploads.multipart_threshold", "%s is above the largest object, %s", u.MultipartThreshold, Size(downloads.MaxObjectSize))
 	}
-	if u.MultipartPartSize < downloads.MinPartSize || u.MultipartPartSize > MaxPartSize {
-		fail("uploads.multipart_part_size", "%s is not between %s and %s", u.MultipartPartSize, Size(downloads.MinPartSize), MaxPartSize)
+	if u.MultipartPartSize < downloads.MinPartSize || u.MultipartPartSize > maxPartSize {
+		fail("uploads.multipart_part_size", "%s is not between %s and %s", u.MultipartPartSize, Size(downloads.MinPartSize), maxPartSize)
 	}
 	positive("uploads.sweep_interval", u.SweepInterval)
 
@@ -148,7 +148,7 @@ func checkListen(addr string) string {
 	if err != nil {
 		return "is not host:port"
 	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return "has no port number (0-65535)"
 	}
 	return ""
