@@ -1,0 +1,223 @@
+package publishing
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/signing"
+)
+
+// Failure texts stored on failed artifacts.
+const (
+	FailureExpired = "upload URL expired before the upload was completed"
+)
+
+// Complete verifies an uploaded artifact and makes it "uploaded".
+//
+// For a multipart upload it first asks the store to assemble the parts
+// (nothing uploaded yet, or the store refusing the parts, is a conflict and
+// the artifact stays waiting). The store assembles whatever parts it has, so
+// completing before every part is uploaded produces a short object that
+// fails verification. Then it reads the object back once, never trusting
+// the store's own size or hash, and checks size and SHA-256 against the
+// declaration.
+//
+// On a match the artifact gets its SHA-512 (base64) and signatures:
+// "ed25519" (Sparkle; the portal's own for files up to
+// Options.SparkleMaxSize, otherwise the publisher-supplied one, if any) and
+// "minisign" (the .minisig text of a prehashed signature whose trusted
+// comment names the file).
+//
+// On a mismatch the artifact becomes failed, its object is deleted, and the
+// error is a *portal.Error with code portal.EUnprocessable whose Details hold
+// "expected" and "actual" ({"size", "sha256"}) and "artifact" (public
+// fields). The publisher must declare the file again to retry.
+//
+// Errors: nothing uploaded yet, or an unfinished multipart upload, is
+// portal.EConflict and the artifact stays waiting; so is an artifact that was
+// declared again or deleted while it was being read. Completing an uploaded
+// artifact returns it unchanged without reading it again; completing a
+// failed one is a conflict.
+//
+// Memory: up to Options.SparkleMaxSize bytes per call are buffered for the
+// Sparkle signature; larger files are streamed.
+func (s *Service) Complete(ctx context.Context, product, version, filename string) (releases.Artifact, error) {
+	a, err := s.complete(ctx, product, version, filename)
+	if err != nil {
+		return releases.Artifact{}, fmt.Errorf("publishing: complete %s of %s %s: %w", filename, product, version, err)
+	}
+	return a, nil
+}
+
+func (s *Service) complete(ctx context.Context, product, version, filename string) (releases.Artifact, error) {
+	r, err := s.catalog.Release(ctx, product, version)
+	if err != nil {
+		return releases.Artifact{}, err
+	}
+	ap, ok := r.Artifact(filename)
+	if !ok {
+		return releases.Artifact{}, errNotDeclared(product, version, filename)
+	}
+	a := *ap
+	switch a.Status {
+	case releases.Uploaded:
+		return a, nil
+	case releases.Failed:
+		return releases.Artifact{}, portal.Errorf(portal.EConflict, "%s failed (%s): declare it again to get a new upload URL", filename, a.Failure)
+	}
+
+	if a.UploadID != "" {
+		if a, err = s.completeMultipart(ctx, product, version, a); err != nil {
+			return releases.Artifact{}, err
+		}
+	}
+
+	info, err := s.objects.Stat(ctx, a.ObjectKey)
+	if portal.IsCode(err, portal.ENotFound) {
+		return releases.Artifact{}, portal.Errorf(portal.EConflict, "nothing uploaded yet for %s: PUT the file to the upload URL first", filename)
+	}
+	if err != nil {
+		return releases.Artifact{}, fmt.Errorf("stat object: %w", err)
+	}
+	if info.Size != a.Size {
+		// It can never match; reading an object of arbitrary size would be
+		// wasted work. The store's hash, when it keeps one, is reported as is.
+		return s.mismatch(ctx, product, version, a, info.Size, info.SHA256)
+	}
+
+	key, err := s.keys.SigningKey(ctx, product)
+	if err != nil {
+		return releases.Artifact{}, fmt.Errorf("signing key of %s: %w", product, err)
+	}
+
+	sum, err := s.readBack(ctx, a)
+	if err != nil {
+		return releases.Artifact{}, err
+	}
+	if sum.Size != a.Size || sum.SHA256Hex() != a.SHA256 {
+		return s.mismatch(ctx, product, version, a, sum.Size, sum.SHA256Hex())
+	}
+
+	now := s.now()
+	sigs := map[string]string{}
+	if sum.Data != nil {
+		sigs["ed25519"] = key.SparkleSign(sum.Data)
+	} else if sig := a.Signatures["ed25519"]; sig != "" {
+		sigs["ed25519"] = sig
+	}
+	minisig, err := key.MinisignSign(sum.BLAKE2b512, signing.TrustedComment(now, filename))
+	if err != nil {
+		return releases.Artifact{}, fmt.Errorf("minisign: %w", err)
+	}
+	sigs["minisign"] = string(minisig)
+
+	return s.updateArtifact(ctx, product, version, filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		switch cur.Status {
+		case releases.Uploaded:
+			return nil // a concurrent Complete verified the same object
+		case releases.Failed:
+			return portal.Errorf(portal.EConflict, "%s failed meanwhile (%s): declare it again to get a new upload URL", filename, cur.Failure)
+		}
+		cur.Status = releases.Uploaded
+		cur.UploadedAt = &now
+		cur.UploadExpiresAt = nil
+		cur.UploadID = ""
+		cur.Failure = ""
+		cur.SHA512 = sum.SHA512Base64()
+		cur.Signatures = sigs
+		return nil
+	})
+}
+
+// completeMultipart assembles a multipart upload and clears the artifact's
+// UploadID. An upload the store no longer knows, with the object present,
+// was assembled by an earlier call that failed before updating the catalog.
+func (s *Service) completeMultipart(ctx context.Context, product, version string, a releases.Artifact) (releases.Artifact, error) {
+	mp, ok := s.multipart()
+	if !ok {
+		return a, fmt.Errorf("artifact has a multipart upload but the object store has no multipart support")
+	}
+	if err := mp.CompleteMultipart(ctx, a.ObjectKey, a.UploadID); err != nil {
+		done := false
+		if portal.IsCode(err, portal.ENotFound) {
+			_, serr := s.objects.Stat(ctx, a.ObjectKey)
+			done = serr == nil
+		}
+		if !done {
+			msg := "the object store could not assemble the parts (is a part other than the last shorter than the part size?): PUT every part to its URL, then complete again"
+			if portal.IsCode(err, portal.EInvalid) {
+				msg = "no part has been uploaded yet: PUT every part to its URL, then complete again"
+			}
+			return a, &portal.Error{Code: portal.EConflict, Message: "upload not complete: " + msg, Err: err}
+		}
+	}
+	return s.updateArtifact(ctx, product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		cur.UploadID = ""
+		return nil
+	})
+}
+
+// readBack streams the object once through a Digester. It reads at most one
+// byte more than declared, so a store serving more than it claims is caught
+// without reading all of it.
+func (s *Service) readBack(ctx context.Context, a releases.Artifact) (signing.Digests, error) {
+	rc, err := s.objects.Open(ctx, a.ObjectKey)
+	if portal.IsCode(err, portal.ENotFound) {
+		return signing.Digests{}, portal.Errorf(portal.EConflict, "nothing uploaded yet for %s: PUT the file to the upload URL first", a.Filename)
+	}
+	if err != nil {
+		return signing.Digests{}, fmt.Errorf("open object: %w", err)
+	}
+	defer rc.Close()
+	d := signing.NewDigester(s.opts.SparkleMaxSize)
+	if a.Size <= s.opts.SparkleMaxSize {
+		d.Grow(a.Size)
+	}
+	if _, err := io.Copy(d, io.LimitReader(rc, a.Size+1)); err != nil {
+		return signing.Digests{}, fmt.Errorf("read object back: %w", err)
+	}
+	return d.Sum(), nil
+}
+
+// mismatch fails the artifact (catalog first, then the object) and returns
+// the 422 error describing the difference.
+func (s *Service) mismatch(ctx context.Context, product, version string, a releases.Artifact, size int64, sha256 string) (releases.Artifact, error) {
+	failure := fmt.Sprintf("uploaded file does not match the declaration: %d bytes, sha256 %s; declared %d bytes, sha256 %s",
+		size, orUnknown(sha256), a.Size, a.SHA256)
+	failed, err := s.updateArtifact(ctx, product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		if cur.Status == releases.Uploaded {
+			return portal.Errorf(portal.EConflict, "%s was verified meanwhile", a.Filename)
+		}
+		cur.Status = releases.Failed
+		cur.Failure = failure
+		cur.UploadID = ""
+		return nil
+	})
+	if err != nil {
+		return releases.Artifact{}, err
+	}
+	s.cleanup(ctx, product, version, a)
+	actual := map[string]any{"size": size}
+	if sha256 != "" {
+		actual["sha256"] = sha256
+	}
+	return releases.Artifact{}, &portal.Error{
+		Code:    portal.EUnprocessable,
+		Message: fmt.Sprintf("%s does not match its declaration (size or SHA-256 differ); the upload was deleted: declare the file again and upload the right bytes", a.Filename),
+		Details: map[string]any{
+			"expected": map[string]any{"size": a.Size, "sha256": a.SHA256},
+			"actual":   actual,
+			"artifact": failed.Public(),
+		},
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

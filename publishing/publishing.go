@@ -1,0 +1,175 @@
+// Package publishing is the publisher's side of the portal, without HTTP:
+// declaring an artifact mints upload instructions (one presigned PUT, or
+// presigned parts of a multipart upload); completing it reads the object
+// back once, checks its size and SHA-256 against the declaration, and signs
+// it with the product's key; a sweeper fails uploads that were never
+// completed.
+//
+// The catalog (package releases) is the source of truth. The service never
+// holds a store transaction during object-storage I/O or signing: it reads
+// the release, does the I/O, and then updates the catalog only if the
+// artifact is still the one it started with (same object key). Where the
+// catalog and object storage must both change, the catalog changes first,
+// so an artifact is never "uploaded" without its object; a failed storage
+// clean-up leaves at worst an orphaned object, which is logged.
+package publishing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/signing"
+)
+
+// KeySource gives a product's signing key. The server implements it by
+// opening the sealed key stored on the product. It is called once per
+// Complete, before the object is read back.
+type KeySource interface {
+	SigningKey(ctx context.Context, product string) (*signing.Key, error)
+}
+
+// Defaults for Options.
+const (
+	DefaultUploadTTL          = time.Hour
+	DefaultMultipartThreshold = 64 << 20
+	DefaultPartSize           = 64 << 20
+	DefaultSparkleMaxSize     = 256 << 20
+	DefaultUploadGrace        = 5 * time.Minute
+	// maxParts is S3's limit on the parts of one multipart upload.
+	maxParts = 10000
+)
+
+// Options tune a Service. Zero values take the defaults.
+type Options struct {
+	// UploadTTL is the life of presigned upload URLs (default 1h), capped by
+	// the object store's MaxTTL.
+	UploadTTL time.Duration
+	// MultipartThreshold: files larger than this use a multipart upload on
+	// backends implementing downloads.Multipart (default 64 MiB). Other
+	// backends always get a single PUT.
+	MultipartThreshold int64
+	// PartSize of multipart uploads (default 64 MiB, at least 5 MiB). It is
+	// raised, in whole MiB, when a file would need more than 10000 parts.
+	PartSize int64
+	// SparkleMaxSize: files up to this size get a Sparkle (Ed25519)
+	// signature made by the portal, which needs the whole file in memory
+	// while it is read back, so it bounds Complete's memory use per call
+	// (default 256 MiB). Larger files carry only the signature the publisher
+	// supplied at declaration, or none.
+	SparkleMaxSize int64
+	// UploadGrace is how long after an artifact's UploadExpiresAt the
+	// sweeper waits before failing it (default 5 min): a PUT that started
+	// just before its URL expired may still be running, and the store signs
+	// the URL with its own clock a moment after the catalog records the
+	// expiry.
+	UploadGrace time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Log receives storage clean-up failures (default slog.Default()).
+	Log *slog.Logger
+}
+
+// Service is the publisher side. It is safe for concurrent use.
+type Service struct {
+	catalog *releases.Service
+	objects downloads.ObjectStore
+	keys    KeySource
+	opts    Options
+}
+
+// New returns a Service. It panics on a PartSize below downloads.MinPartSize,
+// a configuration error.
+func New(catalog *releases.Service, objects downloads.ObjectStore, keys KeySource, opts Options) *Service {
+	if opts.UploadTTL <= 0 {
+		opts.UploadTTL = DefaultUploadTTL
+	}
+	if opts.MultipartThreshold <= 0 {
+		opts.MultipartThreshold = DefaultMultipartThreshold
+	}
+	if opts.PartSize == 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	if opts.PartSize < downloads.MinPartSize {
+		panic(fmt.Sprintf("publishing: PartSize %d is below the 5 MiB minimum", opts.PartSize))
+	}
+	if opts.SparkleMaxSize == 0 {
+		opts.SparkleMaxSize = DefaultSparkleMaxSize
+	}
+	if opts.UploadGrace <= 0 {
+		opts.UploadGrace = DefaultUploadGrace
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Service{catalog: catalog, objects: objects, keys: keys, opts: opts}
+}
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC() }
+
+// multipart returns the store's multipart side, if it has one.
+func (s *Service) multipart() (downloads.Multipart, bool) {
+	mp, ok := s.objects.(downloads.Multipart)
+	return mp, ok
+}
+
+// cleanup removes what storage holds for an artifact that the catalog no
+// longer wants: it aborts a multipart upload in progress and deletes the
+// object. Failures are logged, not returned: the catalog change that made
+// the object unwanted has already committed, and the caller's request
+// succeeded.
+func (s *Service) cleanup(ctx context.Context, product, version string, a releases.Artifact) {
+	if a.ObjectKey == "" {
+		return
+	}
+	if a.UploadID != "" {
+		if mp, ok := s.multipart(); ok {
+			if err := mp.AbortMultipart(ctx, a.ObjectKey, a.UploadID); err != nil {
+				s.opts.Log.Warn("publishing: abort multipart upload", "product", product, "version", version,
+					"filename", a.Filename, "key", a.ObjectKey, "err", err)
+			}
+		}
+	}
+	if err := s.objects.Delete(ctx, a.ObjectKey); err != nil {
+		s.opts.Log.Warn("publishing: delete object", "product", product, "version", version,
+			"filename", a.Filename, "key", a.ObjectKey, "err", err)
+	}
+}
+
+// updateArtifact applies fn to the artifact filename of a release in one
+// catalog transaction, provided it still has object key key; otherwise the
+// artifact was deleted or declared again meanwhile, which is a conflict.
+func (s *Service) updateArtifact(ctx context.Context, product, version, filename, key string, fn func(*releases.Artifact) error) (releases.Artifact, error) {
+	var out releases.Artifact
+	_, err := s.catalog.Update(ctx, product, version, func(r *releases.Release) error {
+		a, ok := r.Artifact(filename)
+		if !ok || a.ObjectKey != key {
+			return portal.Errorf(portal.EConflict, "%s of %s %s was deleted or declared again meanwhile: look at the release and retry", filename, product, version)
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+		out = *a
+		return nil
+	})
+	return out, err
+}
+
+// DeleteArtifact removes an artifact from a draft release, then its object
+// (aborting a multipart upload in progress). A storage failure after the
+// catalog change is logged, not returned.
+func (s *Service) DeleteArtifact(ctx context.Context, product, version, filename string) error {
+	a, err := s.catalog.DeleteArtifact(ctx, product, version, filename)
+	if err != nil {
+		return fmt.Errorf("publishing: delete %s of %s %s: %w", filename, product, version, err)
+	}
+	s.cleanup(ctx, product, version, a)
+	return nil
+}
