@@ -1,0 +1,314 @@
+// Package updates answers "what should this client upgrade to": an
+// in-memory index of every product's published releases, kept current from
+// the catalog, and the resolver the upgrade API and the update feeds share.
+//
+// The index is a copy-on-write snapshot per product: readers load it with
+// one atomic pointer read and never wait for a reload; a reload builds a new
+// snapshot off to the side and swaps it in.
+package updates
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	version "github.com/hashicorp/go-version"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/releases"
+)
+
+// entry is one published release with what the resolver compares,
+// precomputed at load time so a lookup parses nothing.
+type entry struct {
+	rel  releases.Release
+	ver  *version.Version
+	key  string // releases.VersionKey: bytewise order is version order
+	rank int    // releases.ChannelRank of rel.Channel
+}
+
+// productIndex is an immutable snapshot of one product's published
+// releases. Nothing in it is modified after it is stored.
+type productIndex struct {
+	entries []entry            // ascending version
+	newest  []releases.Release // the same releases, newest first (for feeds)
+	byVer   map[string]int     // exact version string -> position in entries
+	etag    string
+}
+
+// Index is the in-memory upgrade index. It is safe for concurrent use.
+//
+// It holds only published releases. A release that is yanked, or whose
+// artifacts change, leaves or changes in the index when its product is
+// reloaded: explicitly with Refresh, or automatically after Watch.
+type Index struct {
+	catalog *releases.Service
+
+	// products maps slug -> *productIndex. Writers hold mu and replace the
+	// whole map (copy-on-write); readers only Load it.
+	products atomic.Pointer[map[string]*productIndex]
+	mu       sync.Mutex
+
+	// instance makes ETags unique across processes and restarts; gen makes
+	// them unique across reloads within this process.
+	instance string
+	gen      atomic.Uint64
+
+	versions   cache[versionKeyed]
+	constraint cache[version.Constraints]
+
+	// Watch state: products changed since their last reload.
+	dirtyMu sync.Mutex
+	dirty   map[string]bool
+	wake    chan struct{}
+	watched atomic.Bool
+}
+
+type versionKeyed struct {
+	v   *version.Version
+	key string
+}
+
+// NewIndex returns an empty index over catalog; call Load before serving.
+func NewIndex(catalog *releases.Service) *Index {
+	var b [6]byte
+	rand.Read(b[:])
+	x := &Index{
+		catalog:    catalog,
+		instance:   hex.EncodeToString(b[:]),
+		versions:   newCache[versionKeyed](4096),
+		constraint: newCache[version.Constraints](1024),
+		dirty:      map[string]bool{},
+		wake:       make(chan struct{}, 1),
+	}
+	empty := map[string]*productIndex{}
+	x.products.Store(&empty)
+	return x
+}
+
+// Load (re)builds the index for every product in the catalog.
+func (x *Index) Load(ctx context.Context) error {
+	ps, err := x.catalog.Products(ctx)
+	if err != nil {
+		return fmt.Errorf("updates: load: %w", err)
+	}
+	for _, p := range ps {
+		if err := x.Refresh(ctx, p.Slug); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Refresh reloads one product from the catalog and swaps in the new
+// snapshot; readers keep using the old one until then. It reads and decodes
+// every release of the product (about 10 ms per 1,000 releases), so it is
+// not meant for a request path: Watch calls it from a background goroutine.
+// Call it directly when the caller needs the change visible before it
+// returns (tests, or an API that must read its own write).
+func (x *Index) Refresh(ctx context.Context, product string) error {
+	pi, err := x.build(ctx, product)
+	if err != nil {
+		return fmt.Errorf("updates: refresh %s: %w", product, err)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	old := *x.products.Load()
+	next := make(map[string]*productIndex, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[product] = pi
+	x.products.Store(&next)
+	return nil
+}
+
+func (x *Index) build(ctx context.Context, product string) (*productIndex, error) {
+	var es []entry
+	err := x.catalog.Each(ctx, product, func(r releases.Release) error {
+		if r.Status != releases.Published {
+			return nil
+		}
+		v, err := releases.ParseVersion(r.Version)
+		if err != nil {
+			// A stored release always has a valid version; skip rather
+			// than fail the whole product if one does not.
+			return nil
+		}
+		es = append(es, entry{rel: r, ver: v, key: string(releases.VersionKey(v)), rank: releases.ChannelRank(r.Channel)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The catalog lists releases in VersionKey order already; sort only if
+	// that ever stops being true.
+	if !sort.SliceIsSorted(es, func(i, j int) bool { return es[i].key < es[j].key }) {
+		sort.SliceStable(es, func(i, j int) bool { return es[i].key < es[j].key })
+	}
+	pi := &productIndex{
+		entries: es,
+		newest:  make([]releases.Release, len(es)),
+		byVer:   make(map[string]int, len(es)),
+		etag:    `"` + x.instance + "-" + strconv.FormatUint(x.gen.Add(1), 10) + `"`,
+	}
+	for i := range es {
+		pi.newest[len(es)-1-i] = es[i].rel
+		pi.byVer[es[i].rel.Version] = i
+	}
+	return pi, nil
+}
+
+func (x *Index) product(slug string) (*productIndex, bool) {
+	pi, ok := (*x.products.Load())[slug]
+	return pi, ok
+}
+
+// Releases returns the product's published releases, newest version first,
+// or nil for a product the index does not know. The slice and the releases
+// in it are shared with the index and every other caller: read them, never
+// modify them.
+func (x *Index) Releases(product string) []releases.Release {
+	pi, ok := x.product(product)
+	if !ok {
+		return nil
+	}
+	return pi.newest
+}
+
+// ETag returns a quoted HTTP entity tag that changes whenever the product's
+// snapshot is rebuilt, and differs between processes, so a cached feed is
+// never mistaken for a current one after a restart. It is "" for a product
+// the index does not know.
+func (x *Index) ETag(product string) string {
+	pi, ok := x.product(product)
+	if !ok {
+		return ""
+	}
+	return pi.etag
+}
+
+// Watch subscribes the index to the catalog's change notifications. Each
+// change marks its product stale and wakes one background goroutine, which
+// reloads stale products one at a time until none is left, so a burst of
+// changes (an import of thousands of releases) costs a few reloads, not one
+// per change, and the publisher's request never waits for a reload. The
+// price is a short window (one reload) in which update checks still see the
+// previous state; downloads re-check release status and license on their
+// own, so a just-yanked release offered in that window cannot be
+// downloaded.
+//
+// Watch registers with the catalog once per Index (later calls are no-ops);
+// the goroutine runs until ctx ends, after which changes are no longer
+// applied. A reload that fails is retried on the next change.
+func (x *Index) Watch(ctx context.Context) {
+	if !x.watched.CompareAndSwap(false, true) {
+		return
+	}
+	x.catalog.OnChange(func(product string) {
+		x.dirtyMu.Lock()
+		x.dirty[product] = true
+		x.dirtyMu.Unlock()
+		select {
+		case x.wake <- struct{}{}:
+		default:
+		}
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-x.wake:
+			}
+			for {
+				product, ok := x.nextDirty()
+				if !ok || ctx.Err() != nil {
+					break
+				}
+				// A failed reload leaves the previous snapshot in place.
+				_ = x.Refresh(ctx, product)
+			}
+		}
+	}()
+}
+
+func (x *Index) nextDirty() (string, bool) {
+	x.dirtyMu.Lock()
+	defer x.dirtyMu.Unlock()
+	for p := range x.dirty {
+		delete(x.dirty, p)
+		return p, true
+	}
+	return "", false
+}
+
+// parseVersion returns v parsed and its VersionKey, from the product's
+// known versions when it is one of them (no allocation), else from a small
+// bounded cache.
+func (x *Index) parseVersion(pi *productIndex, s string) (*version.Version, string, error) {
+	if i, ok := pi.byVer[s]; ok {
+		return pi.entries[i].ver, pi.entries[i].key, nil
+	}
+	if vk, ok := x.versions.get(s); ok {
+		return vk.v, vk.key, nil
+	}
+	v, err := releases.ParseVersion(s)
+	if err != nil {
+		return nil, "", err
+	}
+	vk := versionKeyed{v: v, key: string(releases.VersionKey(v))}
+	x.versions.put(s, vk)
+	return vk.v, vk.key, nil
+}
+
+func (x *Index) parseConstraint(s string) (version.Constraints, error) {
+	if cs, ok := x.constraint.get(s); ok {
+		return cs, nil
+	}
+	if len(s) > 256 {
+		return nil, portal.Errorf(portal.EInvalid, "constraint is longer than 256 bytes")
+	}
+	cs, err := version.NewConstraint(s)
+	if err != nil {
+		return nil, portal.Errorf(portal.EInvalid, "invalid constraint %q: use go-version syntax such as \">= 2.0, < 3.0\"", s)
+	}
+	x.constraint.put(s, cs)
+	return cs, nil
+}
+
+// cache is a bounded concurrent map of parsed strings. When it grows past
+// max entries it is emptied: clients send few distinct versions and
+// constraints, so in normal use it never fills, and a flood of distinct
+// garbage costs memory bounded by max.
+type cache[T any] struct {
+	m   *sync.Map
+	n   *atomic.Int64
+	max int64
+}
+
+func newCache[T any](max int64) cache[T] {
+	return cache[T]{m: new(sync.Map), n: new(atomic.Int64), max: max}
+}
+
+func (c cache[T]) get(k string) (T, bool) {
+	v, ok := c.m.Load(k)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return v.(T), true
+}
+
+func (c cache[T]) put(k string, v T) {
+	if c.n.Add(1) > c.max {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(k, v)
+}
