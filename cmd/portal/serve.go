@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/portaldist/portal/server"
+)
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	load := configFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log.Level)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+	objs, blobs, err := openObjects(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Deps{
+		Store: a.db, Catalog: a.catalog, Licenses: a.licenses, Tokens: a.tokens,
+		Objects: objs, Blobs: blobs, Sealer: a.sealer,
+	}, server.Options{
+		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
+		AccessLog: cfg.Log.Access, Logger: log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set --listen or PORTAL_LISTEN)", cfg.Listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("portal serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL(), "data_dir", cfg.DataDir,
+		"objects", cfg.Objects.Backend)
+	if any, err := a.tokens.Any(ctx); err == nil && !any {
+		fmt.Fprintf(os.Stderr, "\nNo API tokens yet. Create the first admin token while the server is stopped:\n"+
+			"    portal token create --role admin --data-dir %s\n"+
+			"or, from a checkout: go run ./cmd/portal token create --role admin --data-dir %s\n\n", cfg.DataDir, cfg.DataDir)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return srv.Close(sctx)
+}
