@@ -90,7 +90,9 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 
 	key, err := s.keys.SigningKey(ctx, product)
 	if err != nil {
-		return releases.Artifact{}, fmt.Errorf("signing key of %s: %w", product, err)
+		// Whatever the key source says (not found, cannot unseal), it is the
+		// server's problem, not the publisher's.
+		return releases.Artifact{}, &portal.Error{Code: portal.EInternal, Message: "the product's signing key is unavailable", Err: err}
 	}
 
 	sum, err := s.readBack(ctx, a)
