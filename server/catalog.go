@@ -26,7 +26,7 @@ func (s *Server) createProduct(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	sealed, err := s.newSigningKey(p.Slug)
+	sealed, err := s.Keys.New(p.Slug)
 	if err != nil {
 		s.fail(c, err)
 		return

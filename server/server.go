@@ -15,8 +15,8 @@ import (
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
-	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/tokens"
 )
@@ -44,9 +44,10 @@ type Deps struct {
 	// Blobs serves the local store's signed /blobs/ links; nil when objects
 	// live in S3.
 	Blobs http.Handler
-	// Sealer opens and seals product signing keys; nil stores them
-	// unencrypted (protected by the data directory's permissions).
-	Sealer *signing.Sealer
+	// Keys makes and opens product signing keys.
+	Keys ProductKeys
+	// Publishing is the publisher side: artifacts, uploads, verification.
+	Publishing *publishing.Service
 }
 
 // Server is the HTTP API. Build it with New; it is an http.Handler.
@@ -120,6 +121,9 @@ func (s *Server) routes() {
 	v1.GET("/products/:product/releases/:version", s.getRelease)
 	v1.POST("/products/:product/releases/:version/publish", s.publish)
 	v1.POST("/products/:product/releases/:version/yank", s.yank)
+	v1.POST("/products/:product/releases/:version/artifacts", s.addArtifact)
+	v1.POST("/products/:product/releases/:version/artifacts/:filename/complete", s.completeArtifact)
+	v1.DELETE("/products/:product/releases/:version/artifacts/:filename", s.deleteArtifact)
 
 	v1.POST("/tokens", s.requireAdmin, s.createToken)
 	v1.DELETE("/tokens/:id", s.requireAdmin, s.deleteToken)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portaldist/portal/downloads/local"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/store"
@@ -44,19 +45,21 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, db: db}
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	keys, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
+	blobKeys, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: keys})
+	objs, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: blobKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	catalog := releases.New(db, nil)
 	toks := tokens.New(db, nil)
+	keys := server.ProductKeys{Catalog: catalog}
 	e.srv = server.New(server.Deps{
 		Store: db, Catalog: catalog, Licenses: licenses.New(db, catalog, nil), Tokens: toks,
-		Objects: objs, Blobs: objs.Handler(),
+		Objects: objs, Blobs: objs.Handler(), Keys: keys,
+		Publishing: publishing.New(catalog, objs, keys, publishing.Options{}),
 	}, server.Options{MaxBody: 1 << 20, AuthFailuresPerMinute: 20})
 	hs.Config.Handler = e.srv
 	hs.Start()

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/server"
 )
 
@@ -38,9 +39,15 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	keys := server.ProductKeys{Catalog: a.catalog, Sealer: a.sealer}
+	pub := publishing.New(a.catalog, objs, keys, publishing.Options{
+		UploadTTL: cfg.Uploads.URLTTL, MultipartThreshold: int64(cfg.Uploads.MultipartThreshold),
+		PartSize: int64(cfg.Uploads.MultipartPartSize), SparkleMaxSize: int64(cfg.Signing.SparkleMaxSize), Log: log,
+	})
+	go pub.Run(ctx, cfg.Uploads.SweepInterval)
 	srv := server.New(server.Deps{
 		Store: a.db, Catalog: a.catalog, Licenses: a.licenses, Tokens: a.tokens,
-		Objects: objs, Blobs: blobs, Sealer: a.sealer,
+		Objects: objs, Blobs: blobs, Keys: keys, Publishing: pub,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
 		AccessLog: cfg.Log.Access, Logger: log,
