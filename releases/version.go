@@ -37,8 +37,21 @@ func ParseVersion(s string) (*version.Version, error) {
 		if len(id) > 1 && id[0] == '0' && isDigits(id) {
 			return nil, portal.Errorf(portal.EInvalid, "version %q: numeric prerelease identifier %q has a leading zero", s, id)
 		}
+		// go-version reads identifiers with strconv.ParseInt: "-1" becomes
+		// the number -1, and digits beyond int64 compare by the clamped
+		// value ParseInt returns with its range error, so that both
+		// "a" > "99999999999999999999" and the reverse hold. Refuse both
+		// rather than store versions no order can place.
+		if digits, neg := strings.CutPrefix(id, "-"); isDigits(digits) && (neg || !fitsInt64(digits)) {
+			return nil, portal.Errorf(portal.EInvalid, "version %q: prerelease identifier %q must be alphanumeric or a number from 0 to %d", s, truncate(id, 40), int64(1<<63-1))
+		}
 	}
 	return v, nil
+}
+
+func fitsInt64(digits string) bool {
+	_, err := strconv.ParseInt(digits, 10, 64)
+	return err == nil
 }
 
 func isDigits(s string) bool {
@@ -50,20 +63,28 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// Bytes that order the parts of an encoded prerelease the way go-version
-// compares them: at each position a numeric identifier sorts below the end
-// of the prerelease, which sorts below an alphanumeric identifier; and a
-// version without prerelease sorts above every prerelease of it.
+// Bytes that order the parts of an encoded prerelease: at each position the
+// end of the prerelease sorts below a numeric identifier, which sorts below
+// an alphanumeric one (SemVer 2.0.0 section 11: 1.0.0-alpha < 1.0.0-alpha.1
+// < 1.0.0-alpha.beta); and a version without prerelease sorts above every
+// prerelease of it.
+//
+// This is go-version's order in every case but one: go-version puts the end
+// of a prerelease above an alphanumeric identifier (1.0.0-x.a < 1.0.0-x)
+// while it also holds 1.0.0-x < 1.0.0-x.1 < 1.0.0-x.a, a cycle that no key
+// order can follow. The catalog follows SemVer there. (go-version also
+// ignores prereleases when the segment counts differ, 1.2.3.0-a == 1.2.3-b;
+// VersionKey orders 1.2.3.0-a exactly like 1.2.3-a.)
 const (
-	preNumeric = 0x01
-	preEnd     = 0x02
+	preEnd     = 0x01
+	preNumeric = 0x02
 	preAlpha   = 0x03
 	noPre      = 0xff
 )
 
 // VersionKey encodes v so that bytewise order of keys is go-version's order
-// of versions, and versions go-version holds equal (build metadata and
-// trailing zero segments aside) get the same key. The catalog stores
+// of versions (but for the exceptions above), and versions go-version holds
+// equal (build metadata and trailing zero segments aside) get the same key. The catalog stores
 // releases under this key, so a duplicate version is a key collision and a
 // prefix scan lists releases in version order.
 func VersionKey(v *version.Version) []byte {
