@@ -196,6 +196,7 @@ func (s *Service) mismatch(ctx context.Context, product, version string, a relea
 		cur.Status = releases.Failed
 		cur.Failure = failure
 		cur.UploadID = ""
+		cur.Signatures = nil // a supplied signature goes with the declaration
 		return nil
 	})
 	if err != nil {

@@ -61,6 +61,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			cur.Status = releases.Failed
 			cur.Failure = FailureExpired
 			cur.UploadID = ""
+			cur.Signatures = nil
 			changed = true
 			return nil
 		})
