@@ -1,0 +1,468 @@
+// Package ledger records every download grant and counts downloads per
+// release and per license and day, without an fsync in the request path.
+//
+// # Durability
+//
+// Record only appends the grant to an in-memory queue. A background
+// goroutine writes the whole queue in one store transaction every
+// FlushInterval, or sooner once the queue is half full. A crash (anything but
+// a clean Close) therefore loses the grants queued since the last successful
+// flush: at most about FlushInterval worth of downloads, and never more than
+// Queue grants. The same window applies to the daily quota counts: after a
+// crash a license may get up to that many extra downloads on that day. Close
+// stops the goroutine and writes everything queued, so a clean shutdown loses
+// nothing; stop serving requests before calling it, since a Record after
+// Close is dropped (and counted).
+//
+// # Back-pressure
+//
+// When the queue is full (downloads arrive faster than the store commits, or
+// the store is failing) Record wakes the flusher and waits up to
+// Options.FullWait for room. If there is still none, the grant is dropped,
+// counted in Stats.Dropped (export it as a metric) and reported in the log at
+// the next flush: a request is never held longer than FullWait, and a drop is
+// never silent. A failed flush keeps its grants queued and is retried every
+// FlushInterval.
+//
+// # Reads
+//
+// ByLicense, Count and Counts read the store only: grants still queued (the
+// last FlushInterval or so) do not show yet. Call Flush first when a caller
+// needs to see everything recorded so far.
+//
+// # Quota
+//
+// Reserve enforces a license's downloads per day at request time, from an
+// in-memory count per (license, UTC day) that is loaded lazily from the store
+// and persisted by every flush as a delta. With several replicas on one
+// store each replica adds its own counts to the stored total, but it only
+// sees the other replicas' downloads that were flushed before it loaded the
+// count, so a license may exceed its quota by what the other replicas served
+// that day.
+//
+// # Key layout, all under "led/"
+//
+//	led/l/<license>/<seq>        grant (JSON); seq is 8 bytes big-endian from the
+//	                             "ledger" sequence, so a reverse scan is newest first;
+//	                             open products' grants have license "" (led/l//...)
+//	led/c/<product>/<version>    downloads of that release, uint64 big-endian
+//	led/q/<license>/<yyyymmdd>   downloads counted against the license's quota
+//	                             that UTC day, uint64 big-endian
+//
+// Key segments are used as given (license IDs, product slugs and versions
+// hold no "/"); a segment that holds "/" or "%" is path-escaped, so no value
+// can reach into another one's keys.
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/portaldist/portal/store"
+)
+
+// Grant is one download handed out: a signed storage URL minted for a
+// customer, directly or through a share link.
+type Grant struct {
+	Time time.Time `json:"time"`
+	// License is the license ID, "" for open products.
+	License  string `json:"license,omitempty"`
+	Product  string `json:"product"`
+	Version  string `json:"version"`
+	Filename string `json:"filename"`
+	Platform string `json:"platform,omitempty"`
+	Arch     string `json:"arch,omitempty"`
+	// Client is the requester's address.
+	Client string `json:"client,omitempty"`
+	// UserAgent is truncated to MaxUserAgent bytes by Record.
+	UserAgent string `json:"user_agent,omitempty"`
+	// ShareLink is the link ID when the download came through a share link.
+	ShareLink string `json:"share_link,omitempty"`
+}
+
+// Field limits applied by Record. Free-text fields are truncated; a grant
+// whose key fields (license, product, version) are longer than
+// MaxKeyField is refused, as is one without product or version.
+const (
+	MaxUserAgent = 256
+	MaxText      = 256 // client, filename, platform, arch, share link
+	MaxKeyField  = 256
+)
+
+// Page sizes of ByLicense.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 1000
+)
+
+// Options tune New. Zero values mean the defaults.
+type Options struct {
+	// Queue is the most grants held in memory, written or not yet (default
+	// 10000). It bounds what a crash can lose.
+	Queue int
+	// FlushInterval is the longest a grant waits in the queue (default 1s).
+	FlushInterval time.Duration
+	// FullWait is the longest Record waits for room in a full queue before
+	// dropping the grant (default 2s).
+	FullWait time.Duration
+	// Now stamps grants recorded without a time (default time.Now).
+	Now func() time.Time
+	// Logger receives flush failures and drop reports (default
+	// slog.Default()).
+	Logger *slog.Logger
+}
+
+// Stats are the ledger's counters since New, for metrics.
+type Stats struct {
+	Queued      int    // grants not yet committed (queued or being written)
+	Recorded    uint64 // grants committed to the store
+	Dropped     uint64 // grants lost to a full queue or recorded after Close
+	Rejected    uint64 // grants refused for missing or oversize key fields
+	FlushErrors uint64 // failed flush transactions (their grants were kept)
+}
+
+// Ledger records grants and counts downloads. It is safe for concurrent use.
+// It owns a goroutine from New until Close.
+type Ledger struct {
+	db       store.DB
+	max      int
+	interval time.Duration
+	fullWait time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	queue    []Grant
+	spare    []Grant       // the other buffer, reused between flushes
+	inflight int           // grants taken by the running flush, not yet committed
+	room     chan struct{} // closed (and replaced) when a flush frees room
+	closed   bool
+
+	flushMu sync.Mutex // one flush at a time: keeps seq order and quota deltas exact
+
+	kick      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	recorded, dropped, rejected, flushErrors atomic.Uint64
+	reportedDrops                            uint64 // under flushMu
+
+	quota quotas
+}
+
+// New starts a ledger on db.
+func New(db store.DB, opts Options) *Ledger {
+	if opts.Queue <= 0 {
+		opts.Queue = 10000
+	}
+	if opts.Queue < 2 {
+		opts.Queue = 2
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = time.Second
+	}
+	if opts.FullWait <= 0 {
+		opts.FullWait = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &Ledger{
+		db:       db,
+		max:      opts.Queue,
+		interval: opts.FlushInterval,
+		fullWait: opts.FullWait,
+		now:      opts.Now,
+		log:      opts.Logger,
+		room:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	l.quota.entries = make(map[quotaKey]*quotaEntry)
+	go l.run()
+	return l
+}
+
+// Record queues g to be written by the next flush. It does not block unless
+// the queue is full, and then for at most Options.FullWait (see the package
+// comment). A zero g.Time is set to now; times are kept in UTC.
+func (l *Ledger) Record(g Grant) {
+	if g.Time.IsZero() {
+		g.Time = l.now()
+	}
+	g.Time = g.Time.UTC()
+	g.UserAgent = truncate(g.UserAgent, MaxUserAgent)
+	g.Client = truncate(g.Client, MaxText)
+	g.Filename = truncate(g.Filename, MaxText)
+	g.Platform = truncate(g.Platform, MaxText)
+	g.Arch = truncate(g.Arch, MaxText)
+	g.ShareLink = truncate(g.ShareLink, MaxText)
+	if g.Product == "" || g.Version == "" ||
+		len(g.License) > MaxKeyField || len(g.Product) > MaxKeyField || len(g.Version) > MaxKeyField {
+		l.rejected.Add(1)
+		return
+	}
+
+	var timer *time.Timer
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			l.dropped.Add(1)
+			break
+		}
+		if len(l.queue)+l.inflight < l.max {
+			l.queue = append(l.queue, g)
+			half := len(l.queue) >= l.max/2
+			l.mu.Unlock()
+			if half {
+				l.wake()
+			}
+			break
+		}
+		room := l.room
+		l.mu.Unlock()
+		l.wake()
+		if timer == nil {
+			timer = time.NewTimer(l.fullWait)
+		}
+		select {
+		case <-room:
+			continue
+		case <-timer.C:
+			l.dropped.Add(1)
+		}
+		break
+	}
+	if timer != nil {
+		timer.Stop()
+	}
+}
+
+func (l *Ledger) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Ledger) run() {
+	defer close(l.done)
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	failing := false
+	for {
+		// After a failure, wait for the ticker rather than retrying on every
+		// Record of a full queue.
+		kick := l.kick
+		if failing {
+			kick = nil
+		}
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		case <-kick:
+		}
+		failing = l.Flush(context.Background()) != nil
+	}
+}
+
+// Flush writes everything queued so far in one transaction, with the
+// pending quota counts. On failure the grants stay queued for the next
+// flush. Safe to call at any time, concurrently with Record.
+func (l *Ledger) Flush(ctx context.Context) error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+
+	if d := l.dropped.Load(); d != l.reportedDrops {
+		l.log.Warn("ledger: download grants dropped: the queue stayed full", "dropped", d-l.reportedDrops, "dropped_total", d)
+		l.reportedDrops = d
+	}
+
+	l.mu.Lock()
+	batch := l.queue
+	l.queue = l.spare[:0]
+	l.spare = nil
+	l.inflight = len(batch)
+	l.mu.Unlock()
+
+	deltas := l.quota.pending()
+	if len(batch) == 0 && len(deltas) == 0 {
+		l.mu.Lock()
+		l.spare = batch
+		l.inflight = 0
+		l.mu.Unlock()
+		return nil
+	}
+
+	err := l.db.Update(ctx, func(tx store.Tx) error { return write(tx, batch, deltas) })
+
+	l.mu.Lock()
+	if err != nil {
+		// Keep the grants, oldest first, ahead of those queued meanwhile.
+		newer := l.queue
+		l.queue = append(batch, newer...)
+		clear(newer)
+		l.spare = newer[:0]
+	} else {
+		clear(batch)
+		l.spare = batch[:0]
+		close(l.room)
+		l.room = make(chan struct{})
+	}
+	l.inflight = 0
+	l.mu.Unlock()
+
+	if err != nil {
+		l.flushErrors.Add(1)
+		l.log.Error("ledger: flush failed; grants kept for the next attempt", "grants", len(batch), "err", err)
+		return fmt.Errorf("ledger: flush %d grants: %w", len(batch), err)
+	}
+	l.recorded.Add(uint64(len(batch)))
+	l.quota.committed(deltas)
+	return nil
+}
+
+func write(tx store.Tx, batch []Grant, deltas []quotaDelta) error {
+	type release struct{ product, version string }
+	counts := make(map[release]uint64)
+	for i := range batch {
+		g := &batch[i]
+		seq, err := tx.NextSequence("ledger")
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		k := binary.BigEndian.AppendUint64([]byte(grantPrefix(g.License)), seq)
+		if err := tx.Put(k, v); err != nil {
+			return err
+		}
+		counts[release{g.Product, g.Version}]++
+	}
+	for r, n := range counts {
+		if err := addUint64(tx, []byte(countKey(r.product, r.version)), n); err != nil {
+			return err
+		}
+	}
+	for _, d := range deltas {
+		if err := addUint64(tx, []byte(quotaKeyOf(d.key)), d.n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addUint64(tx store.Tx, key []byte, n uint64) error {
+	cur, err := getUint64(tx, key)
+	if err != nil {
+		return err
+	}
+	return tx.Put(key, binary.BigEndian.AppendUint64(nil, cur+n))
+}
+
+func getUint64(tx store.Tx, key []byte) (uint64, error) {
+	v, err := tx.Get(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("ledger: counter %q is %d bytes, not 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Close stops the background goroutine and writes everything queued. After
+// Close, Record drops (and counts) its grants. When ctx ends before the
+// running flush finishes, or the final flush fails, Close returns the error
+// and the unwritten grants stay in memory; calling Close again retries.
+func (l *Ledger) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.room) // wake Records waiting for room: they now drop
+		l.room = make(chan struct{})
+		l.mu.Unlock()
+		close(l.stop)
+	})
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		return fmt.Errorf("ledger: close: %w", ctx.Err())
+	}
+	return l.Flush(ctx)
+}
+
+// Stats returns the ledger's counters.
+func (l *Ledger) Stats() Stats {
+	l.mu.Lock()
+	queued := len(l.queue) + l.inflight
+	l.mu.Unlock()
+	return Stats{
+		Queued:      queued,
+		Recorded:    l.recorded.Load(),
+		Dropped:     l.dropped.Load(),
+		Rejected:    l.rejected.Load(),
+		FlushErrors: l.flushErrors.Load(),
+	}
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && i > n-utf8.UTFMax && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
+
+// seg makes s one key segment: unchanged unless it holds "/" or "%".
+func seg(s string) string {
+	if strings.ContainsAny(s, "/%") {
+		return url.PathEscape(s)
+	}
+	return s
+}
+
+func unseg(s string) string {
+	if strings.Contains(s, "%") {
+		if u, err := url.PathUnescape(s); err == nil {
+			return u
+		}
+	}
+	return s
+}
+
+func grantPrefix(license string) string { return "led/l/" + seg(license) + "/" }
+
+func countPrefix(product string) string { return "led/c/" + seg(product) + "/" }
+
+func countKey(product, version string) string { return countPrefix(product) + seg(version) }
+
+func quotaKeyOf(k quotaKey) string {
+	return "led/q/" + seg(k.license) + "/" + dayStart(k.day).Format("20060102")
+}

@@ -1,0 +1,175 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/store"
+)
+
+// quotaKey names one license's count on one UTC day (days since the epoch).
+type quotaKey struct {
+	license string
+	day     int64
+}
+
+// quotaEntry is the in-memory count of one quotaKey. count is what Reserve
+// compares with the limit: the stored count when loaded plus this process's
+// reservations since. pending is the part of count not yet persisted.
+type quotaEntry struct {
+	mu      sync.Mutex
+	loaded  bool
+	evicted bool // removed from the map: look the key up again
+	count   uint64
+	pending uint64
+}
+
+type quotaDelta struct {
+	key   quotaKey
+	entry *quotaEntry
+	n     uint64
+}
+
+// quotas holds the entries. Lock order: quotas.mu before quotaEntry.mu, and
+// eviction only TryLocks an entry, so a Reserve loading from the store never
+// holds up the others.
+type quotas struct {
+	mu      sync.Mutex
+	entries map[quotaKey]*quotaEntry
+	today   int64 // the latest day asked for; older entries are evicted
+}
+
+func dayOf(t time.Time) int64 {
+	s := t.Unix()
+	d := s / 86400
+	if s < 0 && s%86400 != 0 {
+		d-- // floor, not truncation, before 1970
+	}
+	return d
+}
+
+func dayStart(day int64) time.Time { return time.Unix(day*86400, 0).UTC() }
+
+// Reserve counts one download against the license's daily quota, limit
+// downloads per UTC day, and returns nil; or, when the limit is reached,
+// counts nothing and returns a *portal.Error with code quota_exceeded and
+// details {"limit": limit, "reset_at": next UTC midnight, RFC 3339}.
+//
+// limit <= 0 means unlimited: nothing is counted. An empty licenseID (open
+// products) is never limited. The count is in memory, so it is exact under
+// any concurrency within this process; it is persisted by the next flush.
+// Call Reserve after every other check has passed, just before minting the
+// download, so that a refused request does not use up quota.
+func (l *Ledger) Reserve(ctx context.Context, licenseID string, limit int, now time.Time) error {
+	if limit <= 0 || licenseID == "" {
+		return nil
+	}
+	if len(licenseID) > MaxKeyField {
+		return portal.Errorf(portal.EInvalid, "license ID is longer than %d bytes", MaxKeyField)
+	}
+	k := quotaKey{license: licenseID, day: dayOf(now)}
+	for {
+		e := l.quota.entry(k)
+		e.mu.Lock()
+		if e.evicted {
+			e.mu.Unlock()
+			continue
+		}
+		if !e.loaded {
+			var stored uint64
+			err := l.db.View(ctx, func(tx store.Tx) error {
+				var err error
+				stored, err = getUint64(tx, []byte(quotaKeyOf(k)))
+				return err
+			})
+			if err != nil {
+				e.mu.Unlock()
+				return fmt.Errorf("ledger: load quota of license %s: %w", licenseID, err)
+			}
+			e.count, e.loaded = stored, true
+		}
+		if e.count >= uint64(limit) {
+			e.mu.Unlock()
+			reset := dayStart(k.day + 1).Format(time.RFC3339)
+			return &portal.Error{
+				Code:    portal.EQuotaExceeded,
+				Message: fmt.Sprintf("this license allows %d downloads per day; the quota resets at %s", limit, reset),
+				Details: map[string]any{"limit": limit, "reset_at": reset},
+			}
+		}
+		e.count++
+		e.pending++
+		e.mu.Unlock()
+		return nil
+	}
+}
+
+// entry returns the entry of k, creating it (not loaded) when missing.
+func (q *quotas) entry(k quotaKey) *quotaEntry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if k.day > q.today {
+		q.today = k.day
+		q.evictLocked()
+	}
+	e := q.entries[k]
+	if e == nil {
+		e = &quotaEntry{}
+		q.entries[k] = e
+	}
+	return e
+}
+
+// evictLocked drops the entries of days before today that have nothing
+// left to persist. An entry still pending is dropped after the flush that
+// persists it; a busy one (being loaded or counted) on a later pass.
+func (q *quotas) evictLocked() {
+	for k, e := range q.entries {
+		if k.day >= q.today || !e.mu.TryLock() {
+			continue
+		}
+		if e.pending == 0 {
+			e.evicted = true
+			delete(q.entries, k)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// pending returns the counts to persist. The caller holds flushMu, so no
+// other flush takes the same counts.
+func (q *quotas) pending() []quotaDelta {
+	q.mu.Lock()
+	all := make([]quotaDelta, 0, len(q.entries))
+	for k, e := range q.entries {
+		all = append(all, quotaDelta{key: k, entry: e})
+	}
+	q.mu.Unlock()
+	// Entries are locked outside q.mu: one may be busy loading from the
+	// store, and that must not stall every other Reserve.
+	out := all[:0]
+	for _, d := range all {
+		d.entry.mu.Lock()
+		d.n = d.entry.pending
+		d.entry.mu.Unlock()
+		if d.n > 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// committed removes persisted counts from pending and evicts old days.
+func (q *quotas) committed(ds []quotaDelta) {
+	for _, d := range ds {
+		d.entry.mu.Lock()
+		d.entry.pending -= d.n
+		d.entry.mu.Unlock()
+	}
+	q.mu.Lock()
+	q.evictLocked()
+	q.mu.Unlock()
+}
