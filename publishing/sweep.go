@@ -86,9 +86,16 @@ func isExpired(a releases.Artifact, cutoff time.Time) bool {
 	return a.Status == releases.Waiting && a.UploadExpiresAt != nil && a.UploadExpiresAt.Before(cutoff)
 }
 
-// Run sweeps every interval until ctx is done, starting at once. Errors are
-// logged; the next round tries again.
+// DefaultSweepInterval is Run's interval when given none.
+const DefaultSweepInterval = time.Minute
+
+// Run sweeps every interval (DefaultSweepInterval when not positive) until
+// ctx is done, starting at once. Errors are logged; the next round tries
+// again.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultSweepInterval
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
