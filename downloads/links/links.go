@@ -1,0 +1,472 @@
+// Package links keeps revocable share links: a customer shares one artifact
+// of one release through a token that works until it expires or is revoked,
+// without handing out the license key.
+//
+// A link answers only "is this token a live link, and to what". The caller
+// (the HTTP layer) must then check the link's license itself, now, and mint
+// a fresh short-lived storage URL: this package knows nothing of license
+// status, so a suspended or revoked license stops its links only through
+// that check.
+//
+// # Tokens
+//
+// A token is "<id>.<expiry>.<tag>": the link ID (16 hex digits), the expiry
+// in Unix seconds, and 32 bytes in unpadded base64url made of two truncated
+// HMAC-SHA256 values under the service's secret:
+//
+//   - the first 16 bytes sign the ID and the expiry, so a forged or altered
+//     token is refused before the store is read;
+//   - the last 16 bytes sign the ID, the expiry, the license, the product, the
+//     version and the file name, and are checked against the stored record,
+//     so a token never grants more than what was signed even if the record
+//     changed.
+//
+// Verify checks, in order: the form (signature_invalid), the first tag
+// (signature_invalid), the expiry (link_expired), the record (missing or
+// revoked: link_revoked), and the second tag against the record
+// (signature_invalid). Tags are compared in constant time after a length
+// check. Changing the secret invalidates every outstanding link.
+//
+// # Key layout
+//
+//	lnk/<id>                   the link (JSON)
+//	lnk/by/<license>/<id>      index for List (empty value)
+//
+// Records are kept after they expire or are revoked, for the customer's
+// list; Purge removes those expired before a given time.
+package links
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/store"
+)
+
+// MaxTTL is the longest a link may live, whatever the configuration says.
+const MaxTTL = 7 * 24 * time.Hour
+
+// MinSecretLen is the shortest accepted HMAC secret, in bytes.
+const MinSecretLen = 32
+
+const (
+	idLen       = 16 // hex digits
+	halfTagLen  = 16 // bytes of each truncated HMAC
+	tagLen      = 2 * halfTagLen
+	tagB64Len   = 43 // unpadded base64url of tagLen bytes
+	maxTokenLen = idLen + 1 + 19 + 1 + tagB64Len
+	maxLicense  = 64
+	maxCreator  = 200
+
+	recordPrefix = "lnk/"
+	indexPrefix  = "lnk/by/"
+)
+
+var tagEncoding = base64.RawURLEncoding.Strict()
+
+// Link is one share link.
+type Link struct {
+	ID        string     `json:"id"`
+	License   string     `json:"license"`
+	Product   string     `json:"product"`
+	Version   string     `json:"version"`
+	Filename  string     `json:"filename"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// CreatedBy says who made the link (for example a license key hint or
+	// an admin token name); free text, shown to admins.
+	CreatedBy string `json:"created_by,omitempty"`
+}
+
+// Service creates, verifies and revokes links. It is safe for concurrent use.
+type Service struct {
+	db     store.DB
+	secret []byte
+	now    func() time.Time
+}
+
+// New returns the link service. secret is the HMAC key (at least
+// MinSecretLen bytes; see LoadOrCreateSecret); it is copied. now defaults to
+// time.Now.
+func New(db store.DB, secret []byte, now func() time.Time) (*Service, error) {
+	if len(secret) < MinSecretLen {
+		return nil, portal.Errorf(portal.EInvalid, "links: the secret must be at least %d bytes, not %d", MinSecretLen, len(secret))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: db, secret: slices.Clone(secret), now: now}, nil
+}
+
+// Create stores a new link to l's license and artifact, living ttl, and
+// returns it with its token. The token is not stored: it can be rebuilt
+// only by the holder of the secret, so show it to the customer now. l's ID,
+// times and revocation are set here; the caller must already have checked
+// that the license may have the artifact.
+//
+// maxTTL is the configured ceiling, itself capped at MaxTTL (<= 0 means
+// MaxTTL). A ttl <= 0 or above the ceiling is refused with EInvalid naming
+// the ceiling, rather than silently shortened: the customer asked for a
+// lifetime and should know it was not granted.
+func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration) (Link, string, error) {
+	if maxTTL <= 0 || maxTTL > MaxTTL {
+		maxTTL = MaxTTL
+	}
+	if ttl <= 0 {
+		return Link{}, "", portal.Errorf(portal.EInvalid, "ttl must be positive, at most %s", maxTTL)
+	}
+	if ttl > maxTTL {
+		return Link{}, "", portal.Errorf(portal.EInvalid, "ttl %s is above the maximum of %s", ttl, maxTTL)
+	}
+	if err := validate(l); err != nil {
+		return Link{}, "", err
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	l.CreatedAt = now
+	l.ExpiresAt = now.Add(ttl).Truncate(time.Second)
+	l.RevokedAt = nil
+
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		for range 3 {
+			l.ID = newID()
+			_, err := tx.Get(recordKey(l.ID))
+			if errors.Is(err, store.ErrNotFound) {
+				v, err := json.Marshal(l)
+				if err != nil {
+					return err
+				}
+				if err := tx.Put(recordKey(l.ID), v); err != nil {
+					return err
+				}
+				return tx.Put(indexKey(l.License, l.ID), nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return errors.New("three random link IDs in a row are taken")
+	})
+	if err != nil {
+		return Link{}, "", fmt.Errorf("links: create: %w", err)
+	}
+	return l, s.token(l), nil
+}
+
+func validate(l Link) error {
+	if !validLicense(l.License) {
+		return portal.Errorf(portal.EInvalid, "a link needs a license ID of 1 to %d letters, digits, '-' or '_'", maxLicense)
+	}
+	if err := releases.ValidateSlug(l.Product); err != nil {
+		return err
+	}
+	if l.Version == "" {
+		return portal.Errorf(portal.EInvalid, "a link needs a version")
+	}
+	if err := releases.ValidateText("version", l.Version, releases.MaxVersionLen, false); err != nil {
+		return err
+	}
+	if err := releases.ValidateFilename(l.Filename); err != nil {
+		return err
+	}
+	return releases.ValidateText("created_by", l.CreatedBy, maxCreator, false)
+}
+
+func validLicense(id string) bool {
+	if id == "" || len(id) > maxLicense {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string {
+	b := make([]byte, idLen/2)
+	rand.Read(b) // crypto/rand does not fail on supported systems
+	return hex.EncodeToString(b)
+}
+
+func validID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func recordKey(id string) []byte { return []byte(recordPrefix + id) }
+
+func indexKey(license, id string) []byte { return []byte(indexPrefix + license + "/" + id) }
+
+// token builds l's token.
+func (s *Service) token(l Link) string {
+	exp := l.ExpiresAt.Unix()
+	tag := append(s.tagA(l.ID, exp), s.tagB(l, exp)...)
+	return l.ID + "." + strconv.FormatInt(exp, 10) + "." + tagEncoding.EncodeToString(tag)
+}
+
+// tagA signs what the token itself carries.
+func (s *Service) tagA(id string, exp int64) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("portal share link v1: token\x00"))
+	writeField(m, id)
+	writeField(m, strconv.FormatInt(exp, 10))
+	return m.Sum(nil)[:halfTagLen]
+}
+
+// tagB signs everything the link grants.
+func (s *Service) tagB(l Link, exp int64) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("portal share link v1: grant\x00"))
+	for _, f := range []string{l.ID, strconv.FormatInt(exp, 10), l.License, l.Product, l.Version, l.Filename} {
+		writeField(m, f)
+	}
+	return m.Sum(nil)[:halfTagLen]
+}
+
+// writeField writes f length-prefixed, so no two field lists sign alike.
+func writeField(w interface{ Write([]byte) (int, error) }, f string) {
+	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
+	w.Write([]byte(f))
+}
+
+// Verify returns the live link a token names. Errors are *portal.Error
+// with code signature_invalid (malformed, forged or altered), link_expired
+// or link_revoked (revoked or deleted), or an internal error when the store
+// fails. The returned link has not been checked against its license.
+func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
+	id, exp, tag, ok := parse(token)
+	if !ok {
+		return Link{}, portal.Errorf(portal.ESignatureInvalid, "malformed share link")
+	}
+	if !hmac.Equal(tag[:halfTagLen], s.tagA(id, exp)) {
+		return Link{}, portal.Errorf(portal.ESignatureInvalid, "invalid share link signature")
+	}
+	expiry := time.Unix(exp, 0).UTC()
+	if !s.now().Before(expiry) {
+		return Link{}, portal.Errorf(portal.ELinkExpired, "this share link expired at %s", expiry.Format(time.RFC3339))
+	}
+	var l Link
+	found := true
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		v, err := tx.Get(recordKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			found = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, &l)
+	})
+	if err != nil {
+		return Link{}, fmt.Errorf("links: load %s: %w", id, err)
+	}
+	if !found || l.RevokedAt != nil {
+		return Link{}, portal.Errorf(portal.ELinkRevoked, "this share link was revoked")
+	}
+	if l.ID != id || !hmac.Equal(tag[halfTagLen:], s.tagB(l, l.ExpiresAt.Unix())) {
+		return Link{}, portal.Errorf(portal.ESignatureInvalid, "this share link does not match what was shared")
+	}
+	return l, nil
+}
+
+// parse splits a token without trusting any of it: bounded length, exact
+// shape, canonical numbers and base64.
+func parse(token string) (id string, exp int64, tag []byte, ok bool) {
+	if len(token) > maxTokenLen || strings.Count(token, ".") != 2 {
+		return "", 0, nil, false
+	}
+	id, rest, _ := strings.Cut(token, ".")
+	expText, tagText, _ := strings.Cut(rest, ".")
+	if !validID(id) || len(tagText) != tagB64Len {
+		return "", 0, nil, false
+	}
+	if expText == "" || expText[0] == '0' || len(expText) > 19 {
+		return "", 0, nil, false
+	}
+	for i := 0; i < len(expText); i++ {
+		if expText[i] < '0' || expText[i] > '9' {
+			return "", 0, nil, false
+		}
+	}
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	if err != nil {
+		return "", 0, nil, false
+	}
+	tag, err = tagEncoding.DecodeString(tagText)
+	if err != nil || len(tag) != tagLen {
+		return "", 0, nil, false
+	}
+	return id, exp, tag, true
+}
+
+// Revoke ends a link now. license is the caller's license ID, or "" for an
+// admin, who may revoke any link; a link of another license is reported as
+// not found. Revoking a revoked link succeeds and keeps the first time.
+func (s *Service) Revoke(ctx context.Context, id, license string) error {
+	notFound := portal.Errorf(portal.ENotFound, "no share link %q", truncate(id, 40))
+	if !validID(id) {
+		return notFound
+	}
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		v, err := tx.Get(recordKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound
+		}
+		if err != nil {
+			return err
+		}
+		var l Link
+		if err := json.Unmarshal(v, &l); err != nil {
+			return err
+		}
+		if license != "" && l.License != license {
+			return notFound
+		}
+		if l.RevokedAt != nil {
+			return nil
+		}
+		now := s.now().UTC().Truncate(time.Second)
+		l.RevokedAt = &now
+		if v, err = json.Marshal(l); err != nil {
+			return err
+		}
+		return tx.Put(recordKey(id), v)
+	})
+	if err != nil && portal.ErrorCode(err) != portal.ENotFound {
+		return fmt.Errorf("links: revoke %s: %w", id, err)
+	}
+	return err
+}
+
+// List returns a license's links, newest first, including expired and
+// revoked ones until Purge removes them. licenseID "" lists every link (for
+// admins).
+func (s *Service) List(ctx context.Context, licenseID string) ([]Link, error) {
+	if licenseID != "" && !validLicense(licenseID) {
+		return nil, nil
+	}
+	var out []Link
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		if licenseID == "" {
+			return tx.Scan([]byte(recordPrefix), store.ScanOptions{}, func(k, v []byte) (bool, error) {
+				if !validID(string(k[len(recordPrefix):])) {
+					return true, nil // an index key
+				}
+				var l Link
+				if err := json.Unmarshal(v, &l); err != nil {
+					return false, fmt.Errorf("link %s: %w", k, err)
+				}
+				out = append(out, l)
+				return true, nil
+			})
+		}
+		prefix := indexKey(licenseID, "")
+		var ids []string
+		err := tx.Scan(prefix, store.ScanOptions{}, func(k, _ []byte) (bool, error) {
+			ids = append(ids, string(k[len(prefix):]))
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			v, err := tx.Get(recordKey(id))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var l Link
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("link %s: %w", id, err)
+			}
+			out = append(out, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("links: list: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Link) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// Purge deletes the links that expired before t and returns how many. Their
+// tokens already fail with link_expired; after Purge they fail with
+// link_revoked. Run it from a periodic sweep.
+func (s *Service) Purge(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		n = 0
+		var dead []Link
+		err := tx.Scan([]byte(recordPrefix), store.ScanOptions{}, func(k, v []byte) (bool, error) {
+			if !validID(string(k[len(recordPrefix):])) {
+				return true, nil
+			}
+			var l Link
+			if err := json.Unmarshal(v, &l); err != nil {
+				return false, fmt.Errorf("link %s: %w", k, err)
+			}
+			if l.ExpiresAt.Before(before) {
+				dead = append(dead, l)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, l := range dead {
+			if err := tx.Delete(recordKey(l.ID)); err != nil {
+				return err
+			}
+			if err := tx.Delete(indexKey(l.License, l.ID)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("links: purge: %w", err)
+	}
+	return n, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
