@@ -169,5 +169,11 @@ func (s *Server) transition(c *gin.Context, fn func(*releases.Service, context.C
 		s.fail(c, err)
 		return
 	}
+	// Update checks must see a publish or yank as soon as it is answered.
+	if s.Index != nil {
+		if err := s.Index.Refresh(c, slug); err != nil {
+			s.log.Warn("index refresh after publish/yank", "product", slug, "err", err)
+		}
+	}
 	c.JSON(http.StatusOK, r.Public())
 }

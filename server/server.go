@@ -14,11 +14,14 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/tokens"
+	"github.com/portaldist/portal/updates"
 )
 
 // Options tune the server.
@@ -32,6 +35,19 @@ type Options struct {
 	AccessLog bool
 	Logger    *slog.Logger
 	Now       func() time.Time
+
+	// PublicURL is the base URL clients reach the portal at; share links
+	// start with it.
+	PublicURL string
+	// URLTTL is the default life of a minted download URL, MaxURLTTL the
+	// most a client may ask for with ?ttl=.
+	URLTTL, MaxURLTTL time.Duration
+	// ShareLinkMaxTTL caps share links; ShareRedirectTTL is the life of the
+	// storage URL a share link redirects to.
+	ShareLinkMaxTTL, ShareRedirectTTL time.Duration
+	// UpdatesPublic answers update checks of licensed products without a
+	// license (downloads still need one).
+	UpdatesPublic bool
 }
 
 // Deps are the services the server exposes.
@@ -48,6 +64,12 @@ type Deps struct {
 	Keys ProductKeys
 	// Publishing is the publisher side: artifacts, uploads, verification.
 	Publishing *publishing.Service
+	// Index answers update checks and resolves "latest".
+	Index *updates.Index
+	// Ledger records download grants and counts daily quotas.
+	Ledger *ledger.Ledger
+	// Links are the revocable share links.
+	Links *links.Service
 }
 
 // Server is the HTTP API. Build it with New; it is an http.Handler.
@@ -76,6 +98,18 @@ func New(d Deps, opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.URLTTL <= 0 {
+		opts.URLTTL = 5 * time.Minute
+	}
+	if opts.MaxURLTTL < opts.URLTTL {
+		opts.MaxURLTTL = opts.URLTTL
+	}
+	if opts.ShareLinkMaxTTL <= 0 || opts.ShareLinkMaxTTL > 7*24*time.Hour {
+		opts.ShareLinkMaxTTL = 7 * 24 * time.Hour
+	}
+	if opts.ShareRedirectTTL <= 0 {
+		opts.ShareRedirectTTL = time.Minute
 	}
 	s := &Server{
 		Deps: d, opts: opts, log: opts.Logger, now: opts.Now,
@@ -124,6 +158,15 @@ func (s *Server) routes() {
 	v1.POST("/products/:product/releases/:version/artifacts", s.addArtifact)
 	v1.POST("/products/:product/releases/:version/artifacts/:filename/complete", s.completeArtifact)
 	v1.DELETE("/products/:product/releases/:version/artifacts/:filename", s.deleteArtifact)
+
+	v1.GET("/products/:product/releases/:version/download", s.downloadRelease)
+	v1.GET("/products/:product/releases/:version/artifacts/:filename/download", s.downloadArtifact)
+	v1.GET("/products/:product/downloads", s.downloadCounts)
+	v1.GET("/me", s.me)
+	v1.POST("/links", s.createLink)
+	v1.DELETE("/links/:id", s.deleteLink)
+	v1.GET("/licenses/:id/downloads", s.requireAdmin, s.licenseDownloads)
+	e.GET("/d/:token", s.shareLink)
 
 	v1.POST("/tokens", s.requireAdmin, s.createToken)
 	v1.DELETE("/tokens/:id", s.requireAdmin, s.deleteToken)
@@ -191,4 +234,9 @@ func (s *Server) accessLog(c *gin.Context) {
 
 // Close stops background work and flushes what is queued. Call it after
 // the HTTP server has shut down.
-func (s *Server) Close(ctx context.Context) error { return nil }
+func (s *Server) Close(ctx context.Context) error {
+	if s.Ledger != nil {
+		return s.Ledger.Close(ctx)
+	}
+	return nil
+}

@@ -3,13 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/updates"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,18 +30,41 @@ import (
 	"github.com/portaldist/portal/tokens"
 )
 
-// env is a portal on a real bbolt file and the local object store, behind
-// a real listener.
+// env is a portal on a real bbolt file and an object store (the local
+// store by default), behind a real listener, with a clock tests can move.
 type env struct {
-	t     *testing.T
-	url   string
-	db    store.DB
-	srv   *server.Server
-	admin string
-	now   time.Time
+	t      *testing.T
+	url    string
+	db     store.DB
+	srv    *server.Server
+	admin  string
+	index  *updates.Index
+	ledger *ledger.Ledger
+
+	mu    sync.Mutex
+	clock time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func (e *env) now() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock
+}
+
+// advance moves the clock forward.
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.clock = e.clock.Add(d)
+	e.mu.Unlock()
+}
+
+type envOptions struct {
+	s3 bool // objects on the S3 test server instead of local disk
+}
+
+func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
+
+func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{})
@@ -42,28 +72,51 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{t: t, db: db}
+	e := &env{t: t, db: db, clock: time.Now().UTC()}
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	blobKeys, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
-	if err != nil {
-		t.Fatal(err)
+	var objs downloads.ObjectStore
+	var blobs http.Handler
+	if o.s3 {
+		objs = s3test.Store(t)
+	} else {
+		blobKeys, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: blobKeys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, blobs = ls, ls.Handler()
 	}
-	objs, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: blobKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog := releases.New(db, nil)
+	catalog := releases.New(db, e.now)
 	toks := tokens.New(db, nil)
 	keys := server.ProductKeys{Catalog: catalog}
+	e.index = updates.NewIndex(catalog)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.index.Watch(ctx)
+	e.ledger = ledger.New(db, ledger.Options{FlushInterval: 50 * time.Millisecond})
+	linkKey := make([]byte, 32)
+	rand.Read(linkKey)
+	shareLinks, err := links.New(db, linkKey, e.now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.srv = server.New(server.Deps{
-		Store: db, Catalog: catalog, Licenses: licenses.New(db, catalog, nil), Tokens: toks,
-		Objects: objs, Blobs: objs.Handler(), Keys: keys,
+		Store: db, Catalog: catalog, Licenses: licenses.New(db, catalog, e.now), Tokens: toks,
+		Objects: objs, Blobs: blobs, Keys: keys,
 		Publishing: publishing.New(catalog, objs, keys, publishing.Options{}),
-	}, server.Options{MaxBody: 1 << 20, AuthFailuresPerMinute: 20})
+		Index:      e.index, Ledger: e.ledger, Links: shareLinks,
+	}, server.Options{MaxBody: 1 << 20, AuthFailuresPerMinute: 20, Now: e.now, PublicURL: base,
+		URLTTL: 5 * time.Minute, MaxURLTTL: time.Hour})
 	hs.Config.Handler = e.srv
 	hs.Start()
-	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		hs.Close()
+		e.srv.Close(context.Background())
+	})
 	e.url = base
 	_, raw, err := toks.Create(context.Background(), "root", tokens.Admin, nil)
 	if err != nil {

@@ -12,8 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/server"
+	"github.com/portaldist/portal/updates"
 )
 
 func serve(args []string) error {
@@ -45,12 +48,30 @@ func serve(args []string) error {
 		PartSize: int64(cfg.Uploads.MultipartPartSize), SparkleMaxSize: int64(cfg.Signing.SparkleMaxSize), Log: log,
 	})
 	go pub.Run(ctx, cfg.Uploads.SweepInterval)
+	index := updates.NewIndex(a.catalog)
+	if err := index.Load(ctx); err != nil {
+		return err
+	}
+	index.Watch(ctx)
+	linkKey, err := links.LoadOrCreateSecret(cfg.DataPath("secrets", "link-key"))
+	if err != nil {
+		return err
+	}
+	shareLinks, err := links.New(a.db, linkKey, nil)
+	if err != nil {
+		return err
+	}
+	led := ledger.New(a.db, ledger.Options{Queue: cfg.Downloads.LedgerQueue, FlushInterval: cfg.Downloads.LedgerFlushInterval, Logger: log})
 	srv := server.New(server.Deps{
 		Store: a.db, Catalog: a.catalog, Licenses: a.licenses, Tokens: a.tokens,
 		Objects: objs, Blobs: blobs, Keys: keys, Publishing: pub,
+		Index: index, Ledger: led, Links: shareLinks,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
-		AccessLog: cfg.Log.Access, Logger: log,
+		AccessLog: cfg.Log.Access, Logger: log, PublicURL: cfg.PublicURL(),
+		URLTTL: cfg.Downloads.URLTTL, MaxURLTTL: cfg.Downloads.MaxURLTTL,
+		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
+		UpdatesPublic: cfg.Updates.Public,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
