@@ -394,7 +394,8 @@ func getUint64(tx store.Tx, key []byte) (uint64, error) {
 }
 
 // Close stops the background goroutine and writes everything queued. After
-// Close, Record drops (and counts) its grants. When ctx ends before the
+// Close, Record drops (and counts) its grants, and Reserve still counts in
+// memory but nothing persists those counts unless Flush is called. When ctx ends before the
 // running flush finishes, or the final flush fails, Close returns the error
 // and the unwritten grants stay in memory; calling Close again retries.
 func (l *Ledger) Close(ctx context.Context) error {
