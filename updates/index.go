@@ -39,6 +39,7 @@ type productIndex struct {
 	newest  []releases.Release // the same releases, newest first (for feeds)
 	byVer   map[string]int     // exact version string -> position in entries
 	etag    string
+	seq     uint64 // buildSeq when its read began (see Refresh)
 }
 
 // Index is the in-memory upgrade index. It is safe for concurrent use.
@@ -58,6 +59,7 @@ type Index struct {
 	// them unique across reloads within this process.
 	instance string
 	gen      atomic.Uint64
+	buildSeq atomic.Uint64
 
 	versions   cache[versionKeyed]
 	constraint cache[version.Constraints]
@@ -111,14 +113,23 @@ func (x *Index) Load(ctx context.Context) error {
 // not meant for a request path: Watch calls it from a background goroutine.
 // Call it directly when the caller needs the change visible before it
 // returns (tests, or an API that must read its own write).
+//
+// Concurrent refreshes of one product are safe: each takes a sequence
+// number before it reads, and a snapshot never replaces one whose read
+// began later, so a slow reload cannot overwrite a newer one.
 func (x *Index) Refresh(ctx context.Context, product string) error {
+	seq := x.buildSeq.Add(1)
 	pi, err := x.build(ctx, product)
 	if err != nil {
 		return fmt.Errorf("updates: refresh %s: %w", product, err)
 	}
+	pi.seq = seq
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	old := *x.products.Load()
+	if cur, ok := old[product]; ok && cur.seq > seq {
+		return nil
+	}
 	next := make(map[string]*productIndex, len(old)+1)
 	for k, v := range old {
 		next[k] = v
