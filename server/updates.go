@@ -1,0 +1,208 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/updates"
+)
+
+// downloadURL is portal's own download endpoint for an artifact: feeds and
+// the upgrade API point there, so the license check happens on the click.
+func (s *Server) downloadURL(product, version, filename string) string {
+	return s.opts.PublicURL + "/v1/products/" + url.PathEscape(product) + "/releases/" + url.PathEscape(version) +
+		"/artifacts/" + url.PathEscape(filename) + "/download"
+}
+
+// Download implements feeds' link maker.
+func (s *Server) Download(product, version, filename string) string {
+	return s.downloadURL(product, version, filename)
+}
+
+// updateCaller checks who may ask for updates of the product: managers,
+// licenses of the product, anyone for open products, and anyone for
+// licensed products when update checks are configured public. The license
+// is returned as a copy the caller may use freely.
+func (s *Server) updateCaller(c *gin.Context, p releases.Product) (*licenses.License, error) {
+	id := who(c)
+	if id.license != nil {
+		if id.license.Product != p.Slug && p.Distribution != releases.Open {
+			return nil, portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", id.license.Product, p.Slug)
+		}
+		if id.license.Product != p.Slug {
+			return nil, nil
+		}
+		l := *id.license
+		return &l, nil
+	}
+	if id.token != nil {
+		_, err := mayView(c, p)
+		return nil, err
+	}
+	if p.Distribution == releases.Open || s.opts.UpdatesPublic {
+		return nil, nil
+	}
+	return nil, portal.Errorf(portal.EUnauthorized, "%s is licensed: send Authorization: License <key>", p.Slug)
+}
+
+type upgradeArtifact struct {
+	Filename   string            `json:"filename"`
+	Platform   string            `json:"platform"`
+	Arch       string            `json:"arch"`
+	Size       int64             `json:"size"`
+	SHA256     string            `json:"sha256"`
+	SHA512     string            `json:"sha512"`
+	Signatures map[string]string `json:"signatures,omitempty"`
+}
+
+type upgradeResponse struct {
+	Version     string            `json:"version"`
+	Channel     string            `json:"channel"`
+	Notes       string            `json:"notes,omitempty"`
+	PublishedAt *time.Time        `json:"published_at,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Artifact    upgradeArtifact   `json:"artifact"`
+	DownloadURL string            `json:"download_url"`
+}
+
+// upgrade answers GET /v1/products/{product}/upgrade from the in-memory
+// index: 200 with the release to move to, 204 when there is none, 304 when
+// the client's ETag is current.
+func (s *Server) upgrade(c *gin.Context) {
+	p, err := s.catalog.Product(c, c.Param("product"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	lic, err := s.updateCaller(c, p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	r, a, ok, err := s.Index.Latest(updates.Query{
+		Product: p.Slug, Current: c.Query("current"), Platform: c.Query("platform"), Arch: c.Query("arch"),
+		Channel: c.Query("channel"), Constraint: c.Query("constraint"), License: lic, ClientID: c.Query("client_id"),
+		Now: s.now(),
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "private, no-cache")
+	c.Header("Vary", "Authorization")
+	if !ok {
+		c.Status(http.StatusNoContent)
+		return
+	}
+	s.writeJSONWithETag(c, upgradeResponse{
+		Version: r.Version, Channel: r.Channel, Notes: r.Notes, PublishedAt: r.PublishedAt, Metadata: r.Metadata,
+		Artifact: upgradeArtifact{Filename: a.Filename, Platform: a.Platform, Arch: a.Arch, Size: a.Size,
+			SHA256: a.SHA256, SHA512: a.SHA512, Signatures: a.Signatures},
+		DownloadURL: s.downloadURL(p.Slug, r.Version, a.Filename),
+	})
+}
+
+// writeJSONWithETag answers with v and an ETag of its bytes, or 304 when the
+// request's If-None-Match names that ETag. Hashing the body makes the tag
+// exact for every caller (licenses see different answers) at the cost of
+// encoding a small document.
+func (s *Server) writeJSONWithETag(c *gin.Context, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.writeWithETag(c, "application/json; charset=utf-8", body)
+}
+
+func (s *Server) writeWithETag(c *gin.Context, contentType string, body []byte) {
+	sum := sha256.Sum256(body)
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	c.Header("ETag", etag)
+	if inm := c.GetHeader("If-None-Match"); inm != "" {
+		for _, t := range strings.Split(inm, ",") {
+			if t = strings.TrimSpace(t); t == etag || t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				c.Status(http.StatusNotModified)
+				return
+			}
+		}
+	}
+	c.Data(http.StatusOK, contentType, body)
+}
+
+// keys returns the product's public signing key in the forms update clients
+// take: Sparkle's SUPublicEDKey, minisign's public key line (Tauri's pubkey,
+// minisign -P) and .pub file.
+func (s *Server) keys(c *gin.Context) {
+	p, err := s.catalog.Product(c, c.Param("product"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	k, err := s.Keys.SigningKey(c, p.Slug)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"product":         p.Slug,
+		"algorithm":       "ed25519",
+		"ed25519":         k.SparklePublicKey(),
+		"sparkle":         k.SparklePublicKey(),
+		"minisign":        k.MinisignPublicKey(),
+		"minisign_key_id": k.KeyIDHex(),
+		"minisign_pub":    k.MinisignPublicKeyFile(),
+		"tauri_pubkey":    base64.StdEncoding.EncodeToString([]byte(k.MinisignPublicKeyFile())),
+	})
+}
+
+// artifactInfo serves GET .../artifacts/{filename}: the artifact's
+// metadata, or, for "{filename}.minisig", its minisign signature file. It
+// applies the same entitlement rules as a download, without counting one.
+func (s *Server) artifactInfo(c *gin.Context) {
+	p, err := s.catalog.Product(c, c.Param("product"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	who, err := s.downloader(c, p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	name := c.Param("filename")
+	base, isSig := strings.CutSuffix(name, ".minisig")
+	q := downloadRequest{version: c.Param("version"), filename: name, channel: "dev"}
+	r, a, err := s.resolve(c, p, who, q)
+	if err != nil && isSig {
+		q.filename = base
+		r, a, err = s.resolve(c, p, who, q)
+	} else {
+		isSig = false
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !isSig {
+		c.JSON(http.StatusOK, gin.H{"product": p.Slug, "version": r.Version, "artifact": a.Public()})
+		return
+	}
+	sig := a.Signatures["minisign"]
+	if sig == "" {
+		s.fail(c, portal.Errorf(portal.ENotFound, "%s has no minisign signature", a.Filename))
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="`+strings.ReplaceAll(name, `"`, "")+`"`)
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(sig))
+}
