@@ -13,6 +13,16 @@ func TestHealth(t *testing.T) {
 	if r.json(t)["ready"] != true {
 		t.Fatalf("readyz: %s", r.body)
 	}
+	e.do("GET", "/d/secret-looking-token", "", nil)
+	m := e.must(200, e.do("GET", "/metrics", "", nil))
+	for _, want := range []string{`portal_http_requests_total{method="GET",route="/readyz",status="200"} 1`, `portal_refusals_total{code="signature_invalid"} 1`} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(m.body), "secret-looking-token") {
+		t.Fatal("metrics carry a raw path")
+	}
 }
 
 func TestCatalogEndpoints(t *testing.T) {

@@ -176,6 +176,7 @@ func (s *Server) grant(c *gin.Context, r releases.Release, a releases.Artifact, 
 		g.License = lic.ID
 	}
 	s.Ledger.Record(g)
+	s.metrics.grants.WithLabelValues(r.Product, strconv.FormatBool(linkID != "")).Inc()
 	signedURLHeaders(c)
 	if wantsJSON(c) {
 		c.JSON(http.StatusOK, downloadGrant{URL: signed.URL, ExpiresAt: signed.ExpiresAt, Filename: a.Filename, Version: r.Version, Size: a.Size, SHA256: a.SHA256})

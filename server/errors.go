@@ -44,6 +44,9 @@ func StatusOf(code string) int {
 func (s *Server) fail(c *gin.Context, err error) {
 	code := portal.ErrorCode(err)
 	status := StatusOf(code)
+	if s.metrics != nil {
+		s.metrics.refusals.WithLabelValues(code).Inc()
+	}
 	body := gin.H{"code": code, "message": portal.ErrorMessage(err)}
 	var e *portal.Error
 	if errors.As(err, &e) {

@@ -80,6 +80,7 @@ type Server struct {
 	now     func() time.Time
 	limiter *failureLimiter
 	engine  *gin.Engine
+	metrics *metrics
 
 	catalog  *releases.Service
 	licenses *licenses.Service
@@ -120,7 +121,8 @@ func New(d Deps, opts Options) *Server {
 	e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	e.Use(s.recover)
+	s.metrics = newMetrics(s)
+	e.Use(s.recover, s.metrics.observe)
 	if opts.AccessLog {
 		e.Use(s.accessLog)
 	}
@@ -139,6 +141,7 @@ func (s *Server) routes() {
 	e := s.engine
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
+	e.GET("/metrics", s.metrics.handler())
 	if s.Blobs != nil {
 		h := gin.WrapH(s.Blobs)
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut} {
