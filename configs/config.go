@@ -35,6 +35,9 @@ type Config struct {
 	// PublicURLSetting is public_url as configured, possibly "". Use
 	// PublicURL for the URL clients reach the portal at.
 	PublicURLSetting string `mapstructure:"public_url"`
+	// TrustedProxies is a comma-separated list of IPs or CIDRs whose
+	// X-Forwarded-For is believed; see TrustedProxyList.
+	TrustedProxies string `mapstructure:"trusted_proxies"`
 	// DataDir holds the bbolt file, local objects and generated secrets.
 	// Use DataPath to build paths inside it.
 	DataDir string `mapstructure:"data_dir"`
@@ -135,6 +138,17 @@ type LogConfig struct {
 	Level string `mapstructure:"level"`
 	// Access enables one log line per HTTP request.
 	Access bool `mapstructure:"access"`
+}
+
+// TrustedProxyList returns TrustedProxies split into entries.
+func (c *Config) TrustedProxyList() []string {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // PublicURL is the base URL clients reach the portal at, without a trailing

@@ -61,6 +61,11 @@ func (c *Config) validate() error {
 	if msg := checkListen(c.Listen); msg != "" {
 		fail("listen", "%q %s", c.Listen, msg)
 	}
+	for _, p := range c.TrustedProxyList() {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			fail("trusted_proxies", "%q is not an IP address or CIDR range", p)
+		}
+	}
 	if c.PublicURLSetting != "" {
 		if msg := checkHTTPURL(c.PublicURLSetting); msg != "" {
 			fail("public_url", "%q %s", redactURL(c.PublicURLSetting), msg)

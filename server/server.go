@@ -45,6 +45,9 @@ type Options struct {
 	// ShareLinkMaxTTL caps share links; ShareRedirectTTL is the life of the
 	// storage URL a share link redirects to.
 	ShareLinkMaxTTL, ShareRedirectTTL time.Duration
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// names the client; none by default.
+	TrustedProxies []string
 	// UpdatesPublic answers update checks of licensed products without a
 	// license (downloads still need one).
 	UpdatesPublic bool
@@ -118,7 +121,10 @@ func New(d Deps, opts Options) *Server {
 		catalog: d.Catalog, licenses: d.Licenses, tokens: d.Tokens,
 	}
 	e := gin.New()
-	e.SetTrustedProxies(nil)
+	if err := e.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		s.log.Error("trusted proxies ignored", "err", err)
+		e.SetTrustedProxies(nil)
+	}
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	s.metrics = newMetrics(s)

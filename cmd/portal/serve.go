@@ -71,7 +71,7 @@ func serve(args []string) error {
 		AccessLog: cfg.Log.Access, Logger: log, PublicURL: cfg.PublicURL(),
 		URLTTL: cfg.Downloads.URLTTL, MaxURLTTL: cfg.Downloads.MaxURLTTL,
 		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
-		UpdatesPublic: cfg.Updates.Public,
+		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
