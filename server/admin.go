@@ -28,7 +28,7 @@ func (s *Server) createToken(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, gin.H{"id": t.ID, "token": raw, "name": t.Name, "role": t.Role, "products": t.Products, "created_at": t.CreatedAt})
+	c.PureJSON(http.StatusCreated, gin.H{"id": t.ID, "token": raw, "name": t.Name, "role": t.Role, "products": t.Products, "created_at": t.CreatedAt})
 }
 
 func (s *Server) deleteToken(c *gin.Context) {
@@ -63,7 +63,7 @@ func (s *Server) createLicense(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, gin.H{"license": l.Public(), "key": key})
+	c.PureJSON(http.StatusCreated, gin.H{"license": l.Public(), "key": key})
 }
 
 func (s *Server) getLicense(c *gin.Context) {
@@ -72,7 +72,7 @@ func (s *Server) getLicense(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, l.Public())
+	c.PureJSON(http.StatusOK, l.Public())
 }
 
 func (s *Server) listLicenses(c *gin.Context) {
@@ -99,7 +99,7 @@ func (s *Server) listLicenses(c *gin.Context) {
 	if len(ls) == limit {
 		out["next_cursor"] = ls[len(ls)-1].ID
 	}
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 func (s *Server) licenseStatus(fn func(*licenses.Service, context.Context, string) (licenses.License, error)) gin.HandlerFunc {
@@ -109,6 +109,6 @@ func (s *Server) licenseStatus(fn func(*licenses.Service, context.Context, strin
 			s.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, l.Public())
+		c.PureJSON(http.StatusOK, l.Public())
 	}
 }

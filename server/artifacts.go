@@ -36,7 +36,7 @@ func (s *Server) addArtifact(c *gin.Context) {
 		return
 	}
 	signedURLHeaders(c)
-	c.JSON(http.StatusCreated, gin.H{"artifact": a.Public(), "upload": up})
+	c.PureJSON(http.StatusCreated, gin.H{"artifact": a.Public(), "upload": up})
 }
 
 func (s *Server) completeArtifact(c *gin.Context) {
@@ -50,7 +50,7 @@ func (s *Server) completeArtifact(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"artifact": a.Public()})
+	c.PureJSON(http.StatusOK, gin.H{"artifact": a.Public()})
 }
 
 func (s *Server) deleteArtifact(c *gin.Context) {

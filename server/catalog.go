@@ -37,7 +37,7 @@ func (s *Server) createProduct(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, p.Public())
+	c.PureJSON(http.StatusCreated, p.Public())
 }
 
 func (s *Server) listProducts(c *gin.Context) {
@@ -52,7 +52,7 @@ func (s *Server) listProducts(c *gin.Context) {
 			out = append(out, p.Public())
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"products": out})
+	c.PureJSON(http.StatusOK, gin.H{"products": out})
 }
 
 // product loads the path's product and checks that the caller may see it.
@@ -74,7 +74,7 @@ func (s *Server) getProduct(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, p.Public())
+	c.PureJSON(http.StatusOK, p.Public())
 }
 
 func (s *Server) createRelease(c *gin.Context) {
@@ -101,7 +101,7 @@ func (s *Server) createRelease(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, r.Public())
+	c.PureJSON(http.StatusCreated, r.Public())
 }
 
 func (s *Server) listReleases(c *gin.Context) {
@@ -135,7 +135,7 @@ func (s *Server) listReleases(c *gin.Context) {
 	for i, r := range page.Releases {
 		page.Releases[i] = r.Public()
 	}
-	c.JSON(http.StatusOK, page)
+	c.PureJSON(http.StatusOK, page)
 }
 
 func (s *Server) getRelease(c *gin.Context) {
@@ -152,7 +152,7 @@ func (s *Server) getRelease(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, r.Public())
+	c.PureJSON(http.StatusOK, r.Public())
 }
 
 func (s *Server) publish(c *gin.Context) { s.transition(c, (*releases.Service).Publish) }
@@ -175,5 +175,5 @@ func (s *Server) transition(c *gin.Context, fn func(*releases.Service, context.C
 			s.log.Warn("index refresh after publish/yank", "product", slug, "err", err)
 		}
 	}
-	c.JSON(http.StatusOK, r.Public())
+	c.PureJSON(http.StatusOK, r.Public())
 }

@@ -179,7 +179,7 @@ func (s *Server) grant(c *gin.Context, r releases.Release, a releases.Artifact, 
 	s.metrics.grants.WithLabelValues(r.Product, strconv.FormatBool(linkID != "")).Inc()
 	signedURLHeaders(c)
 	if wantsJSON(c) {
-		c.JSON(http.StatusOK, downloadGrant{URL: signed.URL, ExpiresAt: signed.ExpiresAt, Filename: a.Filename, Version: r.Version, Size: a.Size, SHA256: a.SHA256})
+		c.PureJSON(http.StatusOK, downloadGrant{URL: signed.URL, ExpiresAt: signed.ExpiresAt, Filename: a.Filename, Version: r.Version, Size: a.Size, SHA256: a.SHA256})
 		return
 	}
 	c.Redirect(http.StatusSeeOther, signed.URL)
@@ -275,7 +275,7 @@ func (s *Server) download(c *gin.Context, q downloadRequest) {
 func (s *Server) me(c *gin.Context) {
 	id := who(c)
 	if id.token != nil {
-		c.JSON(http.StatusOK, gin.H{"token": id.token.Public()})
+		c.PureJSON(http.StatusOK, gin.H{"token": id.token.Public()})
 		return
 	}
 	if id.license == nil {
@@ -314,7 +314,7 @@ func (s *Server) me(c *gin.Context) {
 	if err := l.Decide(licenses.Target{Product: l.Product}, now); err != nil && portal.ErrorCode(err) != portal.ENotEntitled {
 		status = portal.ErrorCode(err)
 	}
-	c.JSON(http.StatusOK, gin.H{
+	c.PureJSON(http.StatusOK, gin.H{
 		"license": l.Public(),
 		"access":  status,
 		"entitlements": gin.H{
@@ -386,7 +386,7 @@ func (s *Server) createLink(c *gin.Context) {
 		return
 	}
 	signedURLHeaders(c)
-	c.JSON(http.StatusCreated, gin.H{"id": link.ID, "url": s.opts.PublicURL + "/d/" + token, "expires_at": link.ExpiresAt,
+	c.PureJSON(http.StatusCreated, gin.H{"id": link.ID, "url": s.opts.PublicURL + "/d/" + token, "expires_at": link.ExpiresAt,
 		"product": link.Product, "version": link.Version, "filename": link.Filename})
 }
 
@@ -461,7 +461,7 @@ func (s *Server) licenseDownloads(c *gin.Context) {
 	if next != "" {
 		out["next_cursor"] = next
 	}
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 // downloadCounts gives per-release download counts of a product.
@@ -480,5 +480,5 @@ func (s *Server) downloadCounts(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"product": slug, "downloads": counts})
+	c.PureJSON(http.StatusOK, gin.H{"product": slug, "downloads": counts})
 }

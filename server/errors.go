@@ -64,7 +64,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 		// app login handler.
 		c.Header("WWW-Authenticate", `License realm="portal"`)
 	}
-	c.AbortWithStatusJSON(status, gin.H{"error": body})
+	c.Abort()
+	c.PureJSON(status, gin.H{"error": body})
 }
 
 func (s *Server) logger() *slog.Logger { return s.log }

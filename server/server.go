@@ -134,7 +134,8 @@ func New(d Deps, opts Options) *Server {
 	}
 	e.NoRoute(func(c *gin.Context) { s.fail(c, portal.Errorf(portal.ENotFound, "no such endpoint")) })
 	e.NoMethod(func(c *gin.Context) {
-		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, gin.H{"error": gin.H{"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})
+		c.Abort()
+		c.PureJSON(http.StatusMethodNotAllowed, gin.H{"error": gin.H{"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})
 	})
 	s.engine = e
 	s.routes()
@@ -145,7 +146,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 
 func (s *Server) routes() {
 	e := s.engine
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/healthz", func(c *gin.Context) { c.PureJSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", s.metrics.handler())
 	if s.Blobs != nil {
@@ -219,7 +220,7 @@ func (s *Server) ready(c *gin.Context) {
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+	c.PureJSON(status, gin.H{"ready": ok, "checks": checks})
 }
 
 // recover turns a panic into a 500 with the error envelope; the cause is

@@ -154,7 +154,7 @@ func (s *Server) keys(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{
+	c.PureJSON(http.StatusOK, gin.H{
 		"product":         p.Slug,
 		"algorithm":       "ed25519",
 		"ed25519":         k.SparklePublicKey(),
@@ -195,7 +195,7 @@ func (s *Server) artifactInfo(c *gin.Context) {
 		return
 	}
 	if !isSig {
-		c.JSON(http.StatusOK, gin.H{"product": p.Slug, "version": r.Version, "artifact": a.Public()})
+		c.PureJSON(http.StatusOK, gin.H{"product": p.Slug, "version": r.Version, "artifact": a.Public()})
 		return
 	}
 	sig := a.Signatures["minisign"]
