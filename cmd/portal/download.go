@@ -1,5 +1,204 @@
 package main
 
-import "errors"
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 
-func download(args []string) error { return errors.New("download: not built yet") }
+	"github.com/portaldist/portal/client"
+	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/signing"
+)
+
+func download(args []string) error {
+	ctx, stop := signalContext()
+	defer stop()
+	return osCLI().download(ctx, args)
+}
+
+func (c cli) download(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("download", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	product := fs.String("product", "", "product slug (required)")
+	version := fs.String("version", "latest", "release version, or latest")
+	channel := fs.String("channel", "", "channel latest is looked up on (default stable)")
+	platformFlag := fs.String("platform", "", "platform: linux, darwin, windows, ... (required)")
+	archFlag := fs.String("arch", "", "arch: amd64, arm64, 386, ... (required)")
+	var output string
+	fs.StringVar(&output, "o", "", "file to write, or a directory to write into (default: the artifact's name in the current directory)")
+	fs.StringVar(&output, "output", "", "same as -o")
+	license := fs.String("license", "", "license key (default $PORTAL_LICENSE)")
+	token := fs.String("token", "", "API token, for admins and publishers (default $PORTAL_TOKEN)")
+	baseURL := fs.String("url", "", "portal URL (default $PORTAL_URL, else "+defaultPortalURL+")")
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) > 0:
+		return fmt.Errorf("download: unexpected argument %q", rest[0])
+	case *product == "":
+		return errors.New("download: --product is required")
+	case *platformFlag == "" || *archFlag == "":
+		return errors.New("download: --platform and --arch are required")
+	}
+	platform, err := releases.ParsePlatform(*platformFlag)
+	if err != nil {
+		return fmt.Errorf("download: --platform: %w", err)
+	}
+	arch, err := releases.ParseArch(*archFlag)
+	if err != nil {
+		return fmt.Errorf("download: --arch: %w", err)
+	}
+
+	// A license key is how customers authenticate; a token lets an admin
+	// or publisher fetch what they published; nothing works for open
+	// products.
+	var auth string
+	if key := cmp.Or(*license, c.getenv("PORTAL_LICENSE")); key != "" {
+		auth = client.License(key)
+	} else if tok := cmp.Or(*token, c.getenv("PORTAL_TOKEN")); tok != "" {
+		auth = client.Bearer(tok)
+	}
+	u := cmp.Or(*baseURL, c.getenv("PORTAL_URL"), defaultPortalURL)
+	api := client.New(u, auth)
+	api.HTTP = c.http
+
+	g, err := api.Download(ctx, *product, *version, client.DownloadQuery{Platform: platform, Arch: arch, Channel: *channel})
+	if err != nil {
+		var ce *client.Error
+		if errors.As(err, &ce) {
+			msg := fmt.Sprintf("refused: %s: %s", cmp.Or(ce.Code, fmt.Sprint(ce.Status)), ce.Message)
+			if ce.Status == http.StatusUnauthorized {
+				msg += " (set PORTAL_LICENSE or pass --license)"
+			}
+			return errors.New(msg)
+		}
+		return fmt.Errorf("download: %w (is the portal at %s? set PORTAL_URL or --url)", err, u)
+	}
+	// The file name becomes a path on this machine: it must be one plain
+	// name, whatever the server says.
+	if err := downloads.CheckFilename(g.Filename); err != nil || g.Filename != filepath.Base(g.Filename) {
+		return fmt.Errorf("download: the portal offered an unusable file name %q", g.Filename)
+	}
+	if g.Size < 0 || releases.ValidateSHA256(g.SHA256) != nil {
+		return fmt.Errorf("download: the portal's answer has no valid size and sha256")
+	}
+
+	target := output
+	if target == "" {
+		target = g.Filename
+	} else if st, err := os.Stat(target); err == nil && st.IsDir() {
+		target = filepath.Join(target, g.Filename)
+	}
+	relVersion := cmp.Or(g.Version, *version)
+	if !c.bars {
+		fmt.Fprintf(c.stdout, "%s: downloading %s %s, %d bytes\n", g.Filename, *product, relVersion, g.Size)
+	}
+	sum, err := c.fetch(ctx, api, g, target, func(sum signing.Digests) error {
+		return c.verifySignature(ctx, api, *product, relVersion, g.Filename, sum)
+	})
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "saved %s (%d bytes, sha256 %s)\n", target, sum.Size, sum.SHA256Hex())
+	return nil
+}
+
+// fetch downloads g's URL into a temporary file beside target, checks size
+// and SHA-256, runs check on the digests, and only then renames the file to
+// target, so target is never a partial or unverified file. On any failure
+// the temporary file is removed.
+func (c cli) fetch(ctx context.Context, api *client.Client, g client.Grant, target string, check func(signing.Digests) error) (signing.Digests, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".*.part")
+	if err != nil {
+		return signing.Digests{}, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	res, err := api.Get(ctx, g.URL)
+	if err != nil {
+		return signing.Digests{}, err
+	}
+	defer res.Body.Close()
+	if res.ContentLength >= 0 && res.ContentLength != g.Size {
+		return signing.Digests{}, fmt.Errorf("%s: storage sends %d bytes, the portal says %d: nothing was saved", g.Filename, res.ContentLength, g.Size)
+	}
+	// SHA-256 for the catalog's hash, BLAKE2b-512 for the minisign
+	// signature, in the one pass.
+	d := signing.NewDigester(-1)
+	progress, finish := c.progress("download "+g.Filename, g.Size)
+	// One byte more than promised is enough to know the file is wrong.
+	_, err = io.Copy(io.MultiWriter(tmp, d, progressWriter(progress)), io.LimitReader(res.Body, g.Size+1))
+	finish()
+	if err != nil {
+		return signing.Digests{}, fmt.Errorf("%s: %w", g.Filename, err)
+	}
+	sum := d.Sum()
+	if sum.Size != g.Size || sum.SHA256Hex() != g.SHA256 {
+		return sum, fmt.Errorf("%s does not match the portal's record: got %d bytes, sha256 %s; expected %d bytes, sha256 %s: nothing was saved",
+			g.Filename, sum.Size, sum.SHA256Hex(), g.Size, g.SHA256)
+	}
+	if err := check(sum); err != nil {
+		return sum, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return sum, err
+	}
+	if err := tmp.Close(); err != nil {
+		return sum, err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return sum, err
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return sum, err
+	}
+	done = true
+	return sum, nil
+}
+
+// verifySignature checks the artifact's minisign signature against the
+// product's public key when the portal offers both; a portal that has
+// neither (404) is not an error, since size and SHA-256 were checked.
+func (c cli) verifySignature(ctx context.Context, api *client.Client, product, version, filename string, sum signing.Digests) error {
+	keys, err := api.Keys(ctx, product)
+	if client.IsStatus(err, http.StatusNotFound) || (err == nil && keys.Minisign == "") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: fetching the product's public key: %w", filename, err)
+	}
+	sig, err := api.Minisig(ctx, product, version, filename)
+	if client.IsStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: fetching its signature: %w", filename, err)
+	}
+	comment, err := signing.VerifyMinisign(keys.Minisign, sum.BLAKE2b512, sig)
+	if err != nil {
+		return fmt.Errorf("%s: signature check failed: %w: nothing was saved", filename, err)
+	}
+	// The portal names the file in the signed comment; a valid signature
+	// of another file of the product is not this file's.
+	if !strings.Contains(comment+"\t", "\tfile:"+filename+"\t") {
+		return fmt.Errorf("%s: the signature is for another file (%q): nothing was saved", filename, comment)
+	}
+	fmt.Fprintf(c.stdout, "%s: signature verified\n", filename)
+	return nil
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/downloads/local"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/publishing"
@@ -22,6 +24,7 @@ import (
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
+	"github.com/portaldist/portal/updates"
 )
 
 // testPortal is a real portal (bbolt file, object store, Gin server) behind
@@ -64,14 +67,27 @@ func newTestPortal(t *testing.T, objs downloads.ObjectStore, pub publishing.Opti
 	toks := tokens.New(db, nil)
 	lics := licenses.New(db, catalog, nil)
 	keys := server.ProductKeys{Catalog: catalog}
+	index := updates.NewIndex(catalog)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	index.Watch(ctx)
+	ldg := ledger.New(db, ledger.Options{FlushInterval: 50 * time.Millisecond})
+	shareLinks, err := links.New(db, bytes.Repeat([]byte{7}, 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := server.New(server.Deps{
 		Store: db, Catalog: catalog, Licenses: lics, Tokens: toks,
 		Objects: objs, Blobs: blobs, Keys: keys,
 		Publishing: publishing.New(catalog, objs, keys, pub),
-	}, server.Options{AuthFailuresPerMinute: 1000})
+		Index:      index, Ledger: ldg, Links: shareLinks,
+	}, server.Options{AuthFailuresPerMinute: 1000, PublicURL: base})
 	hs.Config.Handler = srv
 	hs.Start()
-	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close(context.Background())
+	})
 	_, admin, err := toks.Create(context.Background(), "root", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)
