@@ -23,14 +23,14 @@ import (
 // fakePortal serves a download grant, the file, and optionally the
 // product's key and the file's .minisig, as the portal does.
 type fakePortal struct {
-	t        *testing.T
-	srv      *httptest.Server
-	grant    map[string]any // without url, which is filled in
-	file     []byte         // what storage serves
-	refusal  string         // an error envelope to answer the grant with
-	key      string         // minisign public key; "" answers 404
-	minisig  []byte         // nil answers 404
-	length   bool           // send Content-Length with the file
+	t       *testing.T
+	srv     *httptest.Server
+	grant   map[string]any // without url, which is filled in
+	file    []byte         // what storage serves
+	refusal string         // an error envelope to answer the grant with
+	key     string         // minisign public key; "" answers 404
+	minisig []byte         // nil answers 404
+	length  bool           // send Content-Length with the file
 }
 
 func newFakePortal(t *testing.T, filename string, body []byte) *fakePortal {
