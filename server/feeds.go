@@ -85,8 +85,9 @@ func (s *Server) feedReleases(p releases.Product, lic *licenses.License, q feedQ
 	return nil
 }
 
-// feedProduct loads the path's product and checks the caller.
-func (s *Server) feedProduct(c *gin.Context) (releases.Product, *licenses.License, string, bool) {
+// feedProduct loads the path's product and checks the caller. The channel
+// is ?channel=, else defaultChannel ("" = stable).
+func (s *Server) feedProduct(c *gin.Context, defaultChannel string) (releases.Product, *licenses.License, string, bool) {
 	p, err := s.catalog.Product(c, c.Param("product"))
 	if err != nil {
 		s.fail(c, err)
@@ -97,7 +98,7 @@ func (s *Server) feedProduct(c *gin.Context) (releases.Product, *licenses.Licens
 		s.fail(c, err)
 		return p, nil, "", false
 	}
-	ch, err := releases.ParseChannel(c.Query("channel"))
+	ch, err := releases.ParseChannel(firstNonEmpty(c.Query("channel"), defaultChannel))
 	if err != nil {
 		s.fail(c, err)
 		return p, nil, "", false
@@ -111,7 +112,7 @@ func (s *Server) feedProduct(c *gin.Context) (releases.Product, *licenses.Licens
 // build the caller may have (?arch=arm64|amd64 narrows to one Mac
 // architecture; by default only builds that run on every Mac are listed).
 func (s *Server) appcast(c *gin.Context) {
-	p, lic, ch, ok := s.feedProduct(c)
+	p, lic, ch, ok := s.feedProduct(c, "")
 	if !ok {
 		return
 	}
@@ -153,10 +154,10 @@ func (s *Server) electron(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if c.Query("channel") == "" {
-		c.Request.URL.RawQuery = "channel=" + channel
-	}
-	p, lic, ch, ok := s.feedProduct(c)
+	// The file name's channel ("beta.yml") applies unless ?channel= says
+	// otherwise. (Rewriting the request's query here would not do: Gin has
+	// already cached the parsed query by then.)
+	p, lic, ch, ok := s.feedProduct(c, channel)
 	if !ok {
 		return
 	}
@@ -193,7 +194,7 @@ func (s *Server) tauri(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p, lic, ch, ok := s.feedProduct(c)
+	p, lic, ch, ok := s.feedProduct(c, "")
 	if !ok {
 		return
 	}
@@ -233,7 +234,7 @@ func (s *Server) squirrel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p, lic, ch, ok := s.feedProduct(c)
+	p, lic, ch, ok := s.feedProduct(c, "")
 	if !ok {
 		return
 	}
