@@ -68,6 +68,7 @@ func TestPublishEndToEnd(t *testing.T) {
 	args := append([]string{paths[0], "--product", "acme", paths[1], "--version", "1.0.0", "--channel", "beta"}, paths[2])
 	args = append(args, "--notes", notes, "--publish")
 	tc := newTestCLI(env)
+	tc.bars = true // the terminal path, drawing on the captured stderr
 	if err := tc.publish(context.Background(), args); err != nil {
 		t.Fatalf("publish: %v\n%s", err, tc.output())
 	}
