@@ -13,7 +13,9 @@ Usage:
   portal serve [--config FILE] [--listen ADDR] [--data-dir DIR]
   portal token create --role admin|publisher [--product P]... [--name N] [--config FILE] [--data-dir DIR]
   portal publish FILE... --product P --version V [--channel C] [--notes FILE] [--platform OS --arch ARCH] [--publish]
-  portal download --product P [--version V] --platform OS --arch ARCH [-o FILE]
+                 [--url URL] [--token TOKEN]
+  portal download --product P [--version V|latest] [--channel C] --platform OS --arch ARCH [-o FILE|DIR]
+                 [--url URL] [--license KEY | --token TOKEN]
   portal config            print the documented default configuration
 
 Client commands read PORTAL_URL, PORTAL_TOKEN and PORTAL_LICENSE (or flags).
