@@ -166,6 +166,11 @@ func (s *Server) electron(c *gin.Context) {
 	var found bool
 	err = s.feedReleases(p, lic, feedQuery{channel: ch}, func(r releases.Release) bool {
 		a, ok := r.ArtifactFor(platform, resolveArch)
+		if !ok && arch == "" {
+			// latest-mac.yml serves every Mac: an Intel-only release
+			// has no arm64 build but is still the Intel Macs' update.
+			a, ok = r.ArtifactFor(platform, "amd64")
+		}
 		if !ok || (lic != nil && lic.Decide(licenses.TargetOf(r, a.Platform), s.now()) != nil) {
 			return true
 		}
