@@ -477,6 +477,46 @@ func TestFeeds(t *testing.T) {
 		t.Run("yanked", func(t *testing.T) { check(t, "") })
 	})
 
+	// A Mac app built for one architecture only: its feeds serve the Macs
+	// it runs on and no others.
+	t.Run("single-arch Mac builds", func(t *testing.T) {
+		f.product("intel", "open")
+		f.product("silicon", "open")
+		f.publish("intel", map[string]any{"version": "1.0.0"}, []feedFile{{"Intel-1.0.0-mac.zip", "darwin", "amd64"}})
+		f.publish("silicon", map[string]any{"version": "1.0.0"}, []feedFile{{"Silicon-1.0.0-arm64-mac.zip", "darwin", "arm64"}})
+		for _, c := range []struct{ product, file string }{{"intel", "Intel-1.0.0-mac.zip"}, {"silicon", "Silicon-1.0.0-arm64-mac.zip"}} {
+			var doc electronDoc
+			r := f.get("/feeds/"+c.product+"/electron/latest-mac.yml", "")
+			if r.status != 200 {
+				t.Errorf("%s latest-mac.yml: %d %s", c.product, r.status, r.body)
+				continue
+			}
+			if err := yaml.Unmarshal(r.body, &doc); err != nil || len(doc.Files) != 1 || !strings.HasSuffix(doc.Files[0].URL, "/"+c.file+"/download") {
+				t.Errorf("%s latest-mac.yml: %v\n%s", c.product, err, r.body)
+			}
+		}
+		// The default appcast lists only builds every Mac runs; ?arch=
+		// narrows to one architecture.
+		for _, c := range []struct {
+			path  string
+			items int
+		}{
+			{"/feeds/intel/appcast.xml", 0}, {"/feeds/intel/appcast.xml?arch=amd64", 1}, {"/feeds/intel/appcast.xml?arch=arm64", 0},
+			{"/feeds/silicon/appcast.xml", 0}, {"/feeds/silicon/appcast.xml?arch=arm64", 1}, {"/feeds/silicon/appcast.xml?arch=x64", 0},
+		} {
+			var doc appcastDoc
+			if err := xml.Unmarshal(f.must(200, f.get(c.path, "")).body, &doc); err != nil || len(doc.Channel.Items) != c.items {
+				t.Errorf("%s: %d items, want %d (%v)", c.path, len(doc.Channel.Items), c.items, err)
+			}
+		}
+		if r := f.get("/feeds/intel/squirrel/darwin/0.1.0?arch=amd64", ""); r.status != 200 {
+			t.Errorf("intel squirrel on amd64: %d", r.status)
+		}
+		if r := f.get("/feeds/intel/squirrel/darwin/0.1.0?arch=arm64", ""); r.status != 204 {
+			t.Errorf("intel squirrel on arm64: %d", r.status)
+		}
+	})
+
 	t.Run("bad requests", func(t *testing.T) {
 		for _, p := range []string{
 			"/feeds/app/electron/latest.json", "/feeds/app/electron/nightly.yml", "/feeds/app/electron/latest-linux-sparc.yml",
