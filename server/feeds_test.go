@@ -463,6 +463,13 @@ func TestFeeds(t *testing.T) {
 				t.Errorf("%s with a wrong key: %d", p, st)
 			}
 		}
+		// Feeds are polled: an unchanged feed costs a 304.
+		for _, p := range paths {
+			tag := f.must(200, f.get(p, lic)).header.Get("ETag")
+			if r := f.get(p, lic, "If-None-Match", tag); tag == "" || r.status != 304 || len(r.body) != 0 {
+				t.Errorf("%s: ETag %q, then %d", p, tag, r.status)
+			}
+		}
 		for _, p := range []string{"/feeds/free/appcast.xml", "/feeds/free/electron/latest-mac.yml", "/feeds/free/squirrel/darwin/0.1.0"} {
 			if r := f.get(p, ""); r.status != 200 {
 				t.Errorf("open product %s: %d %s", p, r.status, r.body)
