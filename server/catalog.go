@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 )
 
@@ -144,15 +145,48 @@ func (s *Server) getRelease(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	r, err := s.catalog.Release(c, p.Slug, c.Param("version"))
-	if err == nil && !manager && r.Status != releases.Published {
-		err = portal.Errorf(portal.ENotFound, "%s has no version %s", p.Slug, c.Param("version"))
+	var r releases.Release
+	if ver := c.Param("version"); ver == "latest" {
+		r, err = s.latestRelease(c, p, c.Query("channel"))
+	} else {
+		r, err = s.catalog.Release(c, p.Slug, ver)
+		if err == nil && !manager && r.Status != releases.Published {
+			err = portal.Errorf(portal.ENotFound, "%s has no version %s", p.Slug, ver)
+		}
 	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.PureJSON(http.StatusOK, r.Public())
+}
+
+// latestRelease is the newest published release on the channel that the
+// caller's license (if any) may have, on any platform.
+func (s *Server) latestRelease(c *gin.Context, p releases.Product, channel string) (releases.Release, error) {
+	ch, err := releases.ParseChannel(channel)
+	if err != nil {
+		return releases.Release{}, err
+	}
+	var lic *licenses.License
+	if id := who(c); id.license != nil && id.license.Product == p.Slug {
+		l := *id.license
+		lic = &l
+	}
+	now := s.now()
+	if err := licenseRefusesAll(lic, now); err != nil {
+		return releases.Release{}, err
+	}
+	for _, r := range s.Index.Releases(p.Slug) {
+		if !releases.Visible(ch, r.Channel) {
+			continue
+		}
+		if lic != nil && lic.Decide(licenses.TargetOf(r, ""), now) != nil {
+			continue
+		}
+		return r, nil
+	}
+	return releases.Release{}, portal.Errorf(portal.ENotFound, "%s has no published %s release this caller may have", p.Slug, ch)
 }
 
 func (s *Server) publish(c *gin.Context) { s.transition(c, (*releases.Service).Publish) }

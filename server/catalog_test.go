@@ -72,6 +72,7 @@ func TestCatalogEndpoints(t *testing.T) {
 		t.Fatalf("page 2 has %v", v)
 	}
 	e.must(200, e.do("GET", "/v1/products/acme/releases/v1.2.0", admin, nil))
+	e.must(404, e.do("GET", "/v1/products/acme/releases/latest", admin, nil)) // nothing published yet
 	e.must(404, e.do("GET", "/v1/products/acme/releases/9.9.9", admin, nil))
 
 	// Publishing needs uploaded artifacts; yanking a draft is a conflict.

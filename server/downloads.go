@@ -397,6 +397,9 @@ func (s *Server) deleteLink(c *gin.Context) {
 	case id.license != nil:
 		owner = id.license.ID
 	case id.token != nil && id.token.Role == tokens.Admin:
+	case id.token != nil:
+		s.fail(c, portal.Errorf(portal.EForbidden, "only the license that made a link, or an admin, may delete it"))
+		return
 	default:
 		s.fail(c, portal.Errorf(portal.EUnauthorized, "send the license that made the link, or an admin token"))
 		return

@@ -174,6 +174,15 @@ func TestDownloadRefusals(t *testing.T) {
 			}
 		})
 	}
+	// GET .../releases/latest answers per license too.
+	r := e.must(200, e.do("GET", "/v1/products/acme/releases/latest", v1only, nil))
+	if v := r.json(t)["version"]; v != "1.0.0" {
+		t.Fatalf("release latest for a 1.x license: %v", v)
+	}
+	r = e.must(200, e.do("GET", "/v1/products/acme/releases/latest?channel=beta", plain, nil))
+	if v := r.json(t)["version"]; v != "2.0.0" {
+		t.Fatalf("release latest on beta: %v", v)
+	}
 	// latest resolves per license: the constrained license gets 1.0.0, the
 	// plain one 2.0.0 (3.0.0 was yanked), beta sees the beta on its channel.
 	for _, c := range []struct{ auth, channel, want string }{

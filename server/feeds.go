@@ -228,13 +228,16 @@ func (s *Server) tauri(c *gin.Context) {
 	s.writeJSONWithETag(c, out)
 }
 
-// squirrel serves Squirrel.Mac: 200 JSON or 204.
+// squirrel serves Squirrel.Mac: 200 JSON or 204. Without ?arch= only
+// builds that run on every Mac (universal) are offered, since the client
+// does not say which Mac it runs on; apps with single-architecture builds
+// put ?arch=arm64 or ?arch=amd64 in their feed URL.
 func (s *Server) squirrel(c *gin.Context) {
 	if plat, err := releases.ParsePlatform(c.Param("platform")); err != nil || plat != "darwin" {
 		s.fail(c, portal.Errorf(portal.EInvalid, "Squirrel.Mac feeds are for darwin"))
 		return
 	}
-	arch, err := releases.ParseArch(firstNonEmpty(c.Query("arch"), "arm64"))
+	arch, err := releases.ParseArch(firstNonEmpty(c.Query("arch"), "universal"))
 	if err != nil {
 		s.fail(c, err)
 		return
