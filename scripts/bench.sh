@@ -10,7 +10,8 @@
 # 3. seeds a data dir straight through the store: one licensed product with
 #    10,000 releases of 4 platforms each and a real 256 MiB artifact,
 #    100,000 licenses (unlimited downloads), an admin token;
-# 4. runs the Go benchmarks of the parts (go test -bench);
+# 4. runs the Go benchmarks of the parts (go test -bench), and the hot
+#    handlers in process next to a minimal Gin handler (server);
 # 5. drives wrk (same settings for every API scenario) against the
 #    baseline, the upgrade check, the JSON download grant on the local
 #    store and on S3, a /d/ share link, and the 256 MiB blob GET against
@@ -139,6 +140,7 @@ log "go test -bench (the parts)"
 	go test -run '^$' -bench '^BenchmarkDecide$' -benchtime 0.5s ./licenses
 	go test -run '^$' -bench '^BenchmarkLatest$' -benchtime 0.5s ./updates
 	go test -run '^$' -bench '^BenchmarkByKey$' -benchtime 2s ./licenses
+	go test -run '^$' -bench '^BenchmarkHandlers$' -benchtime 1s ./server
 } 2>&1 | tee "$RES/gobench.txt" | grep -E '^(Benchmark|ok|FAIL|---)' >&2
 grep -q '^FAIL' "$RES/gobench.txt" && die "a Go benchmark failed (see above)"
 

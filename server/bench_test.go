@@ -1,0 +1,196 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/downloads/local"
+	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/publishing"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/secret"
+	"github.com/portaldist/portal/server"
+	"github.com/portaldist/portal/store/bolt"
+	"github.com/portaldist/portal/tokens"
+	"github.com/portaldist/portal/updates"
+)
+
+// BenchmarkHandlers measures the hot endpoints of scripts/bench.sh in
+// process (handler only, no sockets), next to a minimal Gin handler, so a
+// CPU profile shows where the portal's time per request goes:
+//
+//	go test -run '^$' -bench BenchmarkHandlers -cpuprofile cpu.out ./server
+//	go tool pprof -top -cum server.test cpu.out
+//
+// The catalog is small (the update index and "latest" are in memory and flat
+// in the catalog's size, see updates.BenchmarkLatest); the 10,000 licenses
+// are used in turn, as the wrk script does.
+func BenchmarkHandlers(b *testing.B) {
+	h, keys, link := benchServer(b)
+	const p = "app"
+	baseline := gin.New()
+	baseline.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok", "version": "1.0.0"}) })
+
+	cases := []struct {
+		name    string
+		h       http.Handler
+		target  string
+		license bool
+		want    int
+	}{
+		{"gin-baseline", baseline, "/", false, 200},
+		{"upgrade", h, "/v1/products/" + p + "/upgrade?current=1.0.0&platform=linux&arch=amd64", true, 200},
+		{"grant-json", h, "/v1/products/" + p + "/releases/latest/download?platform=linux&arch=amd64", true, 200},
+		{"share-link", h, link, false, 303},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var n atomic.Uint64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest("GET", c.target, nil)
+					if c.license {
+						req.Header.Set("Accept", "application/json")
+						req.Header.Set("Authorization", "License "+keys[n.Add(1)%uint64(len(keys))])
+					}
+					w := httptest.NewRecorder()
+					c.h.ServeHTTP(w, req)
+					if w.Code != c.want {
+						b.Fatalf("%s: status %d: %s", c.target, w.Code, w.Body)
+					}
+				}
+			})
+		})
+	}
+}
+
+// benchServer wires a server the way `portal serve` does (local store,
+// ledger with the default queue and flush interval) on a NoSync bbolt file
+// with product "app", releases 1.0.0 .. 1.0.9 published through the
+// services with one real linux/amd64 object each, and 10,000 licenses. It
+// returns the handler, the license keys and the path of a share link.
+func benchServer(b *testing.B) (http.Handler, []string, string) {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	base := "http://127.0.0.1:8080"
+	ring, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: ring})
+	if err != nil {
+		b.Fatal(err)
+	}
+	catalog := releases.New(db, nil)
+	keys := server.ProductKeys{Catalog: catalog}
+	pub := publishing.New(catalog, objs, keys, publishing.Options{})
+	sealed, err := keys.New("app")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := catalog.CreateProduct(ctx, releases.Product{Slug: "app", Distribution: releases.Licensed, SigningKey: sealed}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10 {
+		ver := fmt.Sprintf("1.0.%d", i)
+		if _, err := catalog.CreateRelease(ctx, "app", releases.NewRelease{Version: ver, Notes: "Release " + ver}); err != nil {
+			b.Fatal(err)
+		}
+		data := make([]byte, 1024)
+		rand.Read(data)
+		sum := sha256.Sum256(data)
+		a, up, err := pub.AddArtifact(ctx, "app", ver, releases.NewArtifact{
+			Filename: "app-" + ver + "-linux-amd64.tar.gz", Platform: "linux", Arch: "amd64", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
+		}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := httptest.NewRequest(up.Method, up.URL, bytes.NewReader(data))
+		for k, v := range up.Headers {
+			req.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		objs.Handler().ServeHTTP(w, req)
+		if w.Code/100 != 2 {
+			b.Fatalf("upload: %d %s", w.Code, w.Body)
+		}
+		if _, err := pub.Complete(ctx, "app", ver, a.Filename); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := catalog.Publish(ctx, "app", ver); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	lics := licenses.New(db, catalog, nil)
+	now := time.Now().UTC().Truncate(time.Second)
+	var licKeys []string
+	ls := make([]licenses.License, 0, 10000)
+	for i := range 10000 {
+		k := secret.New(licenses.KeyPrefix)
+		licKeys = append(licKeys, k)
+		id := make([]byte, 8)
+		rand.Read(id)
+		ls = append(ls, licenses.License{
+			ID: hex.EncodeToString(id), Customer: fmt.Sprintf("customer %d", i), Product: "app",
+			OnExpiry: licenses.OnExpiryRevoke, Status: licenses.Active, CreatedAt: now, UpdatedAt: now,
+			KeyHint: secret.Hint(k), KeyDigest: secret.Digest(k),
+		})
+	}
+	if err := lics.Put(ctx, ls); err != nil {
+		b.Fatal(err)
+	}
+
+	index := updates.NewIndex(catalog)
+	if err := index.Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	led := ledger.New(db, ledger.Options{Queue: 10000, FlushInterval: time.Second})
+	linkKey := make([]byte, 32)
+	rand.Read(linkKey)
+	shareLinks, err := links.New(db, linkKey, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(server.Deps{
+		Store: db, Catalog: catalog, Licenses: lics, Tokens: tokens.New(db, nil),
+		Objects: objs, Blobs: objs.Handler(), Keys: keys, Publishing: pub,
+		Index: index, Ledger: led, Links: shareLinks,
+	}, server.Options{MaxBody: 1 << 20, AuthFailuresPerMinute: 10, PublicURL: base,
+		URLTTL: 5 * time.Minute, MaxURLTTL: time.Hour, ShareLinkMaxTTL: 168 * time.Hour, ShareRedirectTTL: time.Minute})
+	b.Cleanup(func() { srv.Close(context.Background()) })
+
+	body, _ := json.Marshal(map[string]any{"product": "app", "version": "1.0.9", "filename": "app-1.0.9-linux-amd64.tar.gz", "ttl": 3600})
+	req := httptest.NewRequest("POST", "/v1/links", bytes.NewReader(body))
+	req.Header.Set("Authorization", "License "+licKeys[0])
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, req)
+	var out struct{ URL string }
+	if w.Code != 201 || json.Unmarshal(w.Body.Bytes(), &out) != nil || len(out.URL) <= len(base) {
+		b.Fatalf("create link: %d %s", w.Code, w.Body)
+	}
+	return srv, licKeys, out.URL[len(base):]
+}
