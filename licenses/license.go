@@ -125,6 +125,14 @@ func (l *License) Decide(t Target, now time.Time) error {
 	return nil
 }
 
+// prime parses the constraint once, so copies of l share it and Decide on
+// them writes nothing (cached licenses are read by many goroutines).
+func (l *License) prime() {
+	if l.Constraint != "" && l.constraint == nil {
+		l.constraints()
+	}
+}
+
 func (l *License) constraints() (version.Constraints, error) {
 	if l.constraint == nil {
 		cs, err := ParseConstraint(l.Constraint)

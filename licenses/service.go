@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
 	"github.com/portaldist/portal/store"
@@ -24,11 +25,23 @@ const (
 	keyPrefix     = "lic/k/"
 )
 
+// CacheTTL bounds how long a license read by ByKey or Get may be served
+// from memory. Writes through this Service drop the cached copy at once;
+// the TTL only bounds how late a write made by another process sharing the
+// store is seen.
+const CacheTTL = 2 * time.Second
+
 // Service keeps licenses. It is safe for concurrent use.
 type Service struct {
 	db      store.DB
 	catalog *releases.Service
 	now     func() time.Time
+
+	// Every licensed request looks its key up; these keep the decoded
+	// license (with its constraint parsed) in memory, keyed by key digest
+	// and by id.
+	byDigest *memo.Cache[string, License]
+	byID     *memo.Cache[string, License]
 }
 
 // New returns the license service. catalog is used to check that a
@@ -37,7 +50,9 @@ func New(db store.DB, catalog *releases.Service, now func() time.Time) *Service 
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, catalog: catalog, now: now}
+	return &Service{db: db, catalog: catalog, now: now,
+		byDigest: memo.New[string, License](CacheTTL, 200_000),
+		byID:     memo.New[string, License](CacheTTL, 200_000)}
 }
 
 // Create stores a new active license and returns it with its key. The key
@@ -70,9 +85,18 @@ func (s *Service) Create(ctx context.Context, l License) (License, string, error
 
 // Get returns the license with the id.
 func (s *Service) Get(ctx context.Context, id string) (License, error) {
+	if l, ok := s.byID.Get(id); ok {
+		return l, nil
+	}
+	gen := s.byID.Gen()
 	var l License
 	err := s.db.View(ctx, func(tx store.Tx) error { return getLicense(tx, id, &l) })
-	return l, err
+	if err != nil {
+		return l, err
+	}
+	l.prime()
+	s.byID.PutIf(id, l, gen)
+	return l, nil
 }
 
 func getLicense(tx store.Tx, id string, l *License) error {
@@ -98,6 +122,10 @@ func (s *Service) ByKey(ctx context.Context, key string) (License, error) {
 		return License{}, ErrBadKey
 	}
 	digest := secret.Digest(key)
+	if l, ok := s.byDigest.Get(digest); ok {
+		return l, nil
+	}
+	gen := s.byDigest.Gen()
 	var l License
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		id, err := tx.Get([]byte(keyPrefix + digest))
@@ -115,7 +143,12 @@ func (s *Service) ByKey(ctx context.Context, key string) (License, error) {
 		}
 		return nil
 	})
-	return l, err
+	if err != nil {
+		return l, err
+	}
+	l.prime()
+	s.byDigest.PutIf(digest, l, gen)
+	return l, nil
 }
 
 // Suspend, Reinstate and Revoke change a license's status. Revocation is
@@ -148,6 +181,7 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (License, er
 		l.UpdatedAt = s.now().UTC().Truncate(time.Second)
 		return putJSON(tx, []byte(licensePrefix+id), l)
 	})
+	s.forget(l)
 	if err != nil {
 		return License{}, fmt.Errorf("licenses: %s %s: %w", status, id, err)
 	}
@@ -179,6 +213,8 @@ func (s *Service) List(ctx context.Context, product, after string, limit int) ([
 // Put stores licenses as they are, with their key digests; seeding and
 // imports use it. Each license must have ID and KeyDigest set.
 func (s *Service) Put(ctx context.Context, ls []License) error {
+	defer s.byDigest.Clear()
+	defer s.byID.Clear()
 	return s.db.Update(ctx, func(tx store.Tx) error {
 		for _, l := range ls {
 			if err := putJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
@@ -190,6 +226,14 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 		}
 		return nil
 	})
+}
+
+// forget drops the cached copies of a license after a write.
+func (s *Service) forget(l License) {
+	if l.KeyDigest != "" {
+		s.byDigest.Delete(l.KeyDigest)
+	}
+	s.byID.Delete(l.ID)
 }
 
 func newID() string {

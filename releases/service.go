@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/store"
 )
 
@@ -54,14 +55,22 @@ type Service struct {
 
 	mu        sync.RWMutex
 	listeners []func(product string)
+
+	// products keeps decoded products in memory: every download and update
+	// check reads one. Writes here drop the entry; ProductCacheTTL bounds
+	// how late a write by another process sharing the store is seen.
+	products *memo.Cache[string, Product]
 }
+
+// ProductCacheTTL bounds how long Product may serve a cached copy.
+const ProductCacheTTL = 2 * time.Second
 
 // New returns a catalog on db. now may be nil (time.Now).
 func New(db store.DB, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, now: now}
+	return &Service{db: db, now: now, products: memo.New[string, Product](ProductCacheTTL, 10_000)}
 }
 
 // OnChange registers fn to be called, after the change has committed, with
@@ -111,6 +120,7 @@ func (s *Service) CreateProduct(ctx context.Context, p Product) (Product, error)
 		}
 		return putJSON(tx, productKey(p.Slug), p)
 	})
+	s.products.Delete(p.Slug)
 	if err != nil {
 		return Product{}, fmt.Errorf("releases: create product %s: %w", p.Slug, err)
 	}
@@ -118,10 +128,20 @@ func (s *Service) CreateProduct(ctx context.Context, p Product) (Product, error)
 }
 
 // Product returns the product with the slug.
+// The returned Product shares its SigningKey bytes with the cache: read
+// them, never modify them.
 func (s *Service) Product(ctx context.Context, slug string) (Product, error) {
+	if p, ok := s.products.Get(slug); ok {
+		return p, nil
+	}
+	gen := s.products.Gen()
 	var p Product
 	err := s.db.View(ctx, func(tx store.Tx) error { return getProduct(tx, slug, &p) })
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	s.products.PutIf(slug, p, gen)
+	return p, nil
 }
 
 func getProduct(tx store.Tx, slug string, p *Product) error {
@@ -137,6 +157,7 @@ func getProduct(tx store.Tx, slug string, p *Product) error {
 
 // SetSigningKey stores the product's sealed signing key.
 func (s *Service) SetSigningKey(ctx context.Context, slug string, sealed []byte) error {
+	defer s.products.Delete(slug)
 	return s.db.Update(ctx, func(tx store.Tx) error {
 		var p Product
 		if err := getProduct(tx, slug, &p); err != nil {

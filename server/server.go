@@ -16,6 +16,7 @@ import (
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
@@ -84,6 +85,9 @@ type Server struct {
 	limiter *failureLimiter
 	engine  *gin.Engine
 	metrics *metrics
+	// upgrades holds rendered upgrade answers by index snapshot, release
+	// and artifact.
+	upgrades *memo.Cache[string, rendered]
 
 	catalog  *releases.Service
 	licenses *licenses.Service
@@ -119,6 +123,7 @@ func New(d Deps, opts Options) *Server {
 		Deps: d, opts: opts, log: opts.Logger, now: opts.Now,
 		limiter: newFailureLimiter(opts.AuthFailuresPerMinute, opts.Now),
 		catalog: d.Catalog, licenses: d.Licenses, tokens: d.Tokens,
+		upgrades: memo.New[string, rendered](10*time.Minute, 10_000),
 	}
 	e := gin.New()
 	if err := e.SetTrustedProxies(opts.TrustedProxies); err != nil {

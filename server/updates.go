@@ -104,12 +104,37 @@ func (s *Server) upgrade(c *gin.Context) {
 		c.Status(http.StatusNoContent)
 		return
 	}
-	s.writeJSONWithETag(c, upgradeResponse{
-		Version: r.Version, Channel: r.Channel, Notes: r.Notes, PublishedAt: r.PublishedAt, Metadata: r.Metadata,
-		Artifact: upgradeArtifact{Filename: a.Filename, Platform: a.Platform, Arch: a.Arch, Size: a.Size,
-			SHA256: a.SHA256, SHA512: a.SHA512, Signatures: a.Signatures},
-		DownloadURL: s.downloadURL(p.Slug, r.Version, a.Filename),
-	})
+	// The answer depends only on the release and artifact chosen (the
+	// license only chooses), so it is rendered once per index snapshot.
+	key := s.Index.ETag(p.Slug) + "\x00" + r.Version + "\x00" + a.Filename
+	doc, ok := s.upgrades.Get(key)
+	if !ok {
+		gen := s.upgrades.Gen()
+		body, err := json.Marshal(upgradeResponse{
+			Version: r.Version, Channel: r.Channel, Notes: r.Notes, PublishedAt: r.PublishedAt, Metadata: r.Metadata,
+			Artifact: upgradeArtifact{Filename: a.Filename, Platform: a.Platform, Arch: a.Arch, Size: a.Size,
+				SHA256: a.SHA256, SHA512: a.SHA512, Signatures: a.Signatures},
+			DownloadURL: s.downloadURL(p.Slug, r.Version, a.Filename),
+		})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		doc = rendered{body: body, etag: etagOf(body)}
+		s.upgrades.PutIf(key, doc, gen)
+	}
+	s.writeRendered(c, "application/json; charset=utf-8", doc)
+}
+
+// rendered is a response body and its ETag.
+type rendered struct {
+	body []byte
+	etag string
+}
+
+func etagOf(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
 }
 
 // writeJSONWithETag answers with v and an ETag of its bytes, or 304 when the
@@ -126,18 +151,22 @@ func (s *Server) writeJSONWithETag(c *gin.Context, v any) {
 }
 
 func (s *Server) writeWithETag(c *gin.Context, contentType string, body []byte) {
-	sum := sha256.Sum256(body)
-	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
-	c.Header("ETag", etag)
+	s.writeRendered(c, contentType, rendered{body: body, etag: etagOf(body)})
+}
+
+// writeRendered answers with doc, or 304 when the request's If-None-Match
+// names its ETag.
+func (s *Server) writeRendered(c *gin.Context, contentType string, doc rendered) {
+	c.Header("ETag", doc.etag)
 	if inm := c.GetHeader("If-None-Match"); inm != "" {
 		for _, t := range strings.Split(inm, ",") {
-			if t = strings.TrimSpace(t); t == etag || t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			if t = strings.TrimSpace(t); t == doc.etag || t == "*" || strings.TrimPrefix(t, "W/") == doc.etag {
 				c.Status(http.StatusNotModified)
 				return
 			}
 		}
 	}
-	c.Data(http.StatusOK, contentType, body)
+	c.Data(http.StatusOK, contentType, doc.body)
 }
 
 // keys returns the product's public signing key in the forms update clients
