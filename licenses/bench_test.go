@@ -62,15 +62,25 @@ func BenchmarkByKey(b *testing.B) {
 		b.Run(fmt.Sprintf("licenses=%d", n), func(b *testing.B) {
 			svc, keys := seedLicenses(b, n)
 			ctx := context.Background()
-			rng := rand.New(rand.NewPCG(1, 2))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				k := keys[rng.IntN(len(keys))]
-				l, err := svc.ByKey(ctx, k)
-				if err != nil || l.Product != "app" {
-					b.Fatalf("ByKey = %+v, %v", l, err)
-				}
+			// store: every lookup reads bbolt (a cold cache, or another
+			// replica's write); cached: the request path once warm.
+			for _, mode := range []struct {
+				name string
+				ttl  time.Duration
+			}{{"store", 0}, {"cached", licenses.CacheTTL}} {
+				b.Run(mode.name, func(b *testing.B) {
+					svc.SetCacheTTL(mode.ttl)
+					rng := rand.New(rand.NewPCG(1, 2))
+					b.ReportAllocs()
+					b.ResetTimer()
+					for b.Loop() {
+						k := keys[rng.IntN(len(keys))]
+						l, err := svc.ByKey(ctx, k)
+						if err != nil || l.Product != "app" {
+							b.Fatalf("ByKey = %+v, %v", l, err)
+						}
+					}
+				})
 			}
 		})
 	}

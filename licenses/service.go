@@ -3,6 +3,7 @@ package licenses
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,7 @@ type Service struct {
 	// Every licensed request looks its key up; these keep the decoded
 	// license (with its constraint parsed) in memory, keyed by key digest
 	// and by id.
-	byDigest *memo.Cache[string, License]
+	byDigest *memo.Cache[[sha256.Size]byte, License]
 	byID     *memo.Cache[string, License]
 }
 
@@ -51,7 +52,7 @@ func New(db store.DB, catalog *releases.Service, now func() time.Time) *Service 
 		now = time.Now
 	}
 	return &Service{db: db, catalog: catalog, now: now,
-		byDigest: memo.New[string, License](CacheTTL, 200_000),
+		byDigest: memo.New[[sha256.Size]byte, License](CacheTTL, 200_000),
 		byID:     memo.New[string, License](CacheTTL, 200_000)}
 }
 
@@ -121,11 +122,12 @@ func (s *Service) ByKey(ctx context.Context, key string) (License, error) {
 	if !secret.WellFormed(key, KeyPrefix) {
 		return License{}, ErrBadKey
 	}
-	digest := secret.Digest(key)
-	if l, ok := s.byDigest.Get(digest); ok {
+	raw := sha256.Sum256([]byte(key))
+	if l, ok := s.byDigest.Get(raw); ok {
 		return l, nil
 	}
 	gen := s.byDigest.Gen()
+	digest := hex.EncodeToString(raw[:])
 	var l License
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		id, err := tx.Get([]byte(keyPrefix + digest))
@@ -147,7 +149,7 @@ func (s *Service) ByKey(ctx context.Context, key string) (License, error) {
 		return l, err
 	}
 	l.prime()
-	s.byDigest.PutIf(digest, l, gen)
+	s.byDigest.PutIf(raw, l, gen)
 	return l, nil
 }
 
@@ -228,10 +230,18 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 	})
 }
 
+// SetCacheTTL changes how long looked-up licenses stay in memory; 0 turns
+// the cache off (every lookup reads the store). Call it before serving.
+func (s *Service) SetCacheTTL(d time.Duration) {
+	s.byDigest = memo.New[[sha256.Size]byte, License](d, 200_000)
+	s.byID = memo.New[string, License](d, 200_000)
+}
+
 // forget drops the cached copies of a license after a write.
 func (s *Service) forget(l License) {
-	if l.KeyDigest != "" {
-		s.byDigest.Delete(l.KeyDigest)
+	var raw [sha256.Size]byte
+	if n, err := hex.Decode(raw[:], []byte(l.KeyDigest)); err == nil && n == sha256.Size {
+		s.byDigest.Delete(raw)
 	}
 	s.byID.Delete(l.ID)
 }

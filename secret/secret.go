@@ -15,7 +15,7 @@ import (
 // randomBytes is the entropy of every secret: 160 bits.
 const randomBytes = 20
 
-var enc = base32.NewEncoding("abcdefghijkmnpqrstuvwxyz23456789").WithPadding(base32.NoPadding)
+var enc = base32.NewEncoding(alphabet).WithPadding(base32.NoPadding)
 
 // New returns a fresh secret "<prefix>_<32 base32 characters>".
 func New(prefix string) string {
@@ -35,14 +35,30 @@ func Digest(s string) string {
 
 // WellFormed reports whether s looks like a secret with the prefix, without
 // touching the store; callers refuse malformed ones early.
+//
+// It runs before every key lookup, so it does not allocate: 160 bits are
+// exactly 32 base32 characters, and any 32 characters of the alphabet
+// decode.
 func WellFormed(s, prefix string) bool {
-	rest, ok := strings.CutPrefix(s, prefix+"_")
-	if !ok || len(rest) != enc.EncodedLen(randomBytes) {
+	if len(s) != len(prefix)+1+enc.EncodedLen(randomBytes) || s[:len(prefix)] != prefix || s[len(prefix)] != '_' {
 		return false
 	}
-	_, err := enc.DecodeString(rest)
-	return err == nil
+	for i := len(prefix) + 1; i < len(s); i++ {
+		if !inAlphabet[s[i]] {
+			return false
+		}
+	}
+	return true
 }
+
+const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+
+var inAlphabet = func() (t [256]bool) {
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = true
+	}
+	return t
+}()
 
 // Hint is the part of a secret that may be shown and logged: the prefix and
 // the first four random characters. Rate limits count failures per hint.
