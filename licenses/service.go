@@ -73,7 +73,7 @@ func (s *Service) Create(ctx context.Context, l License) (License, string, error
 	l.KeyHint = secret.Hint(key)
 	l.KeyDigest = secret.Digest(key)
 	err := s.db.Update(ctx, func(tx store.Tx) error {
-		if err := putJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
+		if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
 			return err
 		}
 		return tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID))
@@ -181,7 +181,7 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (License, er
 		}
 		l.Status = status
 		l.UpdatedAt = s.now().UTC().Truncate(time.Second)
-		return putJSON(tx, []byte(licensePrefix+id), l)
+		return store.PutJSON(tx, []byte(licensePrefix+id), l)
 	})
 	s.forget(l)
 	if err != nil {
@@ -219,7 +219,7 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 	defer s.byID.Clear()
 	return s.db.Update(ctx, func(tx store.Tx) error {
 		for _, l := range ls {
-			if err := putJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
+			if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
 				return err
 			}
 			if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
@@ -250,12 +250,4 @@ func newID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func putJSON(tx store.Tx, key []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(key, b)
 }

@@ -118,7 +118,7 @@ func (s *Service) CreateProduct(ctx context.Context, p Product) (Product, error)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		return putJSON(tx, productKey(p.Slug), p)
+		return store.PutJSON(tx, productKey(p.Slug), p)
 	})
 	s.products.Delete(p.Slug)
 	if err != nil {
@@ -148,7 +148,7 @@ func getProduct(tx store.Tx, slug string, p *Product) error {
 	if ValidateSlug(slug) != nil {
 		return portal.Errorf(portal.ENotFound, "no product %q", truncate(slug, 80))
 	}
-	err := getJSON(tx, productKey(slug), p)
+	err := store.GetJSON(tx, productKey(slug), p)
 	if errors.Is(err, store.ErrNotFound) {
 		return portal.Errorf(portal.ENotFound, "no product %q", slug)
 	}
@@ -164,7 +164,7 @@ func (s *Service) SetSigningKey(ctx context.Context, slug string, sealed []byte)
 			return err
 		}
 		p.SigningKey = sealed
-		return putJSON(tx, productKey(slug), p)
+		return store.PutJSON(tx, productKey(slug), p)
 	})
 }
 
@@ -259,12 +259,12 @@ func (s *Service) CreateRelease(ctx context.Context, slug string, in NewRelease)
 			return err
 		}
 		var old Release
-		if err := getJSON(tx, key, &old); err == nil {
+		if err := store.GetJSON(tx, key, &old); err == nil {
 			return portal.Errorf(portal.EConflict, "%s already has version %s", slug, old.Version)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		return putJSON(tx, key, r)
+		return store.PutJSON(tx, key, r)
 	})
 	if err != nil {
 		return Release{}, fmt.Errorf("releases: create %s %s: %w", slug, in.Version, err)
@@ -290,7 +290,7 @@ func getRelease(tx store.Tx, slug, ver string, r *Release) error {
 	if err != nil {
 		return portal.Errorf(portal.ENotFound, "%s has no version %q", slug, truncate(ver, 80))
 	}
-	err = getJSON(tx, releaseKey(slug, VersionKey(v)), r)
+	err = store.GetJSON(tx, releaseKey(slug, VersionKey(v)), r)
 	if errors.Is(err, store.ErrNotFound) {
 		return portal.Errorf(portal.ENotFound, "%s has no version %s", slug, ver)
 	}
@@ -398,7 +398,7 @@ func (s *Service) Update(ctx context.Context, slug, ver string, fn func(*Release
 		if err != nil {
 			return err
 		}
-		return putJSON(tx, releaseKey(slug, VersionKey(v)), r)
+		return store.PutJSON(tx, releaseKey(slug, VersionKey(v)), r)
 	})
 	if err != nil {
 		return Release{}, err
@@ -537,23 +537,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func putJSON(tx store.Tx, key []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(key, b)
-}
-
-func getJSON(tx store.Tx, key []byte, v any) error {
-	b, err := tx.Get(key)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
-	}
-	return nil
 }

@@ -104,11 +104,7 @@ func (s *Service) Create(ctx context.Context, name, role string, products []stri
 		CreatedAt: s.now().UTC().Truncate(time.Second), Hint: secret.Hint(raw), Digest: secret.Digest(raw),
 	}
 	err := s.db.Update(ctx, func(tx store.Tx) error {
-		v, err := json.Marshal(t)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put([]byte(tokenPrefix+t.ID), v); err != nil {
+		if err := store.PutJSON(tx, []byte(tokenPrefix+t.ID), t); err != nil {
 			return err
 		}
 		return tx.Put([]byte(digestPrefix+t.Digest), []byte(t.ID))
