@@ -59,13 +59,17 @@ type Config struct {
 }
 
 // Store is an ObjectStore and Multipart backed by one S3 bucket. It holds one
-// S3 client and one presign client, and is safe for concurrent use.
+// S3 client and one presign client, and is safe for concurrent use. GET URLs
+// are presigned by a fast path of its own when New could check it against
+// the SDK (see fastGet).
 type Store struct {
 	bucket  string
 	maxTTL  time.Duration
 	client  *s3.Client
 	presign *s3.PresignClient
 	creds   aws.CredentialsProvider
+	fast    *fastGet // nil: GET URLs go through presign
+	slowWhy string   // why fast is nil
 }
 
 var (
@@ -127,13 +131,20 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &Store{
+	creds := awsCfg.Credentials
+	if _, cached := creds.(*aws.CredentialsCache); creds != nil && !cached {
+		// LoadDefaultConfig caches already; PresignGet retrieves per call.
+		creds = aws.NewCredentialsCache(creds)
+	}
+	s := &Store{
 		bucket:  cfg.Bucket,
 		maxTTL:  maxTTL,
 		client:  client,
 		presign: s3.NewPresignClient(client),
-		creds:   awsCfg.Credentials,
-	}, nil
+		creds:   creds,
+	}
+	s.fast, s.slowWhy = newFastGet(ctx, client, cfg.Bucket)
+	return s, nil
 }
 
 // Client returns the underlying S3 client (for tests and tooling).
@@ -170,6 +181,15 @@ func (s *Store) ttlCap(ctx context.Context) (time.Duration, error) {
 	return max, nil
 }
 
+// capFor is ttlCap for credentials already retrieved, at now.
+func (s *Store) capFor(c aws.Credentials, now time.Time) time.Duration {
+	max := s.maxTTL
+	if c.CanExpire {
+		max = min(max, c.Expires.Sub(now)-credentialMargin)
+	}
+	return max
+}
+
 func (s *Store) ttl(ctx context.Context, ttl time.Duration) (time.Duration, error) {
 	max, err := s.ttlCap(ctx)
 	if err != nil {
@@ -192,7 +212,37 @@ func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, f
 	if err != nil {
 		return downloads.SignedRequest{}, err
 	}
-	if ttl, err = s.ttl(ctx, ttl); err != nil {
+	if s.fast != nil {
+		if s.creds == nil {
+			return downloads.SignedRequest{}, portal.Errorf(portal.EInternal, "s3store: no credentials configured")
+		}
+		c, err := s.creds.Retrieve(ctx)
+		if err != nil {
+			return downloads.SignedRequest{}, fmt.Errorf("s3store: retrieve credentials: %w", err)
+		}
+		// Credentials without a secret are left to the SDK, as before.
+		if c.AccessKeyID != "" && c.SecretAccessKey != "" {
+			now := time.Now()
+			if ttl, err = downloads.CapTTL(ttl, s.capFor(c, now)); err != nil {
+				return downloads.SignedRequest{}, err
+			}
+			ttl = ttl.Truncate(time.Second)
+			u, err := s.fast.presign(ctx, c, key, downloads.ContentDisposition(name), int64(ttl/time.Second), now)
+			if err != nil {
+				return downloads.SignedRequest{}, fmt.Errorf("s3store: presign GET %s: %w", key, err)
+			}
+			// X-Amz-Date is now, to the second.
+			return downloads.SignedRequest{Method: http.MethodGet, URL: u, ExpiresAt: now.UTC().Truncate(time.Second).Add(ttl)}, nil
+		}
+	}
+	return s.presignGetSDK(ctx, key, name, ttl)
+}
+
+// presignGetSDK is PresignGet through the SDK presigner: the fallback when
+// the fast path is off (see fastGet) or the credentials are unusual.
+func (s *Store) presignGetSDK(ctx context.Context, key, name string, ttl time.Duration) (downloads.SignedRequest, error) {
+	ttl, err := s.ttl(ctx, ttl)
+	if err != nil {
 		return downloads.SignedRequest{}, err
 	}
 	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{
