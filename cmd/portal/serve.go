@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -30,6 +31,13 @@ func serve(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log.Level)
+	// The live heap is small (catalog index, caches) while every request
+	// allocates a few KB, so Go's default GOGC=100 collects many times a
+	// second under load, and each cycle shows up in tail latency. Collect
+	// four times less often unless the operator set GOGC.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
