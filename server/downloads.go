@@ -374,8 +374,9 @@ func (s *Server) createLink(c *gin.Context) {
 		return
 	}
 	l := *id.license
-	// The link must be for something the license may have now.
-	r, a, err := s.resolve(c, p, caller{license: &l}, downloadRequest{version: in.Version, filename: in.Filename, channel: "dev"})
+	// The link must be for something the license may have now. "latest"
+	// is the newest stable release, as everywhere else.
+	r, a, err := s.resolve(c, p, caller{license: &l}, downloadRequest{version: in.Version, filename: in.Filename, channel: "stable"})
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -209,9 +209,16 @@ func (s *Server) artifactInfo(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// "latest" is looked up on ?channel= (stable by default), as for the
+	// download itself, so metadata and .minisig match the downloaded file.
+	ch, err := releases.ParseChannel(c.Query("channel"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	name := c.Param("filename")
 	base, isSig := strings.CutSuffix(name, ".minisig")
-	q := downloadRequest{version: c.Param("version"), filename: name, channel: "dev"}
+	q := downloadRequest{version: c.Param("version"), filename: name, channel: ch}
 	r, a, err := s.resolve(c, p, who, q)
 	if err != nil && isSig {
 		q.filename = base

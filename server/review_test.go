@@ -1,0 +1,53 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// releaseSameName publishes version on channel with one linux/amd64
+// artifact named "app.tar.gz", the same name in every release (as many
+// vendors name their builds).
+func (e *env) releaseSameName(product, version, channel string) []byte {
+	e.t.Helper()
+	admin := bearer(e.admin)
+	e.must(201, e.do("POST", "/v1/products/"+product+"/releases", admin, map[string]any{"version": version, "channel": channel}))
+	body := []byte(strings.Repeat(version+" ", 300))
+	e.upload(admin, product, version, "app.tar.gz", "linux", "amd64", body)
+	e.must(200, e.do("POST", "/v1/products/"+product+"/releases/"+version+"/publish", admin, nil))
+	return body
+}
+
+// API.md: "latest" is the newest published release on the requested
+// channel, stable by default. Artifact metadata, its .minisig and share
+// links made for "latest" must agree with the download, not look on dev.
+func TestReviewLatestDefaultsToStable(t *testing.T) {
+	e := newEnv(t)
+	e.product("acme", "licensed")
+	e.releaseSameName("acme", "1.0.0", "")
+	e.releaseSameName("acme", "1.1.0-beta.1", "beta")
+	_, key := e.license(map[string]any{"customer": "Bob", "product": "acme"})
+	lic := "License " + key
+
+	g := e.must(200, e.get("/v1/products/acme/releases/latest/artifacts/app.tar.gz/download", lic, "Accept", "application/json")).json(t)
+	if g["version"] != "1.0.0" {
+		t.Fatalf("download of latest: %v", g["version"])
+	}
+	info := e.must(200, e.get("/v1/products/acme/releases/latest/artifacts/app.tar.gz", lic)).json(t)
+	if info["version"] != "1.0.0" {
+		t.Fatalf("metadata of latest is %v, the download is 1.0.0", info["version"])
+	}
+	info = e.must(200, e.get("/v1/products/acme/releases/latest/artifacts/app.tar.gz?channel=beta", lic)).json(t)
+	if info["version"] != "1.1.0-beta.1" {
+		t.Fatalf("metadata of latest on beta is %v", info["version"])
+	}
+	sig := e.must(200, e.get("/v1/products/acme/releases/latest/artifacts/app.tar.gz.minisig", lic))
+	want := e.must(200, e.get("/v1/products/acme/releases/1.0.0/artifacts/app.tar.gz.minisig", lic))
+	if string(sig.body) != string(want.body) {
+		t.Fatalf("minisig of latest is not 1.0.0's")
+	}
+	l := e.must(201, e.do("POST", "/v1/links", lic, map[string]any{"product": "acme", "version": "latest", "filename": "app.tar.gz"})).json(t)
+	if l["version"] != "1.0.0" {
+		t.Fatalf("share link for latest pins %v", l["version"])
+	}
+}
