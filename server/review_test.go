@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -49,5 +50,24 @@ func TestReviewLatestDefaultsToStable(t *testing.T) {
 	l := e.must(201, e.do("POST", "/v1/links", lic, map[string]any{"product": "acme", "version": "latest", "filename": "app.tar.gz"})).json(t)
 	if l["version"] != "1.0.0" {
 		t.Fatalf("share link for latest pins %v", l["version"])
+	}
+}
+
+// Rule 6: redirect only to URLs the portal minted. Gin's trailing-slash
+// redirect builds its Location from the client's X-Forwarded-Prefix.
+func TestReviewNoTrailingSlashRedirect(t *testing.T) {
+	e := newEnv(t)
+	e.product("acme", "licensed")
+	for _, p := range []string{"/v1/products/acme/", "/d/abc/", "/healthz/"} {
+		req, _ := http.NewRequest("GET", e.url+p, nil)
+		req.Header.Set("X-Forwarded-Prefix", "/elsewhere")
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if loc := res.Header.Get("Location"); loc != "" || res.StatusCode/100 == 3 {
+			t.Errorf("%s: %d to %q", p, res.StatusCode, loc)
+		}
 	}
 }

@@ -130,6 +130,10 @@ func New(d Deps, opts Options) *Server {
 		s.log.Error("trusted proxies ignored", "err", err)
 		e.SetTrustedProxies(nil)
 	}
+	// No trailing-slash redirects: Gin builds their Location from the
+	// client's X-Forwarded-Prefix, and the portal redirects only to URLs it
+	// mints (a 301 is also cached by browsers and proxies).
+	e.RedirectTrailingSlash = false
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	s.metrics = newMetrics(s)
