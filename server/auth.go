@@ -121,6 +121,9 @@ func mayView(c *gin.Context, p releases.Product) (manager bool, err error) {
 		if id.token.Role == tokens.Admin || id.token.MayPublish(p.Slug) {
 			return true, nil
 		}
+		if p.Distribution == releases.Open {
+			return false, nil // as anyone may
+		}
 		return false, portal.Errorf(portal.EForbidden, "this token may not see %s", p.Slug)
 	case id.license != nil:
 		if id.license.Product == p.Slug || p.Distribution == releases.Open {

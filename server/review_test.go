@@ -71,3 +71,31 @@ func TestReviewNoTrailingSlashRedirect(t *testing.T) {
 		}
 	}
 }
+
+// API.md: anyone may check for updates of and download open products. A
+// publisher token of another product is refused what an anonymous caller
+// gets (a license of another product is not).
+func TestReviewOtherTokenOnOpenProduct(t *testing.T) {
+	e := newEnv(t)
+	e.product("acme", "licensed")
+	e.product("free", "open")
+	e.release("free", "1.0.0", "", "linux/amd64")
+	pub := bearer(e.token("publisher", "acme"))
+	for _, p := range []string{
+		"/v1/products/free",
+		"/v1/products/free/releases",
+		"/v1/products/free/releases/1.0.0",
+		"/v1/products/free/upgrade?current=0.9.0&platform=linux&arch=amd64",
+		"/v1/products/free/releases/1.0.0/download?platform=linux&arch=amd64",
+	} {
+		anon := e.get(p, "")
+		got := e.get(p, pub)
+		if got.status != anon.status {
+			t.Errorf("%s: publisher of another product %d, anonymous %d: %s", p, got.status, anon.status, got.body)
+		}
+	}
+	// Still no more than anonymous: no drafts, no publishing.
+	e.must(201, e.do("POST", "/v1/products/free/releases", bearer(e.admin), map[string]any{"version": "2.0.0"}))
+	e.must(404, e.get("/v1/products/free/releases/2.0.0", pub))
+	e.must(403, e.do("POST", "/v1/products/free/releases/2.0.0/publish", pub, nil))
+}
