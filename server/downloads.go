@@ -149,6 +149,13 @@ type downloadGrant struct {
 // storage URL valid ttl, records the grant in the ledger and answers with a
 // 303 to the URL, or 200 JSON when the client asks for JSON.
 func (s *Server) grant(c *gin.Context, r releases.Release, a releases.Artifact, lic *licenses.License, linkID string, ttl time.Duration) {
+	// Mint first: presigning is offline and cheap, and a request that fails
+	// must not use up quota (the reservation cannot be given back).
+	signed, err := s.Objects.PresignGet(c, a.ObjectKey, ttl, a.Filename)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if lic != nil && lic.DownloadsPerDay > 0 {
 		if err := s.Ledger.Reserve(c, lic.ID, lic.DownloadsPerDay, s.now()); err != nil {
 			var pe *portal.Error
@@ -162,11 +169,6 @@ func (s *Server) grant(c *gin.Context, r releases.Release, a releases.Artifact, 
 			s.fail(c, err)
 			return
 		}
-	}
-	signed, err := s.Objects.PresignGet(c, a.ObjectKey, ttl, a.Filename)
-	if err != nil {
-		s.fail(c, err)
-		return
 	}
 	g := ledger.Grant{
 		Time: s.now().UTC(), Product: r.Product, Version: r.Version, Filename: a.Filename,

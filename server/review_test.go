@@ -1,9 +1,15 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/portaldist/portal/downloads"
 )
 
 // releaseSameName publishes version on channel with one linux/amd64
@@ -98,4 +104,35 @@ func TestReviewOtherTokenOnOpenProduct(t *testing.T) {
 	e.must(201, e.do("POST", "/v1/products/free/releases", bearer(e.admin), map[string]any{"version": "2.0.0"}))
 	e.must(404, e.get("/v1/products/free/releases/2.0.0", pub))
 	e.must(403, e.do("POST", "/v1/products/free/releases/2.0.0/publish", pub, nil))
+}
+
+// flakyObjects fails PresignGet while fail is set.
+type flakyObjects struct {
+	downloads.ObjectStore
+	fail atomic.Bool
+}
+
+func (f *flakyObjects) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (downloads.SignedRequest, error) {
+	if f.fail.Load() {
+		return downloads.SignedRequest{}, errors.New("presign: credentials unavailable")
+	}
+	return f.ObjectStore.PresignGet(ctx, key, ttl, filename)
+}
+
+// A download that fails to mint its URL (500) must not use up the
+// license's daily quota: Reserve comes after every other step that can fail.
+func TestReviewFailedMintKeepsQuota(t *testing.T) {
+	e := newEnv(t)
+	objs := &flakyObjects{ObjectStore: e.srv.Objects}
+	e.srv.Objects = objs
+	e.product("acme", "licensed")
+	e.release("acme", "1.0.0", "", "linux/amd64")
+	_, key := e.license(map[string]any{"customer": "Bob", "product": "acme", "downloads_per_day": 1})
+	lic := "License " + key
+	path := "/v1/products/acme/releases/1.0.0/download?platform=linux&arch=amd64"
+	objs.fail.Store(true)
+	e.must(500, e.get(path, lic))
+	objs.fail.Store(false)
+	e.must(303, e.get(path, lic))
+	e.must(429, e.get(path, lic))
 }
