@@ -73,8 +73,13 @@ func NewKeyring(keys ...Key) (Keyring, error) {
 // characters). An entry without ":" is a secret whose ID is "default", so a
 // configured plain secret works as is. Secrets cannot hold commas, spaces or
 // newlines.
+//
+// Errors never quote the text: in a plain secret that holds ':' the part
+// before it is read as an ID, so an entry is named by its position, or as
+// "default" when it has no ID of its own.
 func ParseKeyring(text string) (Keyring, error) {
 	var keys []Key
+	seen := make(map[string]int)
 	for line := range strings.SplitSeq(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
@@ -85,13 +90,24 @@ func ParseKeyring(text string) (Keyring, error) {
 			if entry == "" {
 				continue
 			}
+			n := len(keys) + 1
+			name := fmt.Sprintf("entry %d", n)
 			id, secret, ok := strings.Cut(entry, ":")
 			if !ok {
 				id, secret = DefaultKeyID, entry
+				name = fmt.Sprintf("key %q", DefaultKeyID)
 			}
-			if strings.ContainsAny(secret, " \t\r") {
-				return Keyring{}, portal.Errorf(portal.EInvalid, "keyring: secret of key %q holds whitespace", id)
+			switch {
+			case !validKeyID(id):
+				return Keyring{}, portal.Errorf(portal.EInvalid, "keyring: the key ID of %s must be 1-32 characters of A-Z a-z 0-9 _ -", name)
+			case strings.ContainsAny(secret, " \t\r"):
+				return Keyring{}, portal.Errorf(portal.EInvalid, "keyring: secret of %s holds whitespace", name)
+			case len(secret) < MinSecretLen:
+				return Keyring{}, portal.Errorf(portal.EInvalid, "keyring: secret of %s is shorter than %d bytes", name, MinSecretLen)
+			case seen[id] != 0:
+				return Keyring{}, portal.Errorf(portal.EInvalid, "keyring: entries %d and %d have the same key ID", seen[id], n)
 			}
+			seen[id] = n
 			keys = append(keys, Key{ID: id, Secret: []byte(secret)})
 		}
 	}
