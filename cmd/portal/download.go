@@ -62,11 +62,18 @@ func (c cli) download(ctx context.Context, args []string) error {
 	// A license key is how customers authenticate; a token lets an admin
 	// or publisher fetch what they published; nothing works for open
 	// products.
+	// Flags beat the environment: an explicit --token wins over a
+	// PORTAL_LICENSE left in the shell, and the other way round.
 	var auth string
-	if key := cmp.Or(*license, c.getenv("PORTAL_LICENSE")); key != "" {
-		auth = client.License(key)
-	} else if tok := cmp.Or(*token, c.getenv("PORTAL_TOKEN")); tok != "" {
-		auth = client.Bearer(tok)
+	switch {
+	case *license != "":
+		auth = client.License(*license)
+	case *token != "":
+		auth = client.Bearer(*token)
+	case c.getenv("PORTAL_LICENSE") != "":
+		auth = client.License(c.getenv("PORTAL_LICENSE"))
+	case c.getenv("PORTAL_TOKEN") != "":
+		auth = client.Bearer(c.getenv("PORTAL_TOKEN"))
 	}
 	u := cmp.Or(*baseURL, c.getenv("PORTAL_URL"), defaultPortalURL)
 	api := client.New(u, auth)

@@ -287,6 +287,12 @@ func testDownloadEndToEnd(t *testing.T, p *testPortal, size int) {
 	// No build for the platform.
 	_, err = get(env, "--arch", "arm64")
 	wantErr(t, err, "refused: not_found")
+	// An explicit --token wins over a stale PORTAL_LICENSE in the shell.
+	stale := map[string]string{"PORTAL_URL": p.url, "PORTAL_LICENSE": "lic_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+	if tc, err := get(stale, "--token", p.publisher("acme"), "-o", filepath.Join(out, "by-token.tar.gz")); err != nil {
+		t.Fatalf("--token with PORTAL_LICENSE set: %v\n%s", err, tc.output())
+	}
+	os.Remove(filepath.Join(out, "by-token.tar.gz"))
 	// No license.
 	_, err = get(map[string]string{"PORTAL_URL": p.url})
 	wantErr(t, err, "refused: unauthorized", "PORTAL_LICENSE")

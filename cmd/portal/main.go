@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -44,6 +46,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "portal: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the flag package has printed the command's flags
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "portal: %v\n", err)
