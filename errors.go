@@ -27,7 +27,7 @@ const (
 	ELicenseSuspended = "license_suspended"
 	ELicenseRevoked   = "license_revoked"
 	ENotEntitled      = "not_entitled"
-	EQuotaExceeded    = "quota_exceeded" // 429
+	EQuotaExceeded    = "quota_exceeded" // 403, with Retry-After
 	ELinkExpired      = "link_expired"
 	ELinkRevoked      = "link_revoked"
 	ESignatureInvalid = "signature_invalid"

@@ -102,6 +102,9 @@ func (s *Server) requireAdmin(c *gin.Context) {
 // mayPublish checks that the caller may manage the product's releases.
 func mayPublish(c *gin.Context, product string) error {
 	id := who(c)
+	if id.license != nil {
+		return portal.Errorf(portal.EForbidden, "a license may not manage releases: this needs an admin or publisher token")
+	}
 	if id.token == nil {
 		return portal.Errorf(portal.EUnauthorized, "this needs an admin or publisher token: Authorization: Bearer <token>")
 	}

@@ -162,7 +162,7 @@ func (s *Server) grant(c *gin.Context, r releases.Release, a releases.Artifact, 
 			if errors.As(err, &pe) {
 				if reset, ok := pe.Details["reset_at"].(string); ok {
 					if t, err := time.Parse(time.RFC3339, reset); err == nil {
-						c.Header("Retry-After", strconv.Itoa(int(time.Until(t).Seconds())+1))
+						c.Header("Retry-After", strconv.Itoa(int(t.Sub(s.now()).Seconds())+1))
 					}
 				}
 			}
@@ -312,9 +312,13 @@ func (s *Server) me(c *gin.Context) {
 			avail = append(avail, available{r.Version, r.Channel, r.PublishedAt, plats})
 		}
 	}
+	// access is "ok", "maintained" (expired, keeping what was published
+	// before), or the code of a refusal that holds for every release.
 	status := "ok"
-	if err := l.Decide(licenses.Target{Product: l.Product}, now); err != nil && portal.ErrorCode(err) != portal.ENotEntitled {
+	if err := licenseRefusesAll(&l, now); err != nil {
 		status = portal.ErrorCode(err)
+	} else if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
+		status = "maintained"
 	}
 	c.PureJSON(http.StatusOK, gin.H{
 		"license": l.Public(),
@@ -336,13 +340,17 @@ func (s *Server) createLink(c *gin.Context) {
 		Filename string          `json:"filename"`
 		TTL      json.RawMessage `json:"ttl"`
 	}
-	if err := s.decode(c, &in); err != nil {
-		s.fail(c, err)
+	id := who(c)
+	switch {
+	case id.token != nil:
+		s.fail(c, portal.Errorf(portal.EForbidden, "share links are made with the license they share, not an API token"))
+		return
+	case id.license == nil:
+		s.fail(c, portal.Errorf(portal.EUnauthorized, "share links are made with a license: send Authorization: License <key>"))
 		return
 	}
-	id := who(c)
-	if id.license == nil {
-		s.fail(c, portal.Errorf(portal.EUnauthorized, "share links are made with a license: send Authorization: License <key>"))
+	if err := s.decode(c, &in); err != nil {
+		s.fail(c, err)
 		return
 	}
 	ttl := 24 * time.Hour
@@ -423,8 +431,11 @@ func (s *Server) shareLink(c *gin.Context) {
 		return
 	}
 	l, err := s.licenses.Get(c, link.License)
+	if portal.IsCode(err, portal.ENotFound) {
+		err = portal.Errorf(portal.ELinkRevoked, "this link's license no longer exists")
+	}
 	if err != nil {
-		s.fail(c, portal.Errorf(portal.ELinkRevoked, "this link's license no longer exists"))
+		s.fail(c, err)
 		return
 	}
 	p, err := s.catalog.Product(c, link.Product)

@@ -273,7 +273,7 @@ func TestQuota(t *testing.T) {
 		}
 	}
 	st, body, hdr := e.fetch(path, "License "+key)
-	if st != 429 || (resp{body: body}).code() != "quota_exceeded" || !strings.Contains(string(body), "reset_at") || hdr.Get("Retry-After") == "" {
+	if st != 403 || (resp{body: body}).code() != "quota_exceeded" || !strings.Contains(string(body), "reset_at") || hdr.Get("Retry-After") == "" {
 		t.Fatalf("4th download: %d %s", st, body)
 	}
 	e.advance(time.Hour)
@@ -404,7 +404,18 @@ func TestLedgerEndpoints(t *testing.T) {
 		t.Fatalf("counts: %s", r.body)
 	}
 	r = e.must(200, e.do("GET", "/v1/me", "License "+key, nil))
-	if rs := r.json(t)["releases"].([]any); len(rs) != 1 {
+	if rs := r.json(t)["releases"].([]any); len(rs) != 1 || r.json(t)["access"] != "ok" {
 		t.Fatalf("/v1/me: %s", r.body)
+	}
+	// A constrained license is "ok"; an expired one says how it stands.
+	_, constrained := e.license(map[string]any{"customer": "C", "product": "acme", "constraint": ">= 1.0, < 2.0"})
+	_, maintained := e.license(map[string]any{"customer": "M", "product": "acme", "expires_at": e.now().Add(time.Hour), "on_expiry": "maintain"})
+	_, ended := e.license(map[string]any{"customer": "E", "product": "acme", "expires_at": e.now().Add(time.Hour)})
+	e.advance(2 * time.Hour)
+	for key, want := range map[string]string{constrained: "ok", maintained: "maintained", ended: "license_expired"} {
+		r := e.must(200, e.do("GET", "/v1/me", "License "+key, nil))
+		if got := r.json(t)["access"]; got != want {
+			t.Errorf("/v1/me access = %v, want %s", got, want)
+		}
 	}
 }

@@ -25,7 +25,7 @@ var statusOf = map[string]int{
 	portal.ELicenseSuspended: http.StatusForbidden,
 	portal.ELicenseRevoked:   http.StatusForbidden,
 	portal.ENotEntitled:      http.StatusForbidden,
-	portal.EQuotaExceeded:    http.StatusTooManyRequests,
+	portal.EQuotaExceeded:    http.StatusForbidden,
 	portal.ELinkExpired:      http.StatusForbidden,
 	portal.ELinkRevoked:      http.StatusForbidden,
 	portal.ESignatureInvalid: http.StatusForbidden,

@@ -134,5 +134,5 @@ func TestReviewFailedMintKeepsQuota(t *testing.T) {
 	e.must(500, e.get(path, lic))
 	objs.fail.Store(false)
 	e.must(303, e.get(path, lic))
-	e.must(429, e.get(path, lic))
+	e.must(403, e.get(path, lic)) // quota_exceeded
 }
