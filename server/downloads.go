@@ -374,6 +374,10 @@ func (s *Server) createLink(c *gin.Context) {
 			return
 		}
 	}
+	if ttl < time.Second {
+		s.fail(c, portal.Errorf(portal.EInvalid, "ttl must be at least one second"))
+		return
+	}
 	if ttl > s.opts.ShareLinkMaxTTL {
 		s.fail(c, portal.Errorf(portal.EInvalid, "ttl %s is above the maximum of %s", ttl, s.opts.ShareLinkMaxTTL))
 		return
