@@ -125,6 +125,9 @@ type NewArtifact struct {
 	Arch     string `json:"arch"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
+	// SparkleSignature is an optional publisher-made Sparkle EdDSA
+	// signature (base64), used for files too large for the portal to sign.
+	SparkleSignature string `json:"sparkle_signature,omitempty"`
 }
 
 // SignedRequest is a request minted by the portal: send Method to URL with

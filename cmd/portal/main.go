@@ -15,7 +15,7 @@ Usage:
   portal serve [--config FILE] [--listen ADDR] [--data-dir DIR]
   portal token create --role admin|publisher [--product P]... [--name N] [--config FILE] [--data-dir DIR]
   portal publish FILE... --product P --version V [--channel C] [--notes FILE] [--platform OS --arch ARCH] [--publish]
-                 [--url URL] [--token TOKEN]
+                 [--sparkle-signature NAME=BASE64]... [--url URL] [--token TOKEN]
   portal download --product P [--version V|latest] [--channel C] --platform OS --arch ARCH [-o FILE|DIR]
                  [--url URL] [--license KEY | --token TOKEN]
   portal config            print the documented default configuration

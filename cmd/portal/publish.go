@@ -84,6 +84,9 @@ type pubFile struct {
 	platform, arch string
 	size           int64
 	sha256         string
+	// sparkleSig is a publisher-made Sparkle EdDSA signature (base64), for
+	// files too large for the portal to sign itself.
+	sparkleSig string
 }
 
 func (c cli) publish(ctx context.Context, args []string) error {
@@ -98,6 +101,8 @@ func (c cli) publish(ctx context.Context, args []string) error {
 	doPublish := fs.Bool("publish", false, "publish the release once every file is uploaded")
 	baseURL := fs.String("url", "", "portal URL (default $PORTAL_URL, else "+defaultPortalURL+")")
 	token := fs.String("token", "", "API token (default $PORTAL_TOKEN)")
+	var sparkleSigs multiFlag
+	fs.Var(&sparkleSigs, "sparkle-signature", "NAME=BASE64: the Sparkle EdDSA signature of file NAME (`sign_update` output), for files above the portal's signing.sparkle_max_size (repeatable)")
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -135,11 +140,22 @@ func (c cli) publish(ctx context.Context, args []string) error {
 		notes = string(b)
 	}
 
+	sigs := map[string]string{}
+	for _, kv := range sparkleSigs {
+		name, sig, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || sig == "" {
+			return fmt.Errorf("publish: --sparkle-signature %q: use NAME=BASE64", kv)
+		}
+		sigs[name] = sig
+	}
+
 	// Every name and platform is checked before anything is hashed or sent.
 	files := make([]*pubFile, 0, len(paths))
 	seen := map[string]string{}
 	for _, p := range paths {
 		f := &pubFile{path: p, name: filepath.Base(p), platform: *platformFlag, arch: *archFlag}
+		f.sparkleSig = sigs[f.name]
+		delete(sigs, f.name)
 		if prev, ok := seen[f.name]; ok {
 			return fmt.Errorf("publish: %s and %s have the same file name; a release holds one file of each name", prev, p)
 		}
@@ -152,6 +168,9 @@ func (c cli) publish(ctx context.Context, args []string) error {
 			f.platform, f.arch = cmp.Or(f.platform, platform), cmp.Or(f.arch, arch)
 		}
 		files = append(files, f)
+	}
+	for name := range sigs {
+		return fmt.Errorf("publish: --sparkle-signature names %s, which is not among the files", name)
 	}
 	for _, f := range files {
 		if err := c.hashFile(ctx, f); err != nil {
@@ -261,6 +280,7 @@ func (c cli) hashFile(ctx context.Context, f *pubFile) error {
 func (c cli) uploadFile(ctx context.Context, api *client.Client, product, version string, f *pubFile) error {
 	_, up, err := api.DeclareArtifact(ctx, product, version, client.NewArtifact{
 		Filename: f.name, Platform: f.platform, Arch: f.arch, Size: f.size, SHA256: f.sha256,
+		SparkleSignature: f.sparkleSig,
 	})
 	if err != nil {
 		return fmt.Errorf("declare %s: %w", f.name, err)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -390,5 +392,34 @@ func TestParseInterleaved(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(pos, c.pos) || *p != c.p || *b != c.b {
 			t.Errorf("%q: %q %q %v %v", c.args, pos, *p, *b, err)
 		}
+	}
+}
+
+// TestPublishSparkleSignature: a file above the portal's Sparkle signing
+// size carries the publisher's own signature, given with
+// --sparkle-signature; a signature naming no file is refused up front.
+func TestPublishSparkleSignature(t *testing.T) {
+	p := newTestPortal(t, nil, publishing.Options{SparkleMaxSize: 1000})
+	p.product("acme", "licensed")
+	dir := t.TempDir()
+	path, body := writeFile(t, dir, "Acme-2.0.0-universal.zip", 5000, 7)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(priv, body))
+	env := map[string]string{"PORTAL_URL": p.url, "PORTAL_TOKEN": p.publisher("acme")}
+
+	err := newTestCLI(env).publish(context.Background(), []string{path, "--product", "acme", "--version", "2.0.0", "--platform", "darwin", "--arch", "universal",
+		"--sparkle-signature", "Other.zip=" + sig})
+	wantErr(t, err, "Other.zip", "not among the files")
+
+	tc := newTestCLI(env)
+	if err := tc.publish(context.Background(), []string{path, "--product", "acme", "--version", "2.0.0", "--platform", "darwin", "--arch", "universal",
+		"--sparkle-signature", "Acme-2.0.0-universal.zip=" + sig, "--publish"}); err != nil {
+		t.Fatalf("publish: %v\n%s", err, tc.output())
+	}
+	r := p.release("acme", "2.0.0")
+	a, _ := r.Artifact("Acme-2.0.0-universal.zip")
+	got, _ := base64.StdEncoding.DecodeString(a.Signatures["ed25519"])
+	if !ed25519.Verify(pub, body, got) {
+		t.Fatalf("stored Sparkle signature %q is not the publisher's", a.Signatures["ed25519"])
 	}
 }
