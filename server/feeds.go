@@ -127,7 +127,7 @@ func (s *Server) appcast(c *gin.Context) {
 	var rs []releases.Release
 	err := s.feedReleases(p, lic, feedQuery{channel: ch}, func(r releases.Release) bool {
 		if lic != nil {
-			if a, ok := r.ArtifactFor("darwin", firstNonEmpty(arch, "arm64")); !ok || lic.Decide(licenses.TargetOf(r, a.Platform), s.now()) != nil {
+			if a, ok := r.ArtifactFor("darwin", firstNonEmpty(arch, "arm64")); !ok || !s.permits(lic, r, *a) {
 				return true
 			}
 		}
@@ -171,7 +171,7 @@ func (s *Server) electron(c *gin.Context) {
 			// has no arm64 build but is still the Intel Macs' update.
 			a, ok = r.ArtifactFor(platform, "amd64")
 		}
-		if !ok || (lic != nil && lic.Decide(licenses.TargetOf(r, a.Platform), s.now()) != nil) {
+		if !ok || !s.permits(lic, r, *a) {
 			return true
 		}
 		buf.Reset()
@@ -199,33 +199,14 @@ func (s *Server) tauri(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p, lic, ch, ok := s.feedProduct(c, "")
-	if !ok {
-		return
-	}
-	var out *feeds.TauriResponse
-	err = s.feedReleases(p, lic, feedQuery{channel: ch, current: c.Param("current"), rollout: true, clientID: c.Query("client_id")},
-		func(r releases.Release) bool {
-			a, ok := feeds.TauriArtifact(r, platform, arch)
-			if !ok || (lic != nil && lic.Decide(licenses.TargetOf(r, a.Platform), s.now()) != nil) {
-				return true
-			}
-			t, err := feeds.Tauri(p, r, a, s)
-			if err != nil {
-				return true
-			}
-			out = &t
-			return false
-		})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if out == nil {
-		c.Status(http.StatusNoContent)
-		return
-	}
-	s.writeJSONWithETag(c, out)
+	s.oneUpdate(c, c.Param("current"), func(p releases.Product, r releases.Release, lic *licenses.License) (any, bool) {
+		a, ok := feeds.TauriArtifact(r, platform, arch)
+		if !ok || !s.permits(lic, r, a) {
+			return nil, false
+		}
+		t, err := feeds.Tauri(p, r, a, s)
+		return t, err == nil
+	})
 }
 
 // squirrel serves Squirrel.Mac: 200 JSON or 204. Without ?arch= only
@@ -242,20 +223,32 @@ func (s *Server) squirrel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.oneUpdate(c, c.Param("version"), func(p releases.Product, r releases.Release, lic *licenses.License) (any, bool) {
+		a, ok := feeds.SquirrelArtifact(r, arch)
+		if !ok || !s.permits(lic, r, a) {
+			return nil, false
+		}
+		return feeds.Squirrel(p, r, a, s), true
+	})
+}
+
+// oneUpdate answers a feed whose clients get one update or nothing (Tauri,
+// Squirrel.Mac): 200 with what render makes of the newest release newer
+// than current that it accepts, else 204. Staged rollouts apply here,
+// since these clients cannot stage by themselves.
+func (s *Server) oneUpdate(c *gin.Context, current string, render func(releases.Product, releases.Release, *licenses.License) (any, bool)) {
 	p, lic, ch, ok := s.feedProduct(c, "")
 	if !ok {
 		return
 	}
-	var out *feeds.SquirrelResponse
-	err = s.feedReleases(p, lic, feedQuery{channel: ch, current: c.Param("version"), rollout: true, clientID: c.Query("client_id")},
+	var out any
+	err := s.feedReleases(p, lic, feedQuery{channel: ch, current: current, rollout: true, clientID: c.Query("client_id")},
 		func(r releases.Release) bool {
-			a, ok := feeds.SquirrelArtifact(r, arch)
-			if !ok || (lic != nil && lic.Decide(licenses.TargetOf(r, a.Platform), s.now()) != nil) {
-				return true
+			v, ok := render(p, r, lic)
+			if ok {
+				out = v
 			}
-			sq := feeds.Squirrel(p, r, a, s)
-			out = &sq
-			return false
+			return !ok
 		})
 	if err != nil {
 		s.fail(c, err)
@@ -266,6 +259,12 @@ func (s *Server) squirrel(c *gin.Context) {
 		return
 	}
 	s.writeJSONWithETag(c, out)
+}
+
+// permits reports whether the license (nil for none) may have artifact a
+// of release r now.
+func (s *Server) permits(lic *licenses.License, r releases.Release, a releases.Artifact) bool {
+	return lic == nil || lic.Decide(licenses.TargetOf(r, a.Platform), s.now()) == nil
 }
 
 func firstNonEmpty(a, b string) string {
