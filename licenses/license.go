@@ -125,6 +125,22 @@ func (l *License) Decide(t Target, now time.Time) error {
 	return nil
 }
 
+// RefusesAll returns the refusal that holds for every release of product:
+// the license is revoked, suspended, expired without a perpetual fallback
+// (on_expiry revoke), or for another product. It returns nil when some
+// release may still be allowed; Decide then judges each one. Callers that
+// walk many releases check this once first, so a dead license is refused
+// with its own reason rather than answered with "nothing fits".
+func (l *License) RefusesAll(product string, now time.Time) error {
+	expired := l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) && l.OnExpiry != OnExpiryMaintain
+	if l.Status == Revoked || l.Status == Suspended || expired || l.Product != product {
+		// Decide checks these before anything about the target, so a
+		// target with only the product yields exactly that refusal.
+		return l.Decide(Target{Product: product}, now)
+	}
+	return nil
+}
+
 // prime parses the constraint once, so copies of l share it and Decide on
 // them writes nothing (cached licenses are read by many goroutines).
 func (l *License) prime() {

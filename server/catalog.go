@@ -174,8 +174,10 @@ func (s *Server) latestRelease(c *gin.Context, p releases.Product, channel strin
 		lic = &l
 	}
 	now := s.now()
-	if err := licenseRefusesAll(lic, now); err != nil {
-		return releases.Release{}, err
+	if lic != nil {
+		if err := lic.RefusesAll(p.Slug, now); err != nil {
+			return releases.Release{}, err
+		}
 	}
 	for _, r := range s.Index.Releases(p.Slug) {
 		if !releases.Visible(ch, r.Channel) {

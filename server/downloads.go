@@ -51,16 +51,6 @@ func (s *Server) downloader(c *gin.Context, p releases.Product) (caller, error) 
 	return caller{license: &l}, nil
 }
 
-// isLicenseLevel reports refusals that hold for every release, so resolving
-// "latest" stops at them instead of looking further.
-func isLicenseLevel(err error) bool {
-	switch portal.ErrorCode(err) {
-	case portal.ELicenseRevoked, portal.ELicenseSuspended:
-		return true
-	}
-	return false
-}
-
 // resolve finds the release and artifact a download asks for and applies
 // the entitlement decision. "latest" is the newest published release on the
 // channel that has a fitting artifact and that the license may have.
@@ -88,6 +78,11 @@ func (s *Server) resolve(ctx context.Context, p releases.Product, who caller, q 
 		}
 		return r, a, nil
 	}
+	if who.license != nil {
+		if err := who.license.RefusesAll(p.Slug, now); err != nil {
+			return releases.Release{}, releases.Artifact{}, err
+		}
+	}
 	var refusal error
 	for _, r := range s.Index.Releases(p.Slug) {
 		if !releases.Visible(q.channel, r.Channel) {
@@ -99,9 +94,6 @@ func (s *Server) resolve(ctx context.Context, p releases.Product, who caller, q 
 		}
 		if who.license != nil {
 			if err := who.license.Decide(licenses.TargetOf(r, a.Platform), now); err != nil {
-				if isLicenseLevel(err) {
-					return r, a, err
-				}
 				if refusal == nil {
 					refusal = err
 				}
@@ -315,7 +307,7 @@ func (s *Server) me(c *gin.Context) {
 	// access is "ok", "maintained" (expired, keeping what was published
 	// before), or the code of a refusal that holds for every release.
 	status := "ok"
-	if err := licenseRefusesAll(&l, now); err != nil {
+	if err := l.RefusesAll(l.Product, now); err != nil {
 		status = portal.ErrorCode(err)
 	} else if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
 		status = "maintained"

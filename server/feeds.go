@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,28 +24,15 @@ type feedQuery struct {
 	clientID string
 }
 
-// licenseRefusesAll returns the license's own refusal when it refuses every
-// release: revoked, suspended, or expired without a perpetual fallback.
-func licenseRefusesAll(l *licenses.License, now time.Time) error {
-	if l == nil {
-		return nil
-	}
-	if err := l.Decide(licenses.Target{Product: l.Product}, now); err != nil && isLicenseLevel(err) {
-		return err
-	}
-	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) && l.OnExpiry != licenses.OnExpiryMaintain {
-		return portal.Errorf(portal.ELicenseExpired, "this license expired at %s", l.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
 // feedReleases walks the product's published releases, newest first, and
 // calls fn with each one the caller may have on the channel (and that is
 // newer than current); fn picks its artifact and returns false to stop.
 func (s *Server) feedReleases(p releases.Product, lic *licenses.License, q feedQuery, fn func(r releases.Release) bool) error {
 	now := s.now()
-	if err := licenseRefusesAll(lic, now); err != nil {
-		return err
+	if lic != nil {
+		if err := lic.RefusesAll(p.Slug, now); err != nil {
+			return err
+		}
 	}
 	var curKey []byte
 	if q.current != "" {

@@ -109,7 +109,7 @@ func (x *Index) Latest(q Query) (r releases.Release, a releases.Artifact, ok boo
 	var lcs version.Constraints
 	anyOnly, maintainedUntil := false, (*time.Time)(nil)
 	if lic != nil {
-		if err := refusesAll(lic, q.Product, now); err != nil {
+		if err := lic.RefusesAll(q.Product, now); err != nil {
 			return r, a, false, err
 		}
 		if lic.Constraint != "" {
@@ -121,7 +121,7 @@ func (x *Index) Latest(q Query) (r releases.Release, a releases.Artifact, ok boo
 		// platform-neutral ("any") artifacts.
 		anyOnly = len(lic.Platforms) > 0 && !slices.Contains(lic.Platforms, plat)
 		if lic.ExpiresAt != nil && !now.Before(*lic.ExpiresAt) {
-			maintainedUntil = lic.ExpiresAt // refusesAll passed: on_expiry is maintain
+			maintainedUntil = lic.ExpiresAt // RefusesAll passed: on_expiry is maintain
 		}
 	}
 	asked := releases.ChannelRank(ch)
@@ -161,19 +161,6 @@ func (x *Index) Latest(q Query) (r releases.Release, a releases.Artifact, ok boo
 		return e.rel, *art, true, nil
 	}
 	return r, a, false, nil
-}
-
-// refusesAll returns Decide's refusal when the license can have nothing of
-// product at all: revoked, suspended, expired with on_expiry revoke, or
-// issued for another product.
-func refusesAll(l *licenses.License, product string, now time.Time) error {
-	expired := l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) && l.OnExpiry != licenses.OnExpiryMaintain
-	if l.Status == licenses.Revoked || l.Status == licenses.Suspended || expired || l.Product != product {
-		// Decide checks these before anything about the target, so a
-		// target with only the product yields exactly that refusal.
-		return l.Decide(licenses.Target{Product: product}, now)
-	}
-	return nil
 }
 
 // artifactFor is releases.Release.ArtifactFor, optionally restricted to
