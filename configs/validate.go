@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/local"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/signing"
 )
 
@@ -80,7 +80,7 @@ func (c *Config) validate() error {
 	o := &c.Objects
 	oneOf("objects.backend", o.Backend, "local", "s3")
 	maxTTLOK := positive("objects.max_ttl", o.MaxTTL)
-	atMost("objects.max_ttl", o.MaxTTL, "the 168h ceiling", downloads.MaxLinkTTL)
+	atMost("objects.max_ttl", o.MaxTTL, "the 168h ceiling", objects.MaxLinkTTL)
 	if o.Local.Secret != "" {
 		if _, err := local.ParseKeyring(o.Local.Secret); err != nil {
 			secretErr("objects.local.secret", err)
@@ -108,11 +108,11 @@ func (c *Config) validate() error {
 		atMost("uploads.url_ttl", u.URLTTL, "objects.max_ttl", o.MaxTTL)
 	}
 	positiveInt("uploads.multipart_threshold", int64(u.MultipartThreshold))
-	if u.MultipartThreshold > downloads.MaxObjectSize {
-		fail("uploads.multipart_threshold", "%s is above the largest object, %s", u.MultipartThreshold, Size(downloads.MaxObjectSize))
+	if u.MultipartThreshold > objects.MaxObjectSize {
+		fail("uploads.multipart_threshold", "%s is above the largest object, %s", u.MultipartThreshold, Size(objects.MaxObjectSize))
 	}
-	if u.MultipartPartSize < downloads.MinPartSize || u.MultipartPartSize > maxPartSize {
-		fail("uploads.multipart_part_size", "%s is not between %s and %s", u.MultipartPartSize, Size(downloads.MinPartSize), maxPartSize)
+	if u.MultipartPartSize < objects.MinPartSize || u.MultipartPartSize > maxPartSize {
+		fail("uploads.multipart_part_size", "%s is not between %s and %s", u.MultipartPartSize, Size(objects.MinPartSize), maxPartSize)
 	}
 	positive("uploads.sweep_interval", u.SweepInterval)
 
@@ -126,7 +126,7 @@ func (c *Config) validate() error {
 		atMost("downloads.max_url_ttl", d.MaxURLTTL, "objects.max_ttl", o.MaxTTL)
 	}
 	if positive("downloads.share_link_max_ttl", d.ShareLinkMaxTTL) {
-		atMost("downloads.share_link_max_ttl", d.ShareLinkMaxTTL, "the 168h ceiling", downloads.MaxLinkTTL)
+		atMost("downloads.share_link_max_ttl", d.ShareLinkMaxTTL, "the 168h ceiling", objects.MaxLinkTTL)
 	}
 	if positive("downloads.share_redirect_ttl", d.ShareRedirectTTL) && maxURLOK {
 		atMost("downloads.share_redirect_ttl", d.ShareRedirectTTL, "downloads.max_url_ttl", d.MaxURLTTL)

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/objectstest"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/objectstest"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store/bolt"
@@ -32,14 +32,14 @@ const (
 // backends are the object stores every test runs against.
 var backends = []struct {
 	name string
-	open func(t *testing.T) downloads.ObjectStore
+	open func(t *testing.T) objects.ObjectStore
 }{
-	{"local", func(t *testing.T) downloads.ObjectStore { st, _ := objectstest.LocalStore(t); return st }},
-	{"s3", func(t *testing.T) downloads.ObjectStore { return s3test.Store(t) }},
+	{"local", func(t *testing.T) objects.ObjectStore { st, _ := objectstest.LocalStore(t); return st }},
+	{"s3", func(t *testing.T) objects.ObjectStore { return s3test.Store(t) }},
 }
 
 // forEachBackend runs fn as a subtest per backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, objects downloads.ObjectStore)) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, objs objects.ObjectStore)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { fn(t, b.open(t)) })
 	}
@@ -77,7 +77,7 @@ type env struct {
 	ctx     context.Context
 	svc     *Service
 	cat     *releases.Service
-	objects downloads.ObjectStore
+	objects objects.ObjectStore
 	key     *signing.Key
 	clock   *clock
 }
@@ -85,7 +85,7 @@ type env struct {
 // newEnv opens a real bbolt catalog with product "app" and draft release
 // 1.0.0, a real signing key, and a Service on objects. opts.Now is set to
 // env.clock (the current time) unless given.
-func newEnv(t *testing.T, objects downloads.ObjectStore, opts Options) *env {
+func newEnv(t *testing.T, objs objects.ObjectStore, opts Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{})
@@ -108,7 +108,7 @@ func newEnv(t *testing.T, objects downloads.ObjectStore, opts Options) *env {
 	if opts.Now == nil {
 		opts.Now = c.Now
 	}
-	return &env{t: t, ctx: ctx, svc: New(cat, objects, keyMap{product: key}, opts), cat: cat, objects: objects, key: key, clock: c}
+	return &env{t: t, ctx: ctx, svc: New(cat, objs, keyMap{product: key}, opts), cat: cat, objects: objs, key: key, clock: c}
 }
 
 func declaration(filename string, size int64, sum string) releases.NewArtifact {
@@ -158,7 +158,7 @@ func (e *env) expectGone(key string) {
 // length). A body whose length differs from the minted Content-Length is
 // sent with its own length, as a client sending the wrong file would.
 // It returns the status and the start of the response body.
-func send(sr downloads.SignedRequest, body io.Reader, length int64) (int, string, error) {
+func send(sr objects.SignedRequest, body io.Reader, length int64) (int, string, error) {
 	req, err := http.NewRequest(sr.Method, sr.URL, body)
 	if err != nil {
 		return 0, "", err
@@ -191,7 +191,7 @@ func put(t *testing.T, up Upload, body []byte, want int) {
 	if up.Multipart {
 		t.Fatalf("got a multipart upload, want a single PUT")
 	}
-	status, msg, err := send(downloads.SignedRequest{Method: up.Method, URL: up.URL, Headers: up.Headers}, bytes.NewReader(body), int64(len(body)))
+	status, msg, err := send(objects.SignedRequest{Method: up.Method, URL: up.URL, Headers: up.Headers}, bytes.NewReader(body), int64(len(body)))
 	if err != nil {
 		t.Fatalf("PUT: %v", err)
 	}

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/objectstest"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/objectstest"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
@@ -114,7 +114,7 @@ func checkMultipart(t *testing.T, up Upload, g generated) {
 // URL for it no longer works.
 func (e *env) expectUploadGone(key, uploadID string) {
 	e.t.Helper()
-	sr, err := e.objects.(downloads.Multipart).PresignPart(e.ctx, key, uploadID, 1, 1, time.Minute)
+	sr, err := e.objects.(objects.Multipart).PresignPart(e.ctx, key, uploadID, 1, 1, time.Minute)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -125,10 +125,10 @@ func (e *env) expectUploadGone(key, uploadID string) {
 }
 
 func TestMultipartSmall(t *testing.T) {
-	objects := s3test.Store(t)
+	objs := s3test.Store(t)
 	const mib = 1 << 20
 	opts := Options{MultipartThreshold: 6 * mib, PartSize: 5 * mib}
-	e := newEnv(t, objects, opts)
+	e := newEnv(t, objs, opts)
 	g := generated{seed: 1, size: 12 * mib, partSize: 5 * mib}
 	data := g.bytes()
 
@@ -173,9 +173,9 @@ func TestMultipartSmall(t *testing.T) {
 // upload are gone. Deleting or sweeping a waiting multipart artifact aborts
 // its upload.
 func TestMultipartIncomplete(t *testing.T) {
-	objects := s3test.Store(t)
+	objs := s3test.Store(t)
 	const mib = 1 << 20
-	e := newEnv(t, objects, Options{MultipartThreshold: 6 * mib, PartSize: 5 * mib, UploadGrace: time.Second})
+	e := newEnv(t, objs, Options{MultipartThreshold: 6 * mib, PartSize: 5 * mib, UploadGrace: time.Second})
 	g := generated{seed: 2, size: 12 * mib, partSize: 5 * mib}
 
 	a, up := e.declareGenerated("gap.zip", g)
@@ -239,9 +239,9 @@ func TestMultipartLocal(t *testing.T) {
 // in parallel, and verifies it. The test never holds the file; Complete
 // buffers it for the Sparkle signature (it is under the 256 MiB default).
 func TestMultipartLarge(t *testing.T) {
-	objects := s3test.Store(t)
+	objs := s3test.Store(t)
 	const mib = 1 << 20
-	e := newEnv(t, objects, Options{})
+	e := newEnv(t, objs, Options{})
 	g := generated{seed: 4, size: 200 * mib, partSize: 64 * mib}
 	sum := g.digests()
 
@@ -273,7 +273,7 @@ func TestMultipartLarge(t *testing.T) {
 	if _, err := signing.VerifyMinisign(e.key.MinisignPublicKey(), sum.BLAKE2b512, []byte(got.Signatures["minisign"])); err != nil {
 		t.Fatalf("minisign: %v", err)
 	}
-	info, err := objects.Stat(e.ctx, a.ObjectKey)
+	info, err := objs.Stat(e.ctx, a.ObjectKey)
 	if err != nil || info.Size != g.size {
 		t.Fatalf("Stat: %+v, %v", info, err)
 	}

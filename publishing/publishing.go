@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
@@ -50,7 +50,7 @@ type Options struct {
 	// the object store's MaxTTL.
 	UploadTTL time.Duration
 	// MultipartThreshold: files larger than this use a multipart upload on
-	// backends implementing downloads.Multipart (default 64 MiB). Other
+	// backends implementing objects.Multipart (default 64 MiB). Other
 	// backends always get a single PUT.
 	MultipartThreshold int64
 	// PartSize of multipart uploads (default 64 MiB, at least 5 MiB). It is
@@ -77,14 +77,14 @@ type Options struct {
 // Service is the publisher side. It is safe for concurrent use.
 type Service struct {
 	catalog *releases.Service
-	objects downloads.ObjectStore
+	objects objects.ObjectStore
 	keys    KeySource
 	opts    Options
 }
 
-// New returns a Service. It panics on a PartSize below downloads.MinPartSize,
+// New returns a Service. It panics on a PartSize below objects.MinPartSize,
 // a configuration error.
-func New(catalog *releases.Service, objects downloads.ObjectStore, keys KeySource, opts Options) *Service {
+func New(catalog *releases.Service, objs objects.ObjectStore, keys KeySource, opts Options) *Service {
 	if opts.UploadTTL <= 0 {
 		opts.UploadTTL = DefaultUploadTTL
 	}
@@ -94,7 +94,7 @@ func New(catalog *releases.Service, objects downloads.ObjectStore, keys KeySourc
 	if opts.PartSize == 0 {
 		opts.PartSize = DefaultPartSize
 	}
-	if opts.PartSize < downloads.MinPartSize {
+	if opts.PartSize < objects.MinPartSize {
 		panic(fmt.Sprintf("publishing: PartSize %d is below the 5 MiB minimum", opts.PartSize))
 	}
 	if opts.SparkleMaxSize == 0 {
@@ -109,14 +109,14 @@ func New(catalog *releases.Service, objects downloads.ObjectStore, keys KeySourc
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Service{catalog: catalog, objects: objects, keys: keys, opts: opts}
+	return &Service{catalog: catalog, objects: objs, keys: keys, opts: opts}
 }
 
 func (s *Service) now() time.Time { return s.opts.Now().UTC() }
 
 // multipart returns the store's multipart side, if it has one.
-func (s *Service) multipart() (downloads.Multipart, bool) {
-	mp, ok := s.objects.(downloads.Multipart)
+func (s *Service) multipart() (objects.Multipart, bool) {
+	mp, ok := s.objects.(objects.Multipart)
 	return mp, ok
 }
 

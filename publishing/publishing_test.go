@@ -14,8 +14,8 @@ import (
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/objectstest"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/objectstest"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
@@ -56,8 +56,8 @@ func (e *env) verifyUploaded(a releases.Artifact, data []byte) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, objects downloads.ObjectStore) {
-		e := newEnv(t, objects, Options{})
+	forEachBackend(t, func(t *testing.T, objs objects.ObjectStore) {
+		e := newEnv(t, objs, Options{})
 		data := randomBytes(300 << 10)
 		a, up := e.add("app-linux-amd64.tar.gz", data)
 		if a.Status != releases.Waiting || a.UploadExpiresAt == nil {
@@ -81,7 +81,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 
 		// The stored object is the file.
-		rc, err := objects.Open(e.ctx, a.ObjectKey)
+		rc, err := objs.Open(e.ctx, a.ObjectKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestUploadJSON(t *testing.T) {
 	if want := `{"method":"PUT","url":"u","headers":{"Content-Length":"1"},"expires_at":"1970-01-01T00:00:00Z"}`; string(single) != want {
 		t.Errorf("single PUT JSON %s, want %s", single, want)
 	}
-	multi, _ := json.Marshal(Upload{Multipart: true, PartSize: 5, Parts: []downloads.SignedRequest{{Method: "PUT", URL: "p1"}}, ExpiresAt: time.Unix(0, 0).UTC()})
+	multi, _ := json.Marshal(Upload{Multipart: true, PartSize: 5, Parts: []objects.SignedRequest{{Method: "PUT", URL: "p1"}}, ExpiresAt: time.Unix(0, 0).UTC()})
 	if want := `{"expires_at":"1970-01-01T00:00:00Z","multipart":true,"part_size":5,"parts":[{"method":"PUT","url":"p1","expires_at":"0001-01-01T00:00:00Z"}]}`; string(multi) != want {
 		t.Errorf("multipart JSON %s, want %s", multi, want)
 	}
@@ -135,10 +135,10 @@ func TestWrongBytes(t *testing.T) {
 		{"shorter", data[:len(data)-1]},
 		{"longer", append(append([]byte{}, data...), 0)},
 	}
-	forEachBackend(t, func(t *testing.T, objects downloads.ObjectStore) {
+	forEachBackend(t, func(t *testing.T, objs objects.ObjectStore) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				e := newEnv(t, objects, Options{})
+				e := newEnv(t, objs, Options{})
 				other, oup := e.add("other.zip", []byte("another file"))
 				put(t, oup, []byte("another file"), 0)
 				if _, err := e.svc.Complete(e.ctx, product, version, other.Filename); err != nil {
@@ -148,7 +148,7 @@ func TestWrongBytes(t *testing.T) {
 				before := e.release()
 
 				// Through the minted URL: refused, nothing stored.
-				status, _, err := send(downloads.SignedRequest{Method: up.Method, URL: up.URL, Headers: up.Headers}, bytes.NewReader(c.wrong), int64(len(c.wrong)))
+				status, _, err := send(objects.SignedRequest{Method: up.Method, URL: up.URL, Headers: up.Headers}, bytes.NewReader(c.wrong), int64(len(c.wrong)))
 				if err == nil && status/100 == 2 {
 					t.Fatalf("store accepted wrong bytes (status %d)", status)
 				}
@@ -162,7 +162,7 @@ func TestWrongBytes(t *testing.T) {
 				}
 
 				// Behind the store's back: caught on complete.
-				sneak, err := objects.PresignPut(e.ctx, a.ObjectKey, int64(len(c.wrong)), sha256Hex(c.wrong), time.Minute)
+				sneak, err := objs.PresignPut(e.ctx, a.ObjectKey, int64(len(c.wrong)), sha256Hex(c.wrong), time.Minute)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -218,8 +218,8 @@ func TestWrongBytes(t *testing.T) {
 }
 
 func TestWaitingArtifact(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, objects downloads.ObjectStore) {
-		e := newEnv(t, objects, Options{})
+	forEachBackend(t, func(t *testing.T, objs objects.ObjectStore) {
+		e := newEnv(t, objs, Options{})
 		data := randomBytes(1000)
 		a, up := e.add("app.zip", data)
 
@@ -347,8 +347,8 @@ func TestSparkleSignatureSupplied(t *testing.T) {
 }
 
 func TestSweep(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, objects downloads.ObjectStore) {
-		e := newEnv(t, objects, Options{UploadTTL: 10 * time.Minute, UploadGrace: time.Minute})
+	forEachBackend(t, func(t *testing.T, objs objects.ObjectStore) {
+		e := newEnv(t, objs, Options{UploadTTL: 10 * time.Minute, UploadGrace: time.Minute})
 		done, doneUp := e.add("done.zip", []byte("done"))
 		put(t, doneUp, []byte("done"), 0)
 		if _, err := e.svc.Complete(e.ctx, product, version, done.Filename); err != nil {
@@ -385,7 +385,7 @@ func TestSweep(t *testing.T) {
 		if got := e.artifact(done.Filename); !reflect.DeepEqual(got, doneBefore) {
 			t.Fatalf("uploaded artifact changed: %+v", got)
 		}
-		if _, err := objects.Stat(e.ctx, done.ObjectKey); err != nil {
+		if _, err := objs.Stat(e.ctx, done.ObjectKey); err != nil {
 			t.Fatalf("uploaded object: %v", err)
 		}
 		_, err := e.svc.Complete(e.ctx, product, version, stale.Filename)

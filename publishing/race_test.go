@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/objectstest"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/objectstest"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/releases"
 )
 
 // hookStore runs onOpen before each Open: the moment Complete reads the
 // object back, with no catalog transaction open.
 type hookStore struct {
-	downloads.ObjectStore
+	objects.ObjectStore
 	onOpen func()
 }
 
@@ -72,16 +72,16 @@ func TestChangedDuringComplete(t *testing.T) {
 // TestCompleteAfterAssembled: a Complete that assembled a multipart upload
 // but stopped before recording it is finished by the next call.
 func TestCompleteAfterAssembled(t *testing.T) {
-	objects := s3test.Store(t)
+	objs := s3test.Store(t)
 	const mib = 1 << 20
-	e := newEnv(t, objects, Options{MultipartThreshold: 6 * mib, PartSize: 5 * mib})
+	e := newEnv(t, objs, Options{MultipartThreshold: 6 * mib, PartSize: 5 * mib})
 	g := generated{seed: 5, size: 7 * mib, partSize: 5 * mib}
 	a, up := e.declareGenerated("resumed.zip", g)
 	if err := uploadParts(up, g, nil); err != nil {
 		t.Fatal(err)
 	}
 	stored := e.artifact(a.Filename)
-	if err := objects.CompleteMultipart(e.ctx, stored.ObjectKey, stored.UploadID); err != nil {
+	if err := objs.CompleteMultipart(e.ctx, stored.ObjectKey, stored.UploadID); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.svc.Complete(e.ctx, product, version, a.Filename)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
@@ -26,13 +26,13 @@ import (
 // to replace it. Then call complete. The store binds each part's length but
 // not its content: the whole file is verified on complete.
 type Upload struct {
-	Method    string                    `json:"method,omitempty"`
-	URL       string                    `json:"url,omitempty"`
-	Headers   map[string]string         `json:"headers,omitempty"`
-	ExpiresAt time.Time                 `json:"expires_at"`
-	Multipart bool                      `json:"multipart,omitempty"`
-	PartSize  int64                     `json:"part_size,omitempty"`
-	Parts     []downloads.SignedRequest `json:"parts,omitempty"`
+	Method    string                  `json:"method,omitempty"`
+	URL       string                  `json:"url,omitempty"`
+	Headers   map[string]string       `json:"headers,omitempty"`
+	ExpiresAt time.Time               `json:"expires_at"`
+	Multipart bool                    `json:"multipart,omitempty"`
+	PartSize  int64                   `json:"part_size,omitempty"`
+	Parts     []objects.SignedRequest `json:"parts,omitempty"`
 }
 
 // AddArtifact declares a file on a draft release (releases.Service.AddArtifact
@@ -67,7 +67,7 @@ func (s *Service) AddArtifact(ctx context.Context, product, version string, in r
 		}
 		sparkle = base64.StdEncoding.EncodeToString(sig)
 	}
-	ttl, err := downloads.CapTTL(s.opts.UploadTTL, s.objects.MaxTTL())
+	ttl, err := objects.CapTTL(s.opts.UploadTTL, s.objects.MaxTTL())
 	if err != nil {
 		return fail(err)
 	}
@@ -119,7 +119,7 @@ func (s *Service) AddArtifact(ctx context.Context, product, version string, in r
 
 	partSize := s.partSize(a.Size)
 	n := (a.Size + partSize - 1) / partSize
-	up := Upload{Multipart: true, PartSize: partSize, Parts: make([]downloads.SignedRequest, 0, n)}
+	up := Upload{Multipart: true, PartSize: partSize, Parts: make([]objects.SignedRequest, 0, n)}
 	for i := int64(0); i < n; i++ {
 		size := min(partSize, a.Size-i*partSize)
 		sr, err := mp.PresignPart(ctx, a.ObjectKey, uploadID, int32(i+1), size, ttl)

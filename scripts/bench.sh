@@ -136,7 +136,7 @@ S3_STARTER=
 # --- Go benchmarks -----------------------------------------------------------
 log "go test -bench (the parts)"
 {
-	go test -run '^$' -bench '^Benchmark(Local|S3)PresignGet$' -benchtime 1s ./downloads/objectstest
+	go test -run '^$' -bench '^Benchmark(Local|S3)PresignGet$' -benchtime 1s ./objects/objectstest
 	go test -run '^$' -bench '^BenchmarkDecide$' -benchtime 0.5s ./licenses
 	# The flatness targets compare two sizes: three runs each, the
 	# report keeps the fastest of each.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
-	"github.com/portaldist/portal/downloads/local"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"

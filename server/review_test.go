@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 )
 
 // releaseSameName publishes version on channel with one linux/amd64
@@ -108,13 +108,13 @@ func TestReviewOtherTokenOnOpenProduct(t *testing.T) {
 
 // flakyObjects fails PresignGet while fail is set.
 type flakyObjects struct {
-	downloads.ObjectStore
+	objects.ObjectStore
 	fail atomic.Bool
 }
 
-func (f *flakyObjects) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (downloads.SignedRequest, error) {
+func (f *flakyObjects) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (objects.SignedRequest, error) {
 	if f.fail.Load() {
-		return downloads.SignedRequest{}, errors.New("presign: credentials unavailable")
+		return objects.SignedRequest{}, errors.New("presign: credentials unavailable")
 	}
 	return f.ObjectStore.PresignGet(ctx, key, ttl, filename)
 }

@@ -13,11 +13,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
@@ -60,7 +60,7 @@ type Deps struct {
 	Catalog  *releases.Service
 	Licenses *licenses.Service
 	Tokens   *tokens.Service
-	Objects  downloads.ObjectStore
+	Objects  objects.ObjectStore
 	// Blobs serves the local store's signed /blobs/ links; nil when objects
 	// live in S3.
 	Blobs http.Handler

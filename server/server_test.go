@@ -6,10 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/updates"
 	"io"
 	"net/http"
@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portaldist/portal/downloads/local"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/server"
@@ -75,7 +75,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	e := &env{t: t, db: db, clock: time.Now().UTC()}
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	var objs downloads.ObjectStore
+	var objs objects.ObjectStore
 	var blobs http.Handler
 	if o.s3 {
 		objs = s3test.Store(t)

@@ -49,8 +49,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portaldist/portal/downloads/local"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/portaldist/portal/client"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
@@ -93,7 +93,7 @@ func (c cli) download(ctx context.Context, args []string) error {
 	}
 	// The file name becomes a path on this machine: it must be one plain
 	// name, whatever the server says.
-	if err := downloads.CheckFilename(g.Filename); err != nil || g.Filename != filepath.Base(g.Filename) {
+	if err := objects.CheckFilename(g.Filename); err != nil || g.Filename != filepath.Base(g.Filename) {
 		return fmt.Errorf("download: the portal offered an unusable file name %q", g.Filename)
 	}
 	if g.Size < 0 || releases.ValidateSHA256(g.SHA256) != nil {

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/signing"
 )

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
-	"github.com/portaldist/portal/downloads/local"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/server"
@@ -35,13 +35,13 @@ type testPortal struct {
 	catalog  *releases.Service
 	licenses *licenses.Service
 	tokens   *tokens.Service
-	objects  downloads.ObjectStore
+	objects  objects.ObjectStore
 	admin    string
 }
 
 // newTestPortal starts a portal on the local object store, or on objs
 // (with publishing options pub) when objs is not nil.
-func newTestPortal(t *testing.T, objs downloads.ObjectStore, pub publishing.Options) *testPortal {
+func newTestPortal(t *testing.T, objs objects.ObjectStore, pub publishing.Options) *testPortal {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{})

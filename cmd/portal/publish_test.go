@@ -21,7 +21,7 @@ import (
 	"testing"
 
 	"github.com/portaldist/portal/client"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 )

@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/portaldist/portal/configs"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/local"
-	"github.com/portaldist/portal/downloads/s3store"
 	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/local"
+	"github.com/portaldist/portal/objects/s3store"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store"
@@ -75,7 +75,7 @@ func openStore(cfg *configs.Config) (*app, error) {
 
 // openObjects opens the configured object store. blobs is the handler of
 // the local store's signed links, nil for S3.
-func openObjects(ctx context.Context, cfg *configs.Config) (objs downloads.ObjectStore, blobs http.Handler, err error) {
+func openObjects(ctx context.Context, cfg *configs.Config) (objs objects.ObjectStore, blobs http.Handler, err error) {
 	switch cfg.Objects.Backend {
 	case "s3":
 		s, err := s3store.New(ctx, s3store.Config{

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 )
 
 const secretContent = "TOP-SECRET-OUTSIDE-THE-ROOT"
@@ -554,7 +554,7 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status := func(keys Keyring, sr downloads.SignedRequest) int {
+	status := func(keys Keyring, sr objects.SignedRequest) int {
 		st, err := Open(Options{Root: e.root, BaseURL: e.srv.URL, Keys: keys})
 		if err != nil {
 			t.Fatal(err)
@@ -698,7 +698,7 @@ func TestOpenOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if st.MaxTTL() != downloads.MaxLinkTTL {
+	if st.MaxTTL() != objects.MaxLinkTTL {
 		t.Errorf("MaxTTL %v, want capped at 7 days", st.MaxTTL())
 	}
 	sr, _ := st.PresignGet(context.Background(), "p/a b/ü?.bin", time.Minute, "")

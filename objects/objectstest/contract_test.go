@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 )
 
-// The contract's helpers are tested here because the downloads package's
-// own test files belong to the rest of that package.
+// The contract's helpers (package objects) are tested here, beside the
+// conformance suite.
 
 func TestCheckKey(t *testing.T) {
 	for _, c := range []struct {
@@ -21,8 +21,8 @@ func TestCheckKey(t *testing.T) {
 		{"p/prod/01J9/app-1.0.zip", true},
 		{"p/prod/x/Ünïcode name (1).zip", true},
 		{"a", true},
-		{strings.Repeat("k", downloads.MaxKeyLen), true},
-		{strings.Repeat("k", downloads.MaxKeyLen+1), false},
+		{strings.Repeat("k", objects.MaxKeyLen), true},
+		{strings.Repeat("k", objects.MaxKeyLen+1), false},
 		{"", false},
 		{"/abs", false},
 		{"trailing/", false},
@@ -38,7 +38,7 @@ func TestCheckKey(t *testing.T) {
 		{"bad\xffutf8", false},
 		{"c1\u0085control", false},
 	} {
-		err := downloads.CheckKey(c.key)
+		err := objects.CheckKey(c.key)
 		if (err == nil) != c.ok {
 			t.Errorf("CheckKey(%.50q) = %v, want ok=%v", c.key, err, c.ok)
 		}
@@ -55,7 +55,7 @@ func TestContentDisposition(t *testing.T) {
 		{"né 版.zip", `attachment; filename="n_ _.zip"; filename*=UTF-8''n%C3%A9%20%E7%89%88.zip`},
 		{"x;y=z%.zip", `attachment; filename="x;y=z%.zip"`},
 	} {
-		got := downloads.ContentDisposition(c.name)
+		got := objects.ContentDisposition(c.name)
 		if got != c.want {
 			t.Errorf("ContentDisposition(%q) = %s, want %s", c.name, got, c.want)
 		}
@@ -65,11 +65,11 @@ func TestContentDisposition(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", ".", "..", "a/b", "a\\b", "tab\t", strings.Repeat("n", 256)} {
-		if err := downloads.CheckFilename(bad); err == nil {
+		if err := objects.CheckFilename(bad); err == nil {
 			t.Errorf("CheckFilename(%.30q) accepted", bad)
 		}
 	}
-	if n, err := downloads.DownloadName("p/x/file.bin", ""); err != nil || n != "file.bin" {
+	if n, err := objects.DownloadName("p/x/file.bin", ""); err != nil || n != "file.bin" {
 		t.Errorf("DownloadName default: %q %v", n, err)
 	}
 }
@@ -81,12 +81,12 @@ func TestCapTTL(t *testing.T) {
 	}{
 		{time.Minute, time.Hour, time.Minute, true},
 		{2 * time.Hour, time.Hour, time.Hour, true},
-		{30 * 24 * time.Hour, 30 * 24 * time.Hour, downloads.MaxLinkTTL, true},
+		{30 * 24 * time.Hour, 30 * 24 * time.Hour, objects.MaxLinkTTL, true},
 		{0, time.Hour, 0, false},
 		{500 * time.Millisecond, time.Hour, 0, false},
 		{time.Minute, 0, 0, false},
 	} {
-		got, err := downloads.CapTTL(c.ttl, c.max)
+		got, err := objects.CapTTL(c.ttl, c.max)
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("CapTTL(%v, %v) = %v, %v", c.ttl, c.max, got, err)
 		}

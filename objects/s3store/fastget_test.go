@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/objectstest"
-	"github.com/portaldist/portal/downloads/s3store"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/objectstest"
+	"github.com/portaldist/portal/objects/s3store"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 )
 
 // oddKeys have every character class the path escaping must get right.
@@ -33,14 +33,14 @@ var oddKeys = []string{
 // sdkGet presigns the same GET through the SDK presigner on s's own client.
 func sdkGet(t *testing.T, s *s3store.Store, key, filename string, ttl time.Duration) string {
 	t.Helper()
-	name, err := downloads.DownloadName(key, filename)
+	name, err := objects.DownloadName(key, filename)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req, err := s3.NewPresignClient(s.Client()).PresignGetObject(context.Background(), &s3.GetObjectInput{
 		Bucket:                     aws.String(s.Bucket()),
 		Key:                        aws.String(key),
-		ResponseContentDisposition: aws.String(downloads.ContentDisposition(name)),
+		ResponseContentDisposition: aws.String(objects.ContentDisposition(name)),
 	}, s3.WithPresignExpires(ttl))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestPresignGetMatchesSDK(t *testing.T) {
 			}
 			for _, key := range oddKeys {
 				for _, filename := range []string{"", "Tëst (1).zip", `q"uote;d+%.tar.gz`} {
-					var fast downloads.SignedRequest
+					var fast objects.SignedRequest
 					var sdk string
 					for range 5 { // until both sign in the same second
 						sdk = sdkGet(t, s, key, filename, 20*time.Minute)
@@ -236,7 +236,7 @@ func TestPresignGetOddKeys(t *testing.T) {
 		// A neighbouring key is not reachable by the same signature.
 		tampered := strings.Replace(sr.URL, "/leaf?", "/leaf2?", 1)
 		tampered = strings.Replace(tampered, ".bin?", ".bim?", 1)
-		resp = objectstest.Do(t, downloads.SignedRequest{Method: http.MethodGet, URL: tampered}, nil, nil)
+		resp = objectstest.Do(t, objects.SignedRequest{Method: http.MethodGet, URL: tampered}, nil, nil)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("GET of a renamed key with the same signature: %s", resp.Status)
@@ -297,7 +297,7 @@ func TestFastGetSignsAsV4Signer(t *testing.T) {
 				{AccessKeyID: "ASIA/odd key", SecretAccessKey: "other", SessionToken: "FwoGZXIvYXdzE+/=token with space"},
 			} {
 				at = at.Add(time.Duration(i*j+1) * 17 * time.Hour / 10)
-				disp := downloads.ContentDisposition([]string{"a.zip", "Tëst (1).zip", `q"uote;d+%/.tar.gz`}[(i+j)%3])
+				disp := objects.ContentDisposition([]string{"a.zip", "Tëst (1).zip", `q"uote;d+%/.tar.gz`}[(i+j)%3])
 				exp := int64(1 + (i*7919+j)%604800)
 				got, err := s3store.FastGetAt(s, creds, key, disp, exp, at)
 				if err != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/s3store"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/s3store"
 )
 
 // These tests are offline: presigning needs no server.
@@ -103,7 +103,7 @@ func TestPresignGetDisposition(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := query(t, sr.URL)
-	if got, want := q.Get("response-content-disposition"), downloads.ContentDisposition("Tëst.zip"); got != want {
+	if got, want := q.Get("response-content-disposition"), objects.ContentDisposition("Tëst.zip"); got != want {
 		t.Errorf("response-content-disposition %q, want %q", got, want)
 	}
 	if len(sr.Headers) != 0 {
@@ -118,7 +118,7 @@ func TestPresignGetDisposition(t *testing.T) {
 func TestTTLCaps(t *testing.T) {
 	ctx := context.Background()
 	s := offline(t, s3store.Config{})
-	if s.MaxTTL() != downloads.MaxLinkTTL {
+	if s.MaxTTL() != objects.MaxLinkTTL {
 		t.Errorf("default MaxTTL %v", s.MaxTTL())
 	}
 	sr, err := s.PresignGet(ctx, "p/k", 30*24*time.Hour, "")

@@ -28,7 +28,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 )
 
 // Config selects the bucket and how to reach it.
@@ -73,8 +73,8 @@ type Store struct {
 }
 
 var (
-	_ downloads.ObjectStore = (*Store)(nil)
-	_ downloads.Multipart   = (*Store)(nil)
+	_ objects.ObjectStore = (*Store)(nil)
+	_ objects.Multipart   = (*Store)(nil)
 )
 
 // credentialMargin is kept between a presigned URL's expiry and the expiry of
@@ -101,8 +101,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, portal.Errorf(portal.EInvalid, "s3store: access key and secret key go together")
 	}
 	maxTTL := cfg.MaxTTL
-	if maxTTL <= 0 || maxTTL > downloads.MaxLinkTTL {
-		maxTTL = downloads.MaxLinkTTL
+	if maxTTL <= 0 || maxTTL > objects.MaxLinkTTL {
+		maxTTL = objects.MaxLinkTTL
 	}
 
 	opts := []func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}
@@ -195,7 +195,7 @@ func (s *Store) ttl(ctx context.Context, ttl time.Duration) (time.Duration, erro
 	if err != nil {
 		return 0, err
 	}
-	ttl, err = downloads.CapTTL(ttl, max)
+	ttl, err = objects.CapTTL(ttl, max)
 	if err != nil {
 		return 0, err
 	}
@@ -204,35 +204,35 @@ func (s *Store) ttl(ctx context.Context, ttl time.Duration) (time.Duration, erro
 
 // PresignGet mints a GET URL whose response carries Content-Disposition:
 // attachment (response-content-disposition, part of the signed query).
-func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (downloads.SignedRequest, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.SignedRequest{}, err
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (objects.SignedRequest, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.SignedRequest{}, err
 	}
-	name, err := downloads.DownloadName(key, filename)
+	name, err := objects.DownloadName(key, filename)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	if s.fast != nil {
 		if s.creds == nil {
-			return downloads.SignedRequest{}, portal.Errorf(portal.EInternal, "s3store: no credentials configured")
+			return objects.SignedRequest{}, portal.Errorf(portal.EInternal, "s3store: no credentials configured")
 		}
 		c, err := s.creds.Retrieve(ctx)
 		if err != nil {
-			return downloads.SignedRequest{}, fmt.Errorf("s3store: retrieve credentials: %w", err)
+			return objects.SignedRequest{}, fmt.Errorf("s3store: retrieve credentials: %w", err)
 		}
 		// Credentials without a secret are left to the SDK, as before.
 		if c.AccessKeyID != "" && c.SecretAccessKey != "" {
 			now := time.Now()
-			if ttl, err = downloads.CapTTL(ttl, s.capFor(c, now)); err != nil {
-				return downloads.SignedRequest{}, err
+			if ttl, err = objects.CapTTL(ttl, s.capFor(c, now)); err != nil {
+				return objects.SignedRequest{}, err
 			}
 			ttl = ttl.Truncate(time.Second)
-			u, err := s.fast.presign(ctx, c, key, downloads.ContentDisposition(name), int64(ttl/time.Second), now)
+			u, err := s.fast.presign(ctx, c, key, objects.ContentDisposition(name), int64(ttl/time.Second), now)
 			if err != nil {
-				return downloads.SignedRequest{}, fmt.Errorf("s3store: presign GET %s: %w", key, err)
+				return objects.SignedRequest{}, fmt.Errorf("s3store: presign GET %s: %w", key, err)
 			}
 			// X-Amz-Date is now, to the second.
-			return downloads.SignedRequest{Method: http.MethodGet, URL: u, ExpiresAt: now.UTC().Truncate(time.Second).Add(ttl)}, nil
+			return objects.SignedRequest{Method: http.MethodGet, URL: u, ExpiresAt: now.UTC().Truncate(time.Second).Add(ttl)}, nil
 		}
 	}
 	return s.presignGetSDK(ctx, key, name, ttl)
@@ -240,18 +240,18 @@ func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, f
 
 // presignGetSDK is PresignGet through the SDK presigner: the fallback when
 // the fast path is off (see fastGet) or the credentials are unusual.
-func (s *Store) presignGetSDK(ctx context.Context, key, name string, ttl time.Duration) (downloads.SignedRequest, error) {
+func (s *Store) presignGetSDK(ctx context.Context, key, name string, ttl time.Duration) (objects.SignedRequest, error) {
 	ttl, err := s.ttl(ctx, ttl)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{
 		Bucket:                     aws.String(s.bucket),
 		Key:                        aws.String(key),
-		ResponseContentDisposition: aws.String(downloads.ContentDisposition(name)),
+		ResponseContentDisposition: aws.String(objects.ContentDisposition(name)),
 	}, s3.WithPresignExpires(ttl))
 	if err != nil {
-		return downloads.SignedRequest{}, fmt.Errorf("s3store: presign GET %s: %w", key, err)
+		return objects.SignedRequest{}, fmt.Errorf("s3store: presign GET %s: %w", key, err)
 	}
 	return signed(req, ttl)
 }
@@ -259,19 +259,19 @@ func (s *Store) presignGetSDK(ctx context.Context, key, name string, ttl time.Du
 // PresignPut mints a PUT URL with Content-Length and x-amz-checksum-sha256
 // signed as headers: S3 refuses a body of another size (signature mismatch)
 // or another SHA-256 (BadDigest), and stores nothing.
-func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256Hex string, ttl time.Duration) (downloads.SignedRequest, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.SignedRequest{}, err
+func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256Hex string, ttl time.Duration) (objects.SignedRequest, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.SignedRequest{}, err
 	}
-	if size < 0 || size > downloads.MaxObjectSize {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is outside 0..%d", size, int64(downloads.MaxObjectSize))
+	if size < 0 || size > objects.MaxObjectSize {
+		return objects.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is outside 0..%d", size, int64(objects.MaxObjectSize))
 	}
 	sum, err := decodeSHA256(sha256Hex)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	if ttl, err = s.ttl(ctx, ttl); err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
@@ -280,7 +280,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
 	}, s3.WithPresignExpires(ttl))
 	if err != nil {
-		return downloads.SignedRequest{}, fmt.Errorf("s3store: presign PUT %s: %w", key, err)
+		return objects.SignedRequest{}, fmt.Errorf("s3store: presign PUT %s: %w", key, err)
 	}
 	out, err := signed(req, ttl)
 	if err != nil {
@@ -290,7 +290,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 	// checksum header still binds an empty body.
 	out.Headers["Content-Length"] = strconv.FormatInt(size, 10)
 	if out.Headers["x-amz-checksum-sha256"] == "" {
-		return downloads.SignedRequest{}, fmt.Errorf("s3store: presign PUT %s: checksum header was not signed", key)
+		return objects.SignedRequest{}, fmt.Errorf("s3store: presign PUT %s: checksum header was not signed", key)
 	}
 	return out, nil
 }
@@ -298,8 +298,8 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 // signed turns the SDK's presigned request into the portal's shape: header
 // names lower-cased except Content-Length, Host left to the client, and the
 // exact expiry read back from the signed query.
-func signed(req *v4.PresignedHTTPRequest, ttl time.Duration) (downloads.SignedRequest, error) {
-	out := downloads.SignedRequest{
+func signed(req *v4.PresignedHTTPRequest, ttl time.Duration) (objects.SignedRequest, error) {
+	out := objects.SignedRequest{
 		Method:  req.Method,
 		URL:     req.URL,
 		Headers: make(map[string]string, len(req.SignedHeader)),
@@ -340,9 +340,9 @@ func decodeSHA256(h string) ([]byte, error) {
 // Stat uses HeadObject with checksum mode enabled; SHA256 is set when the
 // object was stored with a full-object SHA-256 (every single PUT the portal
 // mints), "" for multipart objects.
-func (s *Store) Stat(ctx context.Context, key string) (downloads.ObjectInfo, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.ObjectInfo{}, err
+func (s *Store) Stat(ctx context.Context, key string) (objects.ObjectInfo, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.ObjectInfo{}, err
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket:       aws.String(s.bucket),
@@ -350,9 +350,9 @@ func (s *Store) Stat(ctx context.Context, key string) (downloads.ObjectInfo, err
 		ChecksumMode: types.ChecksumModeEnabled,
 	})
 	if err != nil {
-		return downloads.ObjectInfo{}, mapErr("stat", key, err)
+		return objects.ObjectInfo{}, mapErr("stat", key, err)
 	}
-	info := downloads.ObjectInfo{Size: aws.ToInt64(out.ContentLength)}
+	info := objects.ObjectInfo{Size: aws.ToInt64(out.ContentLength)}
 	if c := aws.ToString(out.ChecksumSHA256); c != "" && out.ChecksumType != types.ChecksumTypeComposite {
 		if raw, err := base64.StdEncoding.DecodeString(c); err == nil && len(raw) == 32 {
 			info.SHA256 = hex.EncodeToString(raw)
@@ -363,7 +363,7 @@ func (s *Store) Stat(ctx context.Context, key string) (downloads.ObjectInfo, err
 
 // Open streams the object; the caller closes the reader.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return nil, err
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
@@ -378,7 +378,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 
 // Delete removes the object; S3 answers success for a missing key.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return err
 	}
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
@@ -403,7 +403,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // checksum (clients are not asked for part hashes), so the completed object
 // has no stored SHA-256: verify it through Open.
 func (s *Store) CreateMultipart(ctx context.Context, key string) (string, error) {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return "", err
 	}
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
@@ -417,22 +417,22 @@ func (s *Store) CreateMultipart(ctx context.Context, key string) (string, error)
 }
 
 // PresignPart mints an UploadPart URL with Content-Length signed.
-func (s *Store) PresignPart(ctx context.Context, key, uploadID string, n int32, size int64, ttl time.Duration) (downloads.SignedRequest, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.SignedRequest{}, err
+func (s *Store) PresignPart(ctx context.Context, key, uploadID string, n int32, size int64, ttl time.Duration) (objects.SignedRequest, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.SignedRequest{}, err
 	}
 	if uploadID == "" {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "upload ID is empty")
+		return objects.SignedRequest{}, portal.Errorf(portal.EInvalid, "upload ID is empty")
 	}
 	if n < 1 || n > 10000 {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "part number %d is outside 1..10000", n)
+		return objects.SignedRequest{}, portal.Errorf(portal.EInvalid, "part number %d is outside 1..10000", n)
 	}
 	if size < 1 || size > 5<<30 {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "part size %d is outside 1 B..5 GiB", size)
+		return objects.SignedRequest{}, portal.Errorf(portal.EInvalid, "part size %d is outside 1 B..5 GiB", size)
 	}
 	ttl, err := s.ttl(ctx, ttl)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	req, err := s.presign.PresignUploadPart(ctx, &s3.UploadPartInput{
 		Bucket:        aws.String(s.bucket),
@@ -442,14 +442,14 @@ func (s *Store) PresignPart(ctx context.Context, key, uploadID string, n int32, 
 		ContentLength: aws.Int64(size),
 	}, s3.WithPresignExpires(ttl))
 	if err != nil {
-		return downloads.SignedRequest{}, fmt.Errorf("s3store: presign part %d of %s: %w", n, key, err)
+		return objects.SignedRequest{}, fmt.Errorf("s3store: presign part %d of %s: %w", n, key, err)
 	}
 	out, err := signed(req, ttl)
 	if err != nil {
 		return out, err
 	}
 	if out.Headers["Content-Length"] != strconv.FormatInt(size, 10) {
-		return downloads.SignedRequest{}, fmt.Errorf("s3store: presign part %d of %s: Content-Length was not signed", n, key)
+		return objects.SignedRequest{}, fmt.Errorf("s3store: presign part %d of %s: Content-Length was not signed", n, key)
 	}
 	return out, nil
 }
@@ -457,7 +457,7 @@ func (s *Store) PresignPart(ctx context.Context, key, uploadID string, n int32, 
 // CompleteMultipart lists the uploaded parts and completes the upload with
 // them in part-number order.
 func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string) error {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return err
 	}
 	if uploadID == "" {
@@ -498,7 +498,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string) err
 
 // AbortMultipart discards the upload; an unknown upload is not an error.
 func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return err
 	}
 	if uploadID == "" {

@@ -1,4 +1,4 @@
-// Package objectstest is the conformance suite every downloads.ObjectStore
+// Package objectstest is the conformance suite every objects.ObjectStore
 // backend must pass, run through real HTTP with nothing but the minted
 // SignedRequests, plus helpers that give other packages' tests a real store.
 package objectstest
@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/local"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/local"
 )
 
 // LocalStore opens a local store in a temp directory, serves its /blobs/
@@ -52,7 +52,7 @@ func LocalStore(t testing.TB) (*local.Store, *httptest.Server) {
 // Do sends sr with body through plain net/http, exactly as a client would:
 // the minted URL and headers, nothing else (Content-Length from Headers sets
 // the request's length). mutate, when not nil, may alter the request first.
-func Do(t testing.TB, sr downloads.SignedRequest, body []byte, mutate func(*http.Request)) *http.Response {
+func Do(t testing.TB, sr objects.SignedRequest, body []byte, mutate func(*http.Request)) *http.Response {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -89,7 +89,7 @@ func Do(t testing.TB, sr downloads.SignedRequest, body []byte, mutate func(*http
 
 // Upload puts data under key through a minted PUT and fails the test unless
 // the store accepts it.
-func Upload(t testing.TB, s downloads.ObjectStore, key string, data []byte) {
+func Upload(t testing.TB, s objects.ObjectStore, key string, data []byte) {
 	t.Helper()
 	sr, err := s.PresignPut(context.Background(), key, int64(len(data)), SHA256(data), time.Minute)
 	if err != nil {
@@ -153,7 +153,7 @@ func expect4xx(t testing.TB, what string, resp *http.Response) []byte {
 	return b
 }
 
-func expectNotFound(t testing.TB, s downloads.ObjectStore, key string) {
+func expectNotFound(t testing.TB, s objects.ObjectStore, key string) {
 	t.Helper()
 	_, err := s.Stat(context.Background(), key)
 	if !portal.IsCode(err, portal.ENotFound) {
@@ -200,9 +200,9 @@ func flip(s string) string {
 
 // Run runs the conformance suite. newStore returns a ready store for one
 // test (it may be shared between calls); keys are random, so stores may be
-// shared across runs. Backends implementing downloads.Multipart also get
+// shared across runs. Backends implementing objects.Multipart also get
 // the multipart tests.
-func Run(t *testing.T, newStore func(t *testing.T) downloads.ObjectStore) {
+func Run(t *testing.T, newStore func(t *testing.T) objects.ObjectStore) {
 	ctx := context.Background()
 
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -507,7 +507,7 @@ func Run(t *testing.T, newStore func(t *testing.T) downloads.ObjectStore) {
 	t.Run("TTLCap", func(t *testing.T) {
 		s := newStore(t)
 		max := s.MaxTTL()
-		if max <= 0 || max > downloads.MaxLinkTTL {
+		if max <= 0 || max > objects.MaxLinkTTL {
 			t.Fatalf("MaxTTL %v outside (0, 7 days]", max)
 		}
 		sr, err := s.PresignGet(ctx, RandomKey("f"), 30*24*time.Hour, "f")
@@ -521,17 +521,17 @@ func Run(t *testing.T, newStore func(t *testing.T) downloads.ObjectStore) {
 
 	t.Run("Multipart", func(t *testing.T) {
 		s := newStore(t)
-		mp, ok := s.(downloads.Multipart)
+		mp, ok := s.(objects.Multipart)
 		if !ok {
 			t.Skip("backend has no multipart uploads")
 		}
 		key := RandomKey("big.bin")
-		data := RandomBytes(downloads.MinPartSize + 1024)
+		data := RandomBytes(objects.MinPartSize + 1024)
 		id, err := mp.CreateMultipart(ctx, key)
 		if err != nil {
 			t.Fatalf("CreateMultipart: %v", err)
 		}
-		parts := [][]byte{data[:downloads.MinPartSize], data[downloads.MinPartSize:]}
+		parts := [][]byte{data[:objects.MinPartSize], data[objects.MinPartSize:]}
 		// Part 2 first: completion must order parts itself.
 		for _, n := range []int32{2, 1} {
 			p := parts[n-1]
@@ -598,7 +598,7 @@ func Run(t *testing.T, newStore func(t *testing.T) downloads.ObjectStore) {
 	})
 }
 
-func get(t testing.TB, s downloads.ObjectStore, key string) []byte {
+func get(t testing.TB, s objects.ObjectStore, key string) []byte {
 	t.Helper()
 	rc, err := s.Open(context.Background(), key)
 	if err != nil {

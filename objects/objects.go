@@ -1,4 +1,7 @@
-package downloads
+// Package objects is the object storage contract: ObjectStore and Multipart,
+// which the local and s3store backends implement and objectstest checks, and
+// the key, file name and link lifetime rules they share.
+package objects
 
 import (
 	"context"

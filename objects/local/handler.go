@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 )
 
 // Handler serves the store's signed links. Mount it at /blobs/ (the request
@@ -79,7 +79,7 @@ func (s *Store) verify(r *http.Request, method string) (link, int, error) {
 	if !ok {
 		return link{}, http.StatusNotFound, portal.Errorf(portal.ENotFound, "not found")
 	}
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return link{}, http.StatusBadRequest, portal.Errorf(portal.EInvalid, "malformed link: %s", portal.ErrorMessage(err))
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
@@ -120,7 +120,7 @@ func (s *Store) verify(r *http.Request, method string) (link, int, error) {
 		}
 	}
 	if filename != "" {
-		if err := downloads.CheckFilename(filename); err != nil {
+		if err := objects.CheckFilename(filename); err != nil {
 			return bad("filename")
 		}
 		l.filename = filename
@@ -172,7 +172,7 @@ func (s *Store) serveGet(w http.ResponseWriter, r *http.Request, l link) {
 	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", downloads.ContentDisposition(l.filename))
+	h.Set("Content-Disposition", objects.ContentDisposition(l.filename))
 	http.ServeContent(&jsonErrors{ResponseWriter: w}, r, "", fi.ModTime(), f)
 }
 

@@ -5,7 +5,7 @@
 // Layout under Root: each object at its key's path; .tmp/ holds uploads in
 // progress (renamed into place only once complete and verified); .meta/
 // mirrors the object tree with each object's SHA-256. Keys never start a
-// segment with "." (downloads.CheckKey), so neither is reachable by a key.
+// segment with "." (objects.CheckKey), so neither is reachable by a key.
 // Every file access goes through an os.Root, which refuses "..", absolute
 // paths and symlinks that lead out of Root.
 package local
@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/downloads"
+	"github.com/portaldist/portal/objects"
 )
 
 // Options configure a local Store.
@@ -63,7 +63,7 @@ type Store struct {
 	log     *slog.Logger
 }
 
-var _ downloads.ObjectStore = (*Store)(nil)
+var _ objects.ObjectStore = (*Store)(nil)
 
 const (
 	tmpDir  = ".tmp"
@@ -87,8 +87,8 @@ func Open(opts Options) (*Store, error) {
 		return nil, portal.Errorf(portal.EInvalid, "local store: base URL %q must be http(s)://host[:port][/path]", opts.BaseURL)
 	}
 	maxTTL := opts.MaxTTL
-	if maxTTL <= 0 || maxTTL > downloads.MaxLinkTTL {
-		maxTTL = downloads.MaxLinkTTL
+	if maxTTL <= 0 || maxTTL > objects.MaxLinkTTL {
+		maxTTL = objects.MaxLinkTTL
 	}
 	if err := os.MkdirAll(opts.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("local store: %w", err)
@@ -180,7 +180,7 @@ func escapeKey(key string) string {
 }
 
 func (s *Store) expiry(ttl time.Duration) (int64, error) {
-	ttl, err := downloads.CapTTL(ttl, s.maxTTL)
+	ttl, err := objects.CapTTL(ttl, s.maxTTL)
 	if err != nil {
 		return 0, err
 	}
@@ -189,17 +189,17 @@ func (s *Store) expiry(ttl time.Duration) (int64, error) {
 
 // PresignGet mints a /blobs/ GET link (also valid for HEAD). Offline: the
 // object need not exist yet.
-func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (downloads.SignedRequest, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.SignedRequest{}, err
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (objects.SignedRequest, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.SignedRequest{}, err
 	}
-	name, err := downloads.DownloadName(key, filename)
+	name, err := objects.DownloadName(key, filename)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	exp, err := s.expiry(ttl)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	k := s.keys.Current()
 	expStr := strconv.FormatInt(exp, 10)
@@ -209,25 +209,25 @@ func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, f
 		"&" + qFilename + "=" + url.QueryEscape(name) +
 		"&" + qKeyID + "=" + k.ID +
 		"&" + qSig + "=" + base64.RawURLEncoding.EncodeToString(sig)
-	return downloads.SignedRequest{Method: "GET", URL: u, ExpiresAt: time.Unix(exp, 0).UTC()}, nil
+	return objects.SignedRequest{Method: "GET", URL: u, ExpiresAt: time.Unix(exp, 0).UTC()}, nil
 }
 
 // PresignPut mints a /blobs/ PUT link bound to size and sha256Hex. Headers
 // carry Content-Length and x-amz-checksum-sha256, like the S3 backend's.
-func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256Hex string, ttl time.Duration) (downloads.SignedRequest, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.SignedRequest{}, err
+func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256Hex string, ttl time.Duration) (objects.SignedRequest, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.SignedRequest{}, err
 	}
-	if size < 0 || size > downloads.MaxObjectSize {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is outside 0..%d", size, int64(downloads.MaxObjectSize))
+	if size < 0 || size > objects.MaxObjectSize {
+		return objects.SignedRequest{}, portal.Errorf(portal.EInvalid, "object size %d is outside 0..%d", size, int64(objects.MaxObjectSize))
 	}
 	sum, ok := parseSHA256(sha256Hex)
 	if !ok {
-		return downloads.SignedRequest{}, portal.Errorf(portal.EInvalid, "SHA-256 must be 64 lower-case hex digits")
+		return objects.SignedRequest{}, portal.Errorf(portal.EInvalid, "SHA-256 must be 64 lower-case hex digits")
 	}
 	exp, err := s.expiry(ttl)
 	if err != nil {
-		return downloads.SignedRequest{}, err
+		return objects.SignedRequest{}, err
 	}
 	k := s.keys.Current()
 	expStr := strconv.FormatInt(exp, 10)
@@ -239,7 +239,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 		"&" + qSHA256 + "=" + sha256Hex +
 		"&" + qSize + "=" + sizeStr +
 		"&" + qSig + "=" + base64.RawURLEncoding.EncodeToString(sig)
-	return downloads.SignedRequest{
+	return objects.SignedRequest{
 		Method: "PUT",
 		URL:    u,
 		Headers: map[string]string{
@@ -265,18 +265,18 @@ func parseSHA256(h string) ([]byte, bool) {
 
 // Stat reports the object's size, and its SHA-256 as verified at upload when
 // the record still matches the file.
-func (s *Store) Stat(ctx context.Context, key string) (downloads.ObjectInfo, error) {
-	if err := downloads.CheckKey(key); err != nil {
-		return downloads.ObjectInfo{}, err
+func (s *Store) Stat(ctx context.Context, key string) (objects.ObjectInfo, error) {
+	if err := objects.CheckKey(key); err != nil {
+		return objects.ObjectInfo{}, err
 	}
 	fi, err := s.root.Stat(key)
 	if err != nil {
-		return downloads.ObjectInfo{}, s.fileErr("stat", key, err)
+		return objects.ObjectInfo{}, s.fileErr("stat", key, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return downloads.ObjectInfo{}, notFound(key)
+		return objects.ObjectInfo{}, notFound(key)
 	}
-	return downloads.ObjectInfo{Size: fi.Size(), SHA256: s.readMeta(key, fi)}, nil
+	return objects.ObjectInfo{Size: fi.Size(), SHA256: s.readMeta(key, fi)}, nil
 }
 
 // Open opens the object for reading; the caller closes it.
@@ -289,7 +289,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 }
 
 func (s *Store) openObject(key string) (*os.File, fs.FileInfo, error) {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return nil, nil, err
 	}
 	f, err := s.root.Open(key)
@@ -310,7 +310,7 @@ func (s *Store) openObject(key string) (*os.File, fs.FileInfo, error) {
 
 // Delete removes the object and its hash record; a missing object is fine.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := downloads.CheckKey(key); err != nil {
+	if err := objects.CheckKey(key); err != nil {
 		return err
 	}
 	fi, err := s.root.Lstat(key)

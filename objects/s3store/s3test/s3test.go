@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/portaldist/portal/downloads/s3store"
+	"github.com/portaldist/portal/objects/s3store"
 )
 
 // Environment variables written by scripts/s3-server.sh start.

@@ -5,21 +5,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portaldist/portal/downloads"
-	"github.com/portaldist/portal/downloads/local"
-	"github.com/portaldist/portal/downloads/objectstest"
-	"github.com/portaldist/portal/downloads/s3store"
-	"github.com/portaldist/portal/downloads/s3store/s3test"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/local"
+	"github.com/portaldist/portal/objects/objectstest"
+	"github.com/portaldist/portal/objects/s3store"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 )
 
 func TestLocal(t *testing.T) {
 	st, _ := objectstest.LocalStore(t)
-	objectstest.Run(t, func(*testing.T) downloads.ObjectStore { return st })
+	objectstest.Run(t, func(*testing.T) objects.ObjectStore { return st })
 }
 
 func TestS3(t *testing.T) {
 	st := s3test.Store(t)
-	objectstest.Run(t, func(*testing.T) downloads.ObjectStore { return st })
+	objectstest.Run(t, func(*testing.T) objects.ObjectStore { return st })
 
 	t.Run("StatReportsStoredSHA256", func(t *testing.T) {
 		data := objectstest.RandomBytes(1000)
