@@ -15,6 +15,15 @@ import (
 const (
 	MaxKeySize   = 1024
 	MaxValueSize = 1 << 20
+
+	// MaxTxnOps is the most keys one Update may write: Put and Delete count
+	// once per distinct key, and NextSequence once per distinct sequence
+	// name, however often each is called. It is etcd's default limit of
+	// operations per transaction (--max-txn-ops), and every driver enforces
+	// it, so code that works on one driver works on all of them. Callers
+	// that write an unbounded number of keys split the work into several
+	// transactions and say what a failure between them leaves behind.
+	MaxTxnOps = 128
 )
 
 // ErrNotFound is returned by Tx.Get for a missing key.
@@ -24,27 +33,108 @@ var ErrNotFound = errors.New("store: key not found")
 // database (for example a running server while `portal token create` runs).
 var ErrLocked = errors.New("store: database is held by another process")
 
-// DB is a transactional key-value store.
+// ErrTxnTooLarge is returned by Tx.Put, Tx.Delete and Tx.NextSequence when
+// the write would make the transaction write more than MaxTxnOps keys. The
+// Update that got it fails with it (wrapped) and commits nothing, even when
+// fn ignores the error and returns nil.
+var ErrTxnTooLarge = errors.New("store: transaction writes more than MaxTxnOps keys")
+
+// ErrClosed is returned by Watch on a closed database.
+var ErrClosed = errors.New("store: database is closed")
+
+// DB is a transactional key-value store. It is safe for concurrent use.
 //
 // View runs fn in a read-only snapshot: it sees every Update committed before
-// it started and nothing committed later. Update runs fn in a serializable
-// read-write transaction; fn's writes commit together when it returns nil and
-// are discarded entirely when it returns an error or panics. Transactions are
-// not safe for use by more than one goroutine and must not outlive fn: do no
-// network or storage I/O inside one, and copy out what you need.
+// it started and nothing committed later.
+//
+// Update runs fn in a serializable read-write transaction; fn's writes
+// commit together when it returns nil and are discarded entirely when it
+// returns an error or panics. A driver may run fn more than once before it
+// commits (etcd retries a transaction whose reads changed before it could
+// commit; only the last run's writes are kept), so fn must have no effect
+// outside the transaction: no I/O, no sends, no changes to shared state. It
+// may set the caller's local variables, but must assign every one of them
+// on every run, never append to or count up what a previous run left. An
+// Update writes at most MaxTxnOps keys (see ErrTxnTooLarge).
+//
+// ctx bounds the whole transaction: when it ends before the commit, the
+// transaction is rolled back and View or Update returns ctx.Err() (wrapped
+// or not). An Update whose ctx ends while it commits may have committed.
+//
+// Transactions are not safe for use by more than one goroutine and must not
+// outlive fn: do no network or storage I/O inside one, and copy out what you
+// need.
 type DB interface {
 	View(ctx context.Context, fn func(Tx) error) error
 	Update(ctx context.Context, fn func(Tx) error) error
-	// Batch is Update for high-rate small writes: concurrent calls may be
-	// coalesced into one transaction, and fn may therefore run more than once,
-	// so it must be idempotent.
-	Batch(ctx context.Context, fn func(Tx) error) error
+	// Watch reports, in commit order, the changes committed to keys with
+	// the prefix ("" watches everything) from the moment Watch returns
+	// until ctx ends or the database is closed; then the channel is closed.
+	// Every Event is delivered after its transaction committed: a View
+	// started after receiving it sees the change (or a later one).
+	// Rolled-back transactions report nothing.
+	//
+	// Delivery never holds up a writer. A driver buffers a bounded number of
+	// events for each watcher; when a watcher falls that far behind (or the
+	// driver loses track of the changes some other way, as an etcd watch
+	// does when its revision is compacted) the undelivered events are
+	// dropped and the watcher receives one Event of type Reset instead, then
+	// the events committed after it. A watcher that gets a Reset must treat
+	// everything under its prefix as changed: reload it, or drop every copy
+	// it holds. Events queued when the watch ends are discarded.
+	//
+	// The receiver must keep reading until the channel is closed, or cancel
+	// ctx; a watch nobody reads costs only its bounded buffer.
+	Watch(ctx context.Context, prefix []byte) (<-chan Event, error)
 	// Ping reports whether the store is usable.
 	Ping(ctx context.Context) error
+	// Close releases the database and ends every watch. Calling it more
+	// than once is harmless.
 	Close() error
 }
 
-// Tx is one transaction. Writes are refused inside View with ErrReadOnly.
+// EventType says what an Event reports.
+type EventType uint8
+
+const (
+	// EventPut: the key was written (created or replaced).
+	EventPut EventType = iota + 1
+	// EventDelete: the key was deleted. A driver may report it for a key
+	// that did not exist.
+	EventDelete
+	// EventReset: changes were lost (see DB.Watch); Key is nil.
+	EventReset
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventPut:
+		return "put"
+	case EventDelete:
+		return "delete"
+	case EventReset:
+		return "reset"
+	}
+	return "unknown"
+}
+
+// Event is one change reported by DB.Watch.
+type Event struct {
+	Type EventType
+	// Key is the changed key, owned by the receiver; nil for EventReset.
+	Key []byte
+	// Rev is the revision of the transaction that committed the change:
+	// every committed Update gets a higher one than the Updates committed
+	// before it, and all the events of one transaction share it (in no
+	// particular order among themselves; each key appears once, with its
+	// last write). For a Reset it is the newest revision the watcher may
+	// have missed. Revisions are the driver's (bbolt's transaction ID,
+	// etcd's revision): compare them, do not do arithmetic on them.
+	Rev uint64
+}
+
+// Tx is one transaction. Writes are refused inside View with ErrReadOnly,
+// and beyond MaxTxnOps distinct keys inside Update with ErrTxnTooLarge.
 type Tx interface {
 	// Get returns a copy of the value of key, or ErrNotFound.
 	Get(key []byte) ([]byte, error)
@@ -60,6 +150,8 @@ type Tx interface {
 	// monotonically increasing counter. It is part of the transaction: a
 	// rolled-back transaction does not consume a value that a later committed
 	// one could not reuse, but callers must not rely on there being no gaps.
+	// Each distinct name counts as one key against MaxTxnOps (an etcd
+	// driver keeps the counter in a key).
 	NextSequence(name string) (uint64, error)
 }
 

@@ -3,6 +3,18 @@
 // bbolt holds an exclusive file lock while the database is open, so a second
 // process (say, `portal token create` while `portal serve` runs) gets
 // store.ErrLocked after a short wait instead of hanging.
+//
+// # Watches
+//
+// A bbolt file has one process writing it, so DB.Watch is fed in process:
+// after each Update commits, its writes are handed to every watcher whose
+// prefix they match, under the same lock that orders the commits, so
+// watchers see them in commit order. Handing over never blocks: each
+// watcher queues at most Options.WatchBuffer events, and one that falls
+// further behind gets its queue replaced by a single store.EventReset. A
+// goroutine per watcher delivers the queue on the watcher's channel; it
+// ends, closing the channel, when the watch's ctx ends or the DB is closed.
+// Event revisions are bbolt transaction IDs, which persist across restarts.
 package bolt
 
 import (
@@ -12,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/portaldist/portal/store"
@@ -26,7 +39,15 @@ var (
 
 // DB is a store.DB on one bbolt file. It is safe for concurrent use.
 type DB struct {
-	db *bbolt.DB
+	db        *bbolt.DB
+	watchBuf  int
+	runTwice  bool
+	commitMu  sync.Mutex // held from an Update's start until its events are queued
+	watchMu   sync.Mutex // guards watchers and closed; taken after commitMu
+	watchers  map[*watcher]struct{}
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Options tune Open.
@@ -36,13 +57,28 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync on commit; only for benchmarks and seeding.
 	NoSync bool
+	// WatchBuffer is how many events each watcher may have queued before
+	// it gets a store.EventReset instead (see the package comment). Zero
+	// means DefaultWatchBuffer.
+	WatchBuffer int
+	// RunUpdatesTwice makes every Update run fn twice, rolling back the
+	// first run, as a driver that retries transactions on conflict may. It
+	// is for tests of code that calls Update: an fn with effects outside
+	// its transaction shows them twice.
+	RunUpdatesTwice bool
 }
+
+// DefaultWatchBuffer is the default Options.WatchBuffer.
+const DefaultWatchBuffer = 1024
 
 // Open opens or creates the database file at path (mode 0600, parent
 // directories 0700).
 func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = time.Second
+	}
+	if opts.WatchBuffer <= 0 {
+		opts.WatchBuffer = DefaultWatchBuffer
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -64,31 +100,80 @@ func Open(path string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, watchBuf: opts.WatchBuffer, runTwice: opts.RunUpdatesTwice, watchers: make(map[*watcher]struct{})}, nil
 }
 
+// View runs fn in a bbolt read transaction. It returns ctx.Err() when ctx
+// ends before or while fn runs.
 func (d *DB) View(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return d.db.View(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx}) })
+	return d.db.View(func(tx *bbolt.Tx) error {
+		if err := fn(&boltTx{tx: tx}); err != nil {
+			return err
+		}
+		return ctx.Err()
+	})
 }
 
+// errSecondRun rolls back the first run of fn under RunUpdatesTwice.
+var errSecondRun = errors.New("store: rolled back to run again")
+
+// Update runs fn in a bbolt write transaction and, once it committed, queues
+// its writes for the watchers. Updates are serialized (bbolt allows one
+// writer); fn runs once unless Options.RunUpdatesTwice is set.
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return d.db.Update(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, writable: true}) })
-}
-
-func (d *DB) Batch(ctx context.Context, fn func(store.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
+	if d.runTwice {
+		err := d.db.Update(func(tx *bbolt.Tx) error {
+			if err := runTx(ctx, &boltTx{tx: tx, writable: true}, fn); err != nil {
+				return err
+			}
+			return errSecondRun
+		})
+		if !errors.Is(err, errSecondRun) {
+			return err
+		}
+	}
+	var (
+		bt  *boltTx
+		rev uint64
+	)
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		bt = &boltTx{tx: tx, writable: true}
+		if err := runTx(ctx, bt, fn); err != nil {
+			return err
+		}
+		rev = uint64(tx.ID())
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	return d.db.Batch(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, writable: true}) })
+	d.publish(rev, bt.writes)
+	return nil
+}
+
+// runTx runs fn and decides whether its transaction may commit.
+func runTx(ctx context.Context, bt *boltTx, fn func(store.Tx) error) error {
+	if err := fn(bt); err != nil {
+		return err
+	}
+	if bt.tooLarge {
+		return fmt.Errorf("%w: refused a write beyond %d keys", store.ErrTxnTooLarge, store.MaxTxnOps)
+	}
+	return ctx.Err()
 }
 
 func (d *DB) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return d.db.View(func(tx *bbolt.Tx) error {
 		if tx.Bucket(kvBucket) == nil {
 			return errors.New("store: kv bucket missing")
@@ -97,11 +182,59 @@ func (d *DB) Ping(ctx context.Context) error {
 	})
 }
 
-func (d *DB) Close() error { return d.db.Close() }
+// Close ends every watch (closing its channel), waits for open transactions
+// to finish and closes the file. Later calls return the first call's result.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() {
+		d.watchMu.Lock()
+		d.closed = true
+		for w := range d.watchers {
+			close(w.stop)
+		}
+		d.watchers = nil
+		d.watchMu.Unlock()
+		d.closeErr = d.db.Close()
+	})
+	return d.closeErr
+}
 
 type boltTx struct {
 	tx       *bbolt.Tx
 	writable bool
+	// writes holds the last write of each key (string(key)), seqs the
+	// sequences drawn: together at most store.MaxTxnOps.
+	writes   map[string]store.EventType
+	seqs     map[string]struct{}
+	tooLarge bool
+}
+
+// count records a write of key (or, when seq, of a sequence name) and
+// refuses it when it would take the transaction past store.MaxTxnOps keys.
+func (t *boltTx) count(name string, typ store.EventType, seq bool) error {
+	if seq {
+		if _, ok := t.seqs[name]; ok {
+			return nil
+		}
+	} else if _, ok := t.writes[name]; ok {
+		t.writes[name] = typ
+		return nil
+	}
+	if len(t.writes)+len(t.seqs) >= store.MaxTxnOps {
+		t.tooLarge = true
+		return fmt.Errorf("%w (at most %d)", store.ErrTxnTooLarge, store.MaxTxnOps)
+	}
+	if seq {
+		if t.seqs == nil {
+			t.seqs = make(map[string]struct{})
+		}
+		t.seqs[name] = struct{}{}
+		return nil
+	}
+	if t.writes == nil {
+		t.writes = make(map[string]store.EventType)
+	}
+	t.writes[name] = typ
+	return nil
 }
 
 func checkKey(key []byte) error {
@@ -135,6 +268,9 @@ func (t *boltTx) Put(key, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
+	if err := t.count(string(key), store.EventPut, false); err != nil {
+		return err
+	}
 	return t.tx.Bucket(kvBucket).Put(key, value)
 }
 
@@ -143,6 +279,9 @@ func (t *boltTx) Delete(key []byte) error {
 		return store.ErrReadOnly
 	}
 	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := t.count(string(key), store.EventDelete, false); err != nil {
 		return err
 	}
 	return t.tx.Bucket(kvBucket).Delete(key)
@@ -195,6 +334,9 @@ func (t *boltTx) Scan(prefix []byte, opts store.ScanOptions, fn func(k, v []byte
 func (t *boltTx) NextSequence(name string) (uint64, error) {
 	if !t.writable {
 		return 0, store.ErrReadOnly
+	}
+	if err := t.count(name, 0, true); err != nil {
+		return 0, err
 	}
 	b, err := t.tx.Bucket(seqBucket).CreateBucketIfNotExists([]byte(name))
 	if err != nil {

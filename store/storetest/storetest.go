@@ -1,5 +1,8 @@
 // Package storetest is the conformance suite every store driver must pass.
 // A driver's test calls Run with a function that opens a fresh, empty DB.
+//
+// The suite assumes a driver buffers fewer than OverflowEvents events for a
+// watcher that does not read (see store.DB.Watch).
 package storetest
 
 import (
@@ -30,7 +33,14 @@ func Run(t *testing.T, open func(t *testing.T) store.DB) {
 		{"Sequences", testSequences},
 		{"ReadOnlyView", testReadOnly},
 		{"Limits", testLimits},
-		{"Batch", testBatch},
+		{"TxnOpsLimit", testTxnOpsLimit},
+		{"ContextEndsUpdate", testContextEndsUpdate},
+		{"WatchOrderAndPrefix", testWatchOrder},
+		{"WatchCommittedOnly", testWatchCommittedOnly},
+		{"WatchAfterCommit", testWatchAfterCommit},
+		{"WatchCancel", testWatchCancel},
+		{"WatchClose", testWatchClose},
+		{"WatchOverflow", testWatchOverflow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,23 +328,5 @@ func testLimits(t *testing.T, db store.DB) {
 		if err := db.Update(ctx, fn); !errors.Is(err, store.ErrTooLarge) {
 			t.Errorf("%s: %v, want ErrTooLarge", name, err)
 		}
-	}
-}
-
-func testBatch(t *testing.T, db store.DB) {
-	var wg sync.WaitGroup
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			k := fmt.Sprintf("batch/%03d", i)
-			if err := db.Batch(ctx, func(tx store.Tx) error { return tx.Put([]byte(k), []byte("v:"+k)) }); err != nil {
-				t.Error(err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if n := len(scan(t, db, "batch/", store.ScanOptions{}, 0)); n != 50 {
-		t.Fatalf("batch wrote %d keys, want 50", n)
 	}
 }
