@@ -4,8 +4,9 @@
 // # Durability
 //
 // Record only appends the grant to an in-memory queue. A background
-// goroutine writes the whole queue in one store transaction every
-// FlushInterval, or sooner once the queue is half full. A crash (anything but
+// goroutine writes the whole queue every FlushInterval, or sooner once the
+// queue is half full, in transactions of at most store.MaxTxnOps keys (a
+// grant is committed together with its release's count; see Flush). A crash (anything but
 // a clean Close) therefore loses the grants queued since the last successful
 // flush: at most about FlushInterval worth of downloads, and never more than
 // Queue grants. The same window applies to the daily quota counts: after a
@@ -283,8 +284,12 @@ func (l *Ledger) run() {
 	}
 }
 
-// Flush writes everything queued so far in one transaction, with the
-// pending quota counts. On failure the grants stay queued for the next
+// Flush writes everything queued so far, with the pending quota counts, in
+// as few transactions as store.MaxTxnOps allows: each commits some grants
+// in order together with the release counts they add, and the quota counts
+// follow in transactions of their own. Grants and counts already committed
+// when one transaction fails stay committed and are not written again; the
+// rest stay queued, ahead of the grants recorded meanwhile, for the next
 // flush. Safe to call at any time, concurrently with Record.
 func (l *Ledger) Flush(ctx context.Context) error {
 	l.flushMu.Lock()
@@ -311,39 +316,83 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		return nil
 	}
 
-	err := l.db.Update(ctx, func(tx store.Tx) error { return write(tx, batch, deltas) })
+	var err error
+	done := 0 // grants committed
+	for done < len(batch) && err == nil {
+		chunk := batch[done : done+chunkLen(batch[done:])]
+		err = l.db.Update(ctx, func(tx store.Tx) error { return writeGrants(tx, chunk) })
+		if err == nil {
+			done += len(chunk)
+			l.recorded.Add(uint64(len(chunk)))
+			l.mu.Lock()
+			l.inflight -= len(chunk)
+			close(l.room)
+			l.room = make(chan struct{})
+			l.mu.Unlock()
+		}
+	}
+	for len(deltas) > 0 && err == nil {
+		chunk := deltas[:min(len(deltas), store.MaxTxnOps)]
+		err = l.db.Update(ctx, func(tx store.Tx) error { return writeQuotas(tx, chunk) })
+		if err == nil {
+			l.quota.committed(chunk)
+			deltas = deltas[len(chunk):]
+		}
+	}
 
 	l.mu.Lock()
-	if err != nil {
-		// Keep the grants, oldest first, ahead of those queued meanwhile.
+	if rest := batch[done:]; len(rest) > 0 {
+		// Keep the unwritten grants, oldest first, ahead of those queued
+		// meanwhile.
+		clear(batch[:done])
 		newer := l.queue
-		l.queue = append(batch, newer...)
+		l.queue = append(rest, newer...)
 		clear(newer)
 		l.spare = newer[:0]
 	} else {
 		clear(batch)
 		l.spare = batch[:0]
-		close(l.room)
-		l.room = make(chan struct{})
 	}
 	l.inflight = 0
 	l.mu.Unlock()
 
 	if err != nil {
 		l.flushErrors.Add(1)
-		l.log.Error("ledger: flush failed; grants kept for the next attempt", "grants", len(batch), "err", err)
-		return fmt.Errorf("ledger: flush %d grants: %w", len(batch), err)
+		l.log.Error("ledger: flush failed; unwritten grants kept for the next attempt", "grants", len(batch), "written", done, "err", err)
+		return fmt.Errorf("ledger: flush: %d of %d grants written: %w", done, len(batch), err)
 	}
-	l.recorded.Add(uint64(len(batch)))
-	l.quota.committed(deltas)
 	return nil
 }
 
-func write(tx store.Tx, batch []Grant, deltas []quotaDelta) error {
-	type release struct{ product, version string }
+type release struct{ product, version string }
+
+// chunkLen returns how many of the grants gs (at least one) one transaction
+// can write: each takes a key, each release it counts a key of its own, and
+// the "ledger" sequence one more.
+func chunkLen(gs []Grant) int {
+	seen := make(map[release]bool)
+	keys := 1
+	for i := range gs {
+		r := release{gs[i].Product, gs[i].Version}
+		need := 1
+		if !seen[r] {
+			need++
+		}
+		if keys+need > store.MaxTxnOps {
+			return i
+		}
+		seen[r] = true
+		keys += need
+	}
+	return len(gs)
+}
+
+// writeGrants stores grants and adds them to their releases' counts. It has
+// no effect outside tx, so the store may run it more than once.
+func writeGrants(tx store.Tx, grants []Grant) error {
 	counts := make(map[release]uint64)
-	for i := range batch {
-		g := &batch[i]
+	for i := range grants {
+		g := &grants[i]
 		seq, err := tx.NextSequence("ledger")
 		if err != nil {
 			return err
@@ -363,6 +412,11 @@ func write(tx store.Tx, batch []Grant, deltas []quotaDelta) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// writeQuotas adds quota deltas to the stored daily counts.
+func writeQuotas(tx store.Tx, deltas []quotaDelta) error {
 	for _, d := range deltas {
 		if err := addUint64(tx, []byte(quotaKeyOf(d.key)), d.n); err != nil {
 			return err

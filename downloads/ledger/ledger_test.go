@@ -18,9 +18,11 @@ import (
 	"github.com/portaldist/portal/store/bolt"
 )
 
+// openDB opens a bbolt store that runs every Update function twice, so a
+// flush that had effects outside its transaction shows them.
 func openDB(t testing.TB, path string) *bolt.DB {
 	t.Helper()
-	db, err := bolt.Open(path, bolt.Options{})
+	db, err := bolt.Open(path, bolt.Options{RunUpdatesTwice: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,17 +281,88 @@ func TestRecordNormalizes(t *testing.T) {
 	}
 }
 
-// flakyDB fails Update while fail is set.
+// flakyDB fails Update while fail is set, and the Update numbered failAt
+// (counting from 1) when it is set.
 type flakyDB struct {
 	store.DB
-	fail atomic.Bool
+	fail    atomic.Bool
+	updates atomic.Int64
+	failAt  int64
 }
 
 func (d *flakyDB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	if d.fail.Load() {
+	if n := d.updates.Add(1); d.fail.Load() || n == d.failAt {
 		return errors.New("disk on fire")
 	}
 	return d.DB.Update(ctx, fn)
+}
+
+func TestLargeFlushIsSplitAndResumes(t *testing.T) {
+	ctx := context.Background()
+	bdb := openDB(t, filepath.Join(t.TempDir(), "portal.db"))
+	defer bdb.Close()
+	// The third transaction fails: the first two stay committed, the rest
+	// is written by the next flush, nothing twice.
+	db := &flakyDB{DB: bdb, failAt: 3}
+	l := newLedger(t, db, ledger.Options{FlushInterval: time.Hour})
+	const n = 1000
+	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		g := grant(fmt.Sprintf("lic%d", i%3), i)
+		g.Version = fmt.Sprintf("1.0.%d", i%300) // many release counters
+		l.Record(g)
+	}
+	for i := range 2 * store.MaxTxnOps { // many quota counters
+		if err := l.Reserve(ctx, fmt.Sprintf("q%d", i), 5, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := l.Flush(ctx)
+	if err == nil {
+		t.Fatal("flush with a failing transaction returned nil")
+	}
+	st := l.Stats()
+	if st.Recorded == 0 || st.Recorded >= n || st.Queued != n-int(st.Recorded) {
+		t.Fatalf("after a failed third transaction: %+v", st)
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if db.updates.Load() < 10 {
+		t.Fatalf("%d transactions for %d grants: the flush was not split", db.updates.Load(), n)
+	}
+	if st := l.Stats(); st.Recorded != n || st.Queued != 0 {
+		t.Fatalf("stats = %+v, want %d recorded", st, n)
+	}
+	total := 0
+	for i := range 3 {
+		total += len(allGrants(t, l, fmt.Sprintf("lic%d", i), 1000))
+	}
+	if total != n {
+		t.Fatalf("%d grants stored, want %d", total, n)
+	}
+	counts, err := l.Counts(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := uint64(0)
+	for _, c := range counts {
+		sum += c
+	}
+	if len(counts) != 300 || sum != n {
+		t.Fatalf("%d release counters summing to %d, want 300 and %d", len(counts), sum, n)
+	}
+	// Every quota count was persisted once.
+	l2 := newLedger(t, bdb, ledger.Options{FlushInterval: time.Hour})
+	for i := range 2 * store.MaxTxnOps {
+		lic := fmt.Sprintf("q%d", i)
+		if err := l2.Reserve(ctx, lic, 2, now); err != nil {
+			t.Fatalf("%s: count over-persisted: %v", lic, err)
+		}
+		if err := l2.Reserve(ctx, lic, 2, now); !portal.IsCode(err, portal.EQuotaExceeded) {
+			t.Fatalf("%s: count not persisted: %v", lic, err)
+		}
+	}
 }
 
 func TestFullQueueWaitsThenDropsAndCounts(t *testing.T) {
