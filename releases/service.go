@@ -9,7 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/portaldist/portal"
@@ -17,7 +17,7 @@ import (
 	"github.com/portaldist/portal/store"
 )
 
-// Key layout in the store, all under "rel/":
+// Key layout in the store, all under KeyPrefix ("rel/"):
 //
 //	rel/p/<slug>                    product
 //	rel/r/<slug>/<VersionKey>       release, with its artifacts
@@ -27,6 +27,30 @@ const (
 	productPrefix = "rel/p/"
 	releasePrefix = "rel/r/"
 )
+
+// KeyPrefix is the prefix of every key the catalog writes. Code that keeps
+// a copy of the catalog in memory watches it (see Service.Watch) and maps
+// each changed key to its product with ProductOfKey.
+const KeyPrefix = "rel/"
+
+// ProductOfKey returns the slug of the product that a catalog key belongs
+// to: the product record itself or one of its releases. ok is false for a
+// key outside the catalog's layout.
+func ProductOfKey(key []byte) (slug string, ok bool) {
+	k := string(key)
+	switch {
+	case strings.HasPrefix(k, productPrefix):
+		slug = k[len(productPrefix):]
+		ok = slug != "" && !strings.Contains(slug, "/")
+	case strings.HasPrefix(k, releasePrefix):
+		slug, _, ok = strings.Cut(k[len(releasePrefix):], "/")
+		ok = ok && slug != ""
+	}
+	if !ok {
+		return "", false
+	}
+	return slug, true
+}
 
 func productKey(slug string) []byte { return []byte(productPrefix + slug) }
 
@@ -53,12 +77,15 @@ type Service struct {
 	db  store.DB
 	now func() time.Time
 
-	mu        sync.RWMutex
-	listeners []func(product string)
-
 	// products keeps decoded products in memory: every download and update
-	// check reads one. Writes here drop the entry; ProductCacheTTL bounds
-	// how late a write by another process sharing the store is seen.
+	// check reads one. A write through this Service drops the entry before
+	// the call returns (read-your-write). Every other write, by another
+	// Service on the same store or by another replica, reaches the cache
+	// through a store watch of the product keys that New starts: the entry
+	// is dropped when the watch delivers the change (bbolt: just after the
+	// commit; etcd: the watch's latency), and everything is dropped on a
+	// store.EventReset. ProductCacheTTL bounds the staleness whatever the
+	// watch does: while it is not running (Watch failed in New) or lags.
 	products *memo.Cache[string, Product]
 }
 
@@ -66,29 +93,28 @@ type Service struct {
 const ProductCacheTTL = 2 * time.Second
 
 // New returns a catalog on db. now may be nil (time.Now).
+//
+// New starts a watch of db for the product cache, with a goroutine that
+// runs until db is closed. If db refuses the watch, the cache relies on
+// ProductCacheTTL alone.
 func New(db store.DB, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, now: now, products: memo.New[string, Product](ProductCacheTTL, 10_000)}
-}
-
-// OnChange registers fn to be called, after the change has committed, with
-// the product whose releases changed (created, published, yanked, artifacts
-// added, verified or removed). In-memory indexes use it to stay current. fn
-// runs on the caller's goroutine and must be quick.
-func (s *Service) OnChange(fn func(product string)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.listeners = append(s.listeners, fn)
-}
-
-func (s *Service) changed(product string) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, fn := range s.listeners {
-		fn(product)
+	s := &Service{db: db, now: now, products: memo.New[string, Product](ProductCacheTTL, 10_000)}
+	if ch, err := db.Watch(context.Background(), []byte(productPrefix)); err == nil {
+		go s.products.Follow(ch, ProductOfKey)
 	}
+	return s
+}
+
+// Watch reports every committed change to the catalog's records, as
+// db.Watch(ctx, KeyPrefix) does (see store.DB.Watch for ordering, resets
+// and the channel's lifetime). Map an event's key to its product with
+// ProductOfKey. The update index follows the catalog this way, so it sees
+// changes made by any Service and any replica on the same store.
+func (s *Service) Watch(ctx context.Context) (<-chan store.Event, error) {
+	return s.db.Watch(ctx, []byte(KeyPrefix))
 }
 
 func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Second) }
@@ -269,7 +295,6 @@ func (s *Service) CreateRelease(ctx context.Context, slug string, in NewRelease)
 	if err != nil {
 		return Release{}, fmt.Errorf("releases: create %s %s: %w", slug, in.Version, err)
 	}
-	s.changed(slug)
 	return r, nil
 }
 
@@ -383,11 +408,14 @@ func (s *Service) Each(ctx context.Context, slug string, fn func(Release) error)
 }
 
 // Update applies fn to a release in one transaction and stores the result
-// when fn returns nil. fn sees a copy and must not do I/O. It returns the
-// release as stored.
+// when fn returns nil. fn sees a copy and must not do I/O. Like the store's
+// Update, it may run fn more than once, each time on a fresh copy: fn must
+// have no effect outside the release but setting the caller's variables,
+// all of them on every run. It returns the release as stored.
 func (s *Service) Update(ctx context.Context, slug, ver string, fn func(*Release) error) (Release, error) {
 	var r Release
 	err := s.db.Update(ctx, func(tx store.Tx) error {
+		r = Release{} // decode into a fresh value on every run
 		if err := getRelease(tx, slug, ver, &r); err != nil {
 			return err
 		}
@@ -403,7 +431,6 @@ func (s *Service) Update(ctx context.Context, slug, ver string, fn func(*Release
 	if err != nil {
 		return Release{}, err
 	}
-	s.changed(slug)
 	return r, nil
 }
 
@@ -449,6 +476,7 @@ func (s *Service) AddArtifact(ctx context.Context, slug, ver string, in NewArtif
 		ObjectKey: fmt.Sprintf("p/%s/%s", slug, randomHex(16)),
 	}
 	_, err = s.Update(ctx, slug, ver, func(r *Release) error {
+		old = nil
 		if r.Status != Draft {
 			return portal.Errorf(portal.EConflict, "%s %s is %s: artifacts can be added only to a draft release", slug, r.Version, r.Status)
 		}
@@ -478,6 +506,7 @@ func (s *Service) AddArtifact(ctx context.Context, slug, ver string, in NewArtif
 func (s *Service) DeleteArtifact(ctx context.Context, slug, ver, filename string) (Artifact, error) {
 	var gone Artifact
 	_, err := s.Update(ctx, slug, ver, func(r *Release) error {
+		gone = Artifact{}
 		if r.Status != Draft {
 			return portal.Errorf(portal.EConflict, "%s %s is %s: its artifacts can no longer change", slug, r.Version, r.Status)
 		}

@@ -47,7 +47,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{})
+	// Every Update function runs twice, as a store that retries on
+	// conflict may run it: one with effects outside its transaction fails.
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{RunUpdatesTwice: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,30 +812,39 @@ func TestUpdateErrorLeavesStoreUnchanged(t *testing.T) {
 	}
 }
 
-func TestOnChange(t *testing.T) {
+func TestWatch(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	f.product(t, "app")
-	f.product(t, "other")
-
-	type event struct {
-		product string
-		status  string // of app 1.0.0 as a fresh read sees it inside the callback
-		arts    int
+	ch, err := f.svc.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var events []event
-	f.svc.OnChange(func(product string) {
-		// The change must already be committed: a new read sees it.
-		r, err := f.svc.Release(ctx, product, "1.0.0")
-		if err != nil {
-			events = append(events, event{product: product, status: "error: " + portal.ErrorCode(err)})
-			return
+	var products []string
+	// drain reads the events committed so far: a final write to a key
+	// outside the catalog is not reported, so mark the end with a product.
+	drain := func() []string {
+		t.Helper()
+		f.product(t, fmt.Sprintf("end%d", len(products)))
+		var got []string
+		for {
+			select {
+			case ev := <-ch:
+				p, ok := releases.ProductOfKey(ev.Key)
+				if !ok {
+					t.Fatalf("catalog watch reported %s %q", ev.Type, ev.Key)
+				}
+				if strings.HasPrefix(p, "end") {
+					products = append(products, got...)
+					return got
+				}
+				got = append(got, p)
+			case <-time.After(5 * time.Second):
+				t.Fatal("no event in 5s")
+			}
 		}
-		events = append(events, event{product, r.Status, len(r.Artifacts)})
-	})
-	second := 0
-	f.svc.OnChange(func(string) { second++ })
-
+	}
 	f.release(t, "app", "1.0.0", "")
 	f.addArtifact(t, "app", "1.0.0", "a.zip")
 	f.addArtifact(t, "app", "1.0.0", "b.zip")
@@ -847,32 +858,84 @@ func TestOnChange(t *testing.T) {
 	if _, err := f.svc.Yank(ctx, "app", "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
+	f.product(t, "other")
 	f.release(t, "other", "1.0.0", "")
-	want := []event{
-		{"app", releases.Draft, 0},
-		{"app", releases.Draft, 1},
-		{"app", releases.Draft, 2},
-		{"app", releases.Draft, 1},
-		{"app", releases.Draft, 1},
-		{"app", releases.Published, 1},
-		{"app", releases.Yanked, 1},
-		{"other", releases.Draft, 0},
+	if err := f.svc.SetSigningKey(ctx, "other", []byte("sealed")); err != nil {
+		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(events, want) {
-		t.Fatalf("events\n got %v\nwant %v", events, want)
-	}
-	if second != len(want) {
-		t.Errorf("second listener called %d times, want %d", second, len(want))
+	want := []string{"app", "app", "app", "app", "app", "app", "app", "other", "other", "other"}
+	if got := drain(); !slices.Equal(got, want) {
+		t.Fatalf("changed products\n got %v\nwant %v", got, want)
 	}
 
-	// Refused calls fire nothing.
-	events = nil
+	// Refused calls change nothing and report nothing.
 	f.svc.CreateRelease(ctx, "app", releases.NewRelease{Version: "1.0.0"})
 	f.svc.CreateRelease(ctx, "app", releases.NewRelease{Version: "2.0.0-rc.1"})
+	f.svc.CreateProduct(ctx, releases.Product{Slug: "app"})
 	f.svc.AddArtifact(ctx, "app", "1.0.0", artifact("c.zip"), f.clock.Now())
 	f.svc.Publish(ctx, "app", "9.0.0")
 	f.svc.DeleteArtifact(ctx, "app", "1.0.0", "a.zip")
-	if len(events) != 0 {
-		t.Errorf("refused calls fired %v", events)
+	if got := drain(); len(got) != 0 {
+		t.Errorf("refused calls reported changes of %v", got)
+	}
+}
+
+func TestProductOfKey(t *testing.T) {
+	for _, tc := range []struct {
+		key, slug string
+		ok        bool
+	}{
+		{"rel/p/app", "app", true},
+		{"rel/r/app/\x01\x02", "app", true},
+		{"rel/r/app-pro/x", "app-pro", true},
+		{"rel/p/", "", false},
+		{"rel/p/a/b", "", false},
+		{"rel/r/app", "", false},
+		{"rel/r//x", "", false},
+		{"rel/x/app", "", false},
+		{"lic/l/app", "", false},
+		{"", "", false},
+	} {
+		slug, ok := releases.ProductOfKey([]byte(tc.key))
+		if slug != tc.slug || ok != tc.ok {
+			t.Errorf("ProductOfKey(%q) = %q, %v; want %q, %v", tc.key, slug, ok, tc.slug, tc.ok)
+		}
+	}
+}
+
+// TestProductCacheFollowsTheStore: a product written by another Service on
+// the same store (as another replica would) is seen through the watch, well
+// before ProductCacheTTL.
+func TestProductCacheFollowsTheStore(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.product(t, "app")
+	other := releases.New(f.db, nil)
+	if p, err := f.svc.Product(ctx, "app"); err != nil || p.SigningKey != nil {
+		t.Fatalf("product = %+v, %v", p, err)
+	}
+	if err := other.SetSigningKey(ctx, "app", []byte("k1")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(releases.ProductCacheTTL / 4)
+	for {
+		p, err := f.svc.Product(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(p.SigningKey) == "k1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("another Service's write not seen within a quarter of the cache TTL")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Its own write is seen at once.
+	if err := f.svc.SetSigningKey(ctx, "app", []byte("k2")); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := f.svc.Product(ctx, "app"); string(p.SigningKey) != "k2" {
+		t.Fatalf("own write not read back: %q", p.SigningKey)
 	}
 }
