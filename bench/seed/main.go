@@ -14,7 +14,8 @@
 // SHA-512, Ed25519 and minisign signatures) and releases.Service.Publish.
 // That costs ~10 store transactions per release, so the older releases are
 // written straight into the catalog's key layout (rel/r/<slug>/<VersionKey>)
-// in a few large transactions, as records built the same way: real digests
+// in transactions of store.MaxTxnOps releases each (the most one
+// transaction may write), as records built the same way: real digests
 // and signatures over small deterministic contents, a fresh object key, no
 // object behind it (nothing downloads them). The tool checks that both kinds
 // of record have the same JSON fields, so a change of the catalog's records
@@ -166,7 +167,7 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 	t := time.Now()
 	nDirect := nRel - nSvc
 	base := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(nRel) * time.Hour)
-	const batch = 2000
+	const batch = store.MaxTxnOps
 	for lo := 0; lo < nDirect; lo += batch {
 		hi := min(lo+batch, nDirect)
 		recs := make([][2][]byte, 0, hi-lo)
