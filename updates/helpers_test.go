@@ -109,7 +109,7 @@ func (f *fixture) seed(slug string, n int) []string {
 	for i := range vers {
 		vers[i] = fmt.Sprintf("1.%d.%d", i/1000, i%1000)
 	}
-	const batch = 5000
+	const batch = store.MaxTxnOps
 	for lo := 0; lo < n; lo += batch {
 		hi := min(lo+batch, n)
 		err := f.db.Update(f.ctx, func(tx store.Tx) error {

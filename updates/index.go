@@ -1,6 +1,7 @@
 // Package updates answers "what should this client upgrade to": an
 // in-memory index of every product's published releases, kept current from
-// the catalog, and the resolver the upgrade API and the update feeds share.
+// the catalog through a store watch, and the resolver the upgrade API and
+// the update feeds share.
 //
 // The index is a copy-on-write snapshot per product: readers load it with
 // one atomic pointer read and never wait for a reload; a reload builds a new
@@ -21,6 +22,7 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/store"
 )
 
 // entry is one published release with what the resolver compares,
@@ -64,11 +66,13 @@ type Index struct {
 	versions   cache[versionKeyed]
 	constraint cache[version.Constraints]
 
-	// Watch state: products changed since their last reload.
-	dirtyMu sync.Mutex
-	dirty   map[string]bool
-	wake    chan struct{}
-	watched atomic.Bool
+	// Watch state: products changed since their last reload, or all of
+	// them after a store.EventReset.
+	dirtyMu  sync.Mutex
+	dirty    map[string]bool
+	dirtyAll bool
+	wake     chan struct{}
+	watched  atomic.Bool
 }
 
 type versionKeyed struct {
@@ -204,32 +208,52 @@ func (x *Index) ETag(product string) string {
 	return pi.etag
 }
 
-// Watch subscribes the index to the catalog's change notifications. Each
-// change marks its product stale and wakes one background goroutine, which
-// reloads stale products one at a time until none is left, so a burst of
-// changes (an import of thousands of releases) costs a few reloads, not one
-// per change, and the publisher's request never waits for a reload. The
-// price is a short window (one reload) in which update checks still see the
-// previous state; downloads re-check release status and license on their
-// own, so a just-yanked release offered in that window cannot be
-// downloaded.
+// Watch keeps the index current from the store: it watches the catalog's
+// keys (releases.Service.Watch), so it sees every write to the catalog,
+// made by this process or by another replica on the same store. Each
+// change marks its product (releases.ProductOfKey) stale and wakes one
+// background goroutine, which reloads stale products one at a time until
+// none is left, so a burst of changes (an import of thousands of releases)
+// costs a few reloads, not one per change, and the publisher's request
+// never waits for a reload. A store.EventReset (the watch fell behind, or
+// the store lost track) marks every product stale: the next reload is a
+// full Load, which also picks up products the index does not know yet.
 //
-// Watch registers with the catalog once per Index (later calls are no-ops);
-// the goroutine runs until ctx ends, after which changes are no longer
-// applied. A reload that fails is retried on the next change.
-func (x *Index) Watch(ctx context.Context) {
+// How late the index may be: the watch's delivery (bbolt: just after the
+// commit; etcd: the watch's latency) plus one reload. In that window update
+// checks still see the previous state; downloads re-check release status
+// and license on their own, so a just-yanked release offered in that window
+// cannot be downloaded.
+//
+// Call Watch before Load, so that no change falls between them: a product
+// already loaded when Watch starts is reloaded once in the background.
+// Watch starts once per Index (later calls return nil and do nothing); the
+// goroutines run until ctx ends or the store is closed, after which changes
+// are no longer applied. A reload that fails is retried on the product's
+// next change. Watch returns the store's error when it refuses the watch.
+func (x *Index) Watch(ctx context.Context) error {
 	if !x.watched.CompareAndSwap(false, true) {
-		return
+		return nil
 	}
-	x.catalog.OnChange(func(product string) {
-		x.dirtyMu.Lock()
-		x.dirty[product] = true
-		x.dirtyMu.Unlock()
-		select {
-		case x.wake <- struct{}{}:
-		default:
+	events, err := x.catalog.Watch(ctx)
+	if err != nil {
+		x.watched.Store(false)
+		return fmt.Errorf("updates: watch the catalog: %w", err)
+	}
+	for p := range *x.products.Load() {
+		x.markDirty(p)
+	}
+	go func() {
+		for ev := range events {
+			if ev.Type == store.EventReset {
+				x.markAllDirty()
+				continue
+			}
+			if p, ok := releases.ProductOfKey(ev.Key); ok {
+				x.markDirty(p)
+			}
 		}
-	})
+	}()
 	go func() {
 		for {
 			select {
@@ -237,26 +261,59 @@ func (x *Index) Watch(ctx context.Context) {
 				return
 			case <-x.wake:
 			}
-			for {
-				product, ok := x.nextDirty()
-				if !ok || ctx.Err() != nil {
+			for ctx.Err() == nil {
+				product, all, ok := x.nextDirty()
+				if !ok {
 					break
 				}
 				// A failed reload leaves the previous snapshot in place.
-				_ = x.Refresh(ctx, product)
+				if all {
+					_ = x.Load(ctx)
+				} else {
+					_ = x.Refresh(ctx, product)
+				}
 			}
 		}
 	}()
+	return nil
 }
 
-func (x *Index) nextDirty() (string, bool) {
+func (x *Index) markDirty(product string) {
+	x.dirtyMu.Lock()
+	x.dirty[product] = true
+	x.dirtyMu.Unlock()
+	x.kick()
+}
+
+func (x *Index) markAllDirty() {
+	x.dirtyMu.Lock()
+	x.dirtyAll = true
+	clear(x.dirty)
+	x.dirtyMu.Unlock()
+	x.kick()
+}
+
+func (x *Index) kick() {
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// nextDirty returns a stale product to reload, or all when every product
+// is stale.
+func (x *Index) nextDirty() (product string, all, ok bool) {
 	x.dirtyMu.Lock()
 	defer x.dirtyMu.Unlock()
+	if x.dirtyAll {
+		x.dirtyAll = false
+		return "", true, true
+	}
 	for p := range x.dirty {
 		delete(x.dirty, p)
-		return p, true
+		return p, false, true
 	}
-	return "", false
+	return "", false, false
 }
 
 // parseVersion returns v parsed and its VersionKey, from the product's

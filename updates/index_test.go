@@ -1,14 +1,19 @@
 package updates
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/bolt"
 )
 
 // check runs q and compares the offered version ("" = nothing) and, when
@@ -222,8 +227,12 @@ func TestWatch(t *testing.T) {
 	x := f.index()
 	ctx, cancel := contextWithCancel(t)
 	defer cancel()
-	x.Watch(ctx)
-	x.Watch(ctx) // a second call must not register twice
+	if err := x.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Watch(ctx); err != nil { // a second call must not start twice
+		t.Fatal(err)
+	}
 	q := Query{Product: "app", Current: "1.0.0", Platform: "linux", Arch: "amd64"}
 	f.release("app", "1.1.0", "stable", 0, lin)
 	waitFor(t, func() bool { _, _, ok, _ := x.Latest(q); return ok })
@@ -236,6 +245,85 @@ func TestWatch(t *testing.T) {
 	f.product("new")
 	f.release("new", "0.1.0", "stable", 0, lin)
 	waitFor(t, func() bool { return len(x.Releases("new")) == 1 })
+	// Writes by another catalog on the same store (another replica), and
+	// straight into the store, arrive through the watch as well.
+	other := releases.New(f.db, func() time.Time { return f.now })
+	if _, err := other.Yank(f.ctx, "new", "0.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(x.Releases("new")) == 0 })
+	f.seed("app", 300)
+	waitFor(t, func() bool { return len(x.Releases("app")) == 300 })
+	// After ctx ends, changes are no longer applied.
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	f.release("new", "0.2.0", "stable", 0, lin)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(x.Releases("new")); n != 0 {
+		t.Fatalf("a change after the watch ended was applied: %d releases", n)
+	}
+}
+
+// TestWatchAfterLoadCatchesUp: Watch is meant to start before Load; a change
+// committed between Load and a later Watch is still picked up.
+func TestWatchAfterLoadCatchesUp(t *testing.T) {
+	f := newFixture(t)
+	f.product("app")
+	lin := art("a linux amd64")
+	f.release("app", "1.0.0", "stable", 0, lin)
+	x := f.index()
+	f.release("app", "1.1.0", "stable", 0, lin) // between Load and Watch
+	ctx, cancel := contextWithCancel(t)
+	defer cancel()
+	if err := x.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(x.Releases("app")) == 2 })
+}
+
+// TestWatchReset: when the watch falls behind, the store sends a reset and
+// the index reloads everything, products it never heard of included.
+func TestWatchReset(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{NoSync: true, WatchBuffer: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cat := releases.New(db, nil)
+	x := NewIndex(cat)
+	if err := x.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One transaction, far more events than the watch buffers: the index
+	// learns of it only through the reset.
+	pub := t0
+	err = db.Update(ctx, func(tx store.Tx) error {
+		if err := store.PutJSON(tx, []byte("rel/p/bulk"), releases.Product{Slug: "bulk", Name: "bulk", Distribution: releases.Open}); err != nil {
+			return err
+		}
+		for i := range store.MaxTxnOps - 1 {
+			ver := fmt.Sprintf("1.0.%d", i)
+			v, err := releases.ParseVersion(ver)
+			if err != nil {
+				return err
+			}
+			r := releases.Release{Product: "bulk", Version: ver, Channel: "stable", Status: releases.Published, CreatedAt: t0, PublishedAt: &pub,
+				Artifacts: []releases.Artifact{{Filename: "a", Platform: "linux", Arch: "amd64", Size: 1, SHA256: strings.Repeat("a", 64), Status: releases.Uploaded}}}
+			if err := store.PutJSON(tx, append([]byte("rel/r/bulk/"), releases.VersionKey(v)...), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(x.Releases("bulk")) == store.MaxTxnOps-1 })
 }
 
 func TestReleasesNewestFirst(t *testing.T) {
