@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/portaldist/portal"
@@ -22,14 +23,16 @@ import (
 //	lic/l/<id>        license
 //	lic/k/<digest>    id of the license whose key has that SHA-256
 const (
+	watchPrefix   = "lic/"
 	licensePrefix = "lic/l/"
 	keyPrefix     = "lic/k/"
 )
 
 // CacheTTL bounds how long a license read by ByKey or Get may be served
-// from memory. Writes through this Service drop the cached copy at once;
-// the TTL only bounds how late a write made by another process sharing the
-// store is seen.
+// from memory. Writes through this Service drop the cached copy before they
+// return; other writes (another Service on the store, another replica) are
+// seen through a store watch (see Service), and the TTL bounds how late
+// they are seen whatever the watch does.
 const CacheTTL = 2 * time.Second
 
 // Service keeps licenses. It is safe for concurrent use.
@@ -40,20 +43,77 @@ type Service struct {
 
 	// Every licensed request looks its key up; these keep the decoded
 	// license (with its constraint parsed) in memory, keyed by key digest
-	// and by id.
+	// and by id. How they learn of writes:
+	//   - a write through this Service drops its license from both before
+	//     returning (read-your-write);
+	//   - a store watch of "lic/", started by New, drops the license of each
+	//     changed key as soon as the change is delivered (bbolt: just after
+	//     the commit; etcd: the watch's latency), from both caches, and a
+	//     store.EventReset empties them;
+	//   - CacheTTL bounds the staleness whatever the watch does (not
+	//     started because the store refused it, lagging, reconnecting).
 	byDigest *memo.Cache[[sha256.Size]byte, License]
 	byID     *memo.Cache[string, License]
 }
 
 // New returns the license service. catalog is used to check that a
-// license's product exists.
+// license's product exists. New starts a watch of db for the caches, with
+// a goroutine that runs until db is closed; if db refuses the watch, the
+// caches rely on CacheTTL alone.
 func New(db store.DB, catalog *releases.Service, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, catalog: catalog, now: now,
+	s := &Service{db: db, catalog: catalog, now: now,
 		byDigest: memo.New[[sha256.Size]byte, License](CacheTTL, 200_000),
 		byID:     memo.New[string, License](CacheTTL, 200_000)}
+	if ch, err := db.Watch(context.Background(), []byte(watchPrefix)); err == nil {
+		go s.follow(ch)
+	}
+	return s
+}
+
+// follow drops cached licenses as the store reports changes to their keys,
+// until events is closed.
+func (s *Service) follow(events <-chan store.Event) {
+	for ev := range events {
+		k := string(ev.Key)
+		switch {
+		case ev.Type == store.EventReset:
+			s.byDigest.Clear()
+			s.byID.Clear()
+		case strings.HasPrefix(k, licensePrefix):
+			id := k[len(licensePrefix):]
+			s.byID.Delete(id)
+			s.forgetDigestOf(id)
+		case strings.HasPrefix(k, keyPrefix):
+			if raw, ok := rawDigest(k[len(keyPrefix):]); ok {
+				s.byDigest.Delete(raw)
+			}
+		}
+	}
+}
+
+// forgetDigestOf drops the by-digest copy of license id. The change is
+// committed, so the stored license names its key digest (which never
+// changes); when it cannot be read, every by-digest copy goes.
+func (s *Service) forgetDigestOf(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var l License
+	err := s.db.View(ctx, func(tx store.Tx) error { return getLicense(tx, id, &l) })
+	raw, ok := rawDigest(l.KeyDigest)
+	if err != nil || !ok {
+		s.byDigest.Clear()
+		return
+	}
+	s.byDigest.Delete(raw)
+}
+
+func rawDigest(hexDigest string) ([sha256.Size]byte, bool) {
+	var raw [sha256.Size]byte
+	n, err := hex.Decode(raw[:], []byte(hexDigest))
+	return raw, err == nil && n == sha256.Size && len(hexDigest) == 2*sha256.Size
 }
 
 // Create stores a new active license and returns it with its key. The key
@@ -170,6 +230,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (License, error) {
 func (s *Service) setStatus(ctx context.Context, id, status string) (License, error) {
 	var l License
 	err := s.db.Update(ctx, func(tx store.Tx) error {
+		l = License{} // decode into a fresh value on every run
 		if err := getLicense(tx, id, &l); err != nil {
 			return err
 		}
@@ -213,34 +274,49 @@ func (s *Service) List(ctx context.Context, product, after string, limit int) ([
 }
 
 // Put stores licenses as they are, with their key digests; seeding and
-// imports use it. Each license must have ID and KeyDigest set.
+// imports use it. Each license must have ID and KeyDigest set. It writes
+// PutBatch licenses per transaction, in order: when one fails, the licenses
+// before it are stored and the rest are not, and Put returns the error.
+// Putting the same licenses again is harmless.
 func (s *Service) Put(ctx context.Context, ls []License) error {
 	defer s.byDigest.Clear()
 	defer s.byID.Clear()
-	return s.db.Update(ctx, func(tx store.Tx) error {
-		for _, l := range ls {
-			if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
-				return err
+	for len(ls) > 0 {
+		chunk := ls[:min(len(ls), PutBatch)]
+		err := s.db.Update(ctx, func(tx store.Tx) error {
+			for _, l := range chunk {
+				if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
+					return err
+				}
+				if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
+					return err
+				}
 			}
-			if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
-				return err
-			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("licenses: put %s and the %d after it: %w", chunk[0].ID, len(ls)-1, err)
 		}
-		return nil
-	})
+		ls = ls[len(chunk):]
+	}
+	return nil
 }
 
-// SetCacheTTL changes how long looked-up licenses stay in memory; 0 turns
-// the cache off (every lookup reads the store). Call it before serving.
+// PutBatch is how many licenses Put writes per transaction: each takes two
+// keys of store.MaxTxnOps.
+const PutBatch = store.MaxTxnOps / 2
+
+// SetCacheTTL changes how long looked-up licenses stay in memory and drops
+// what is cached; 0 turns the cache off (every lookup reads the store).
+// It is safe to call at any time.
 func (s *Service) SetCacheTTL(d time.Duration) {
-	s.byDigest = memo.New[[sha256.Size]byte, License](d, 200_000)
-	s.byID = memo.New[string, License](d, 200_000)
+	s.byDigest.SetTTL(d)
+	s.byID.SetTTL(d)
 }
 
 // forget drops the cached copies of a license after a write.
 func (s *Service) forget(l License) {
-	var raw [sha256.Size]byte
-	if n, err := hex.Decode(raw[:], []byte(l.KeyDigest)); err == nil && n == sha256.Size {
+	if raw, ok := rawDigest(l.KeyDigest); ok {
 		s.byDigest.Delete(raw)
 	}
 	s.byID.Delete(l.ID)

@@ -3,6 +3,7 @@ package licenses_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,7 +28,9 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "portal.db")
-	db, err := bolt.Open(path, bolt.Options{})
+	// Every Update function runs twice, as a store that retries on
+	// conflict may run it: one with effects outside its transaction fails.
+	db, err := bolt.Open(path, bolt.Options{RunUpdatesTwice: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,5 +326,78 @@ func TestList(t *testing.T) {
 	}
 	if !reflect.DeepEqual(paged, all) {
 		t.Errorf("paged listing differs from the full one")
+	}
+}
+
+// TestCacheFollowsTheStore: a license changed by another Service on the same
+// store (as another replica would change it) is seen through the store
+// watch, well before CacheTTL, by key and by id.
+func TestCacheFollowsTheStore(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	l, key, err := f.lic.Create(ctx, licenses.License{Customer: "ACME", Product: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cache both copies.
+	if _, err := f.lic.ByKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.lic.Get(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	other := licenses.New(f.db, releases.New(f.db, nil), nil)
+	if _, err := other.Suspend(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(licenses.CacheTTL / 4)
+	for {
+		byKey, err1 := f.lic.ByKey(ctx, key)
+		byID, err2 := f.lic.Get(ctx, l.ID)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if byKey.Status == licenses.Suspended && byID.Status == licenses.Suspended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another Service's write not seen within a quarter of the cache TTL: by key %s, by id %s", byKey.Status, byID.Status)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Own writes are seen at once.
+	if _, err := f.lic.Revoke(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.lic.ByKey(ctx, key); got.Status != licenses.Revoked {
+		t.Fatalf("own write not read back: %s", got.Status)
+	}
+}
+
+func TestPutManyLicenses(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const n = 3*licenses.PutBatch + 5
+	ls := make([]licenses.License, n)
+	keys := make([]string, n)
+	for i := range ls {
+		keys[i] = secret.New(licenses.KeyPrefix)
+		ls[i] = licenses.License{
+			ID: fmt.Sprintf("id%04d", i), Customer: "c", Product: "app", Status: licenses.Active,
+			OnExpiry: licenses.OnExpiryRevoke, CreatedAt: t0, UpdatedAt: t0,
+			KeyHint: secret.Hint(keys[i]), KeyDigest: secret.Digest(keys[i]),
+		}
+	}
+	if err := f.lic.Put(ctx, ls); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, licenses.PutBatch, n - 1} {
+		if got, err := f.lic.ByKey(ctx, keys[i]); err != nil || got.ID != ls[i].ID {
+			t.Fatalf("license %d by key: %+v, %v", i, got, err)
+		}
+	}
+	all, err := f.lic.List(ctx, "", "", 2*n)
+	if err != nil || len(all) != n {
+		t.Fatalf("List: %d licenses, %v; want %d", len(all), err, n)
 	}
 }
