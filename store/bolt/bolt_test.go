@@ -1,6 +1,7 @@
 package bolt_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -35,5 +36,48 @@ func TestSecondOpenFailsFast(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatalf("second open hung for %v", time.Since(start))
+	}
+}
+
+func TestRunUpdatesTwice(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{RunUpdatesTwice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	events, err := db.Watch(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	var seq uint64
+	err = db.Update(ctx, func(tx store.Tx) error {
+		runs++
+		var err error
+		if seq, err = tx.NextSequence("s"); err != nil {
+			return err
+		}
+		return tx.Put([]byte("k"), []byte("v"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 || seq != 1 {
+		t.Fatalf("fn ran %d times and drew sequence %d; want 2 runs, the first rolled back", runs, seq)
+	}
+	if ev := <-events; string(ev.Key) != "k" {
+		t.Fatalf("event %s %q", ev.Type, ev.Key)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("the rolled-back first run was reported: %s %q", ev.Type, ev.Key)
+	case <-time.After(20 * time.Millisecond):
+	}
+	// An error in the first run is returned without a second.
+	runs = 0
+	boom := errors.New("boom")
+	if err := db.Update(ctx, func(tx store.Tx) error { runs++; return boom }); !errors.Is(err, boom) || runs != 1 {
+		t.Fatalf("failing fn: %v after %d runs", err, runs)
 	}
 }
