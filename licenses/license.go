@@ -70,6 +70,9 @@ type Target struct {
 	Status      string
 	PublishedAt *time.Time
 	Platform    string // "" when no artifact is chosen yet
+	// Parsed is Version already parsed, when the caller has it (the update
+	// index keeps every version parsed); nil makes Decide parse Version.
+	Parsed *version.Version
 }
 
 // TargetOf returns the target for release r (and an artifact's platform).
@@ -77,53 +80,121 @@ func TargetOf(r releases.Release, platform string) Target {
 	return Target{Product: r.Product, Version: r.Version, Channel: r.Channel, Status: r.Status, PublishedAt: r.PublishedAt, Platform: platform}
 }
 
-// Decide answers "may license l have target t at time now". It returns nil
-// when it may, and otherwise a *portal.Error whose code is the precise
-// reason: license_revoked, license_suspended, license_expired or
-// not_entitled (with a message naming the rule). Download quotas are counted
-// elsewhere (they need the ledger) and are not part of this decision.
-func (l *License) Decide(t Target, now time.Time) error {
+// refusal is why a license refuses a target; permitted is none.
+type refusal uint8
+
+const (
+	permitted refusal = iota
+	refusedRevoked
+	refusedSuspended
+	refusedProduct
+	refusedUnavailable
+	refusedExpired
+	refusedExpiredAfter // maintained license, release published after expiry
+	refusedBadConstraint
+	refusedBadVersion
+	refusedVersion
+	refusedChannel
+	refusedPlatform
+)
+
+// judge is the one entitlement rule. It allocates nothing, so the update
+// index can ask it about every release it walks; Decide turns its verdict
+// into the error a caller is shown.
+func (l *License) judge(t Target, now time.Time) refusal {
 	switch l.Status {
 	case Revoked:
-		return portal.Errorf(portal.ELicenseRevoked, "this license was revoked")
+		return refusedRevoked
 	case Suspended:
-		return portal.Errorf(portal.ELicenseSuspended, "this license is suspended")
+		return refusedSuspended
 	}
 	if t.Product != l.Product {
-		return portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", l.Product, t.Product)
+		return refusedProduct
 	}
 	if t.Status != "" && t.Status != releases.Published {
-		return portal.Errorf(portal.ENotFound, "%s %s is not available", t.Product, t.Version)
+		return refusedUnavailable
 	}
 	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
 		if l.OnExpiry != OnExpiryMaintain {
-			return portal.Errorf(portal.ELicenseExpired, "this license expired at %s", l.ExpiresAt.UTC().Format(time.RFC3339))
+			return refusedExpired
 		}
 		if t.PublishedAt == nil || !t.PublishedAt.Before(*l.ExpiresAt) {
-			return portal.Errorf(portal.ELicenseExpired, "this license expired at %s; it keeps releases published before then, and %s was not", l.ExpiresAt.UTC().Format(time.RFC3339), t.Version)
+			return refusedExpiredAfter
 		}
 	}
 	if l.Constraint != "" {
 		cs, err := l.constraints()
 		if err != nil {
-			return err
+			return refusedBadConstraint
 		}
-		v, err := releases.ParseVersion(t.Version)
-		if err != nil {
-			return err
+		v := t.Parsed
+		if v == nil {
+			if v, err = releases.ParseVersion(t.Version); err != nil {
+				return refusedBadVersion
+			}
 		}
 		if !cs.Check(v) {
-			return portal.Errorf(portal.ENotEntitled, "this license covers versions %s, not %s", l.Constraint, t.Version)
+			return refusedVersion
 		}
 	}
 	if len(l.Channels) > 0 && t.Channel != "" && !slices.Contains(l.Channels, t.Channel) {
-		return portal.Errorf(portal.ENotEntitled, "this license covers the %s channels, not %s", strings.Join(l.Channels, ", "), t.Channel)
+		return refusedChannel
 	}
 	if len(l.Platforms) > 0 && t.Platform != "" && t.Platform != "any" && !slices.Contains(l.Platforms, t.Platform) {
+		return refusedPlatform
+	}
+	return permitted
+}
+
+// Decide answers "may license l have target t at time now". It returns nil
+// when it may, and otherwise a *portal.Error whose code is the precise
+// reason: license_revoked, license_suspended, license_expired or
+// not_entitled (with a message naming the rule). Download quotas are counted
+// elsewhere (they need the ledger) and are not part of this decision.
+//
+// Decide allocates only to explain a refusal. The artifact matters only
+// through its platform, and only when LimitsPlatforms is true: callers
+// choosing among a release's artifacts ask once with Platform "" and then
+// per artifact only for such licenses.
+func (l *License) Decide(t Target, now time.Time) error {
+	switch l.judge(t, now) {
+	case permitted:
+		return nil
+	case refusedRevoked:
+		return portal.Errorf(portal.ELicenseRevoked, "this license was revoked")
+	case refusedSuspended:
+		return portal.Errorf(portal.ELicenseSuspended, "this license is suspended")
+	case refusedProduct:
+		return portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", l.Product, t.Product)
+	case refusedUnavailable:
+		return portal.Errorf(portal.ENotFound, "%s %s is not available", t.Product, t.Version)
+	case refusedExpired:
+		return portal.Errorf(portal.ELicenseExpired, "this license expired at %s", l.ExpiresAt.UTC().Format(time.RFC3339))
+	case refusedExpiredAfter:
+		return portal.Errorf(portal.ELicenseExpired, "this license expired at %s; it keeps releases published before then, and %s was not", l.ExpiresAt.UTC().Format(time.RFC3339), t.Version)
+	case refusedBadConstraint:
+		_, err := l.constraints()
+		return err
+	case refusedBadVersion:
+		_, err := releases.ParseVersion(t.Version)
+		return err
+	case refusedVersion:
+		return portal.Errorf(portal.ENotEntitled, "this license covers versions %s, not %s", l.Constraint, t.Version)
+	case refusedChannel:
+		return portal.Errorf(portal.ENotEntitled, "this license covers the %s channels, not %s", strings.Join(l.Channels, ", "), t.Channel)
+	default: // refusedPlatform
 		return portal.Errorf(portal.ENotEntitled, "this license covers %s, not %s", strings.Join(l.Platforms, ", "), t.Platform)
 	}
-	return nil
 }
+
+// Permits is Decide without the explanation: whether l may have t at now.
+// It allocates nothing.
+func (l *License) Permits(t Target, now time.Time) bool { return l.judge(t, now) == permitted }
+
+// LimitsPlatforms reports whether Decide depends on the target's platform:
+// the license names platforms. Platform-neutral ("any") artifacts are
+// always permitted.
+func (l *License) LimitsPlatforms() bool { return len(l.Platforms) > 0 }
 
 // RefusesAll returns the refusal that holds for every release of product:
 // the license is revoked, suspended, expired without a perpetual fallback
@@ -132,11 +203,12 @@ func (l *License) Decide(t Target, now time.Time) error {
 // walk many releases check this once first, so a dead license is refused
 // with its own reason rather than answered with "nothing fits".
 func (l *License) RefusesAll(product string, now time.Time) error {
-	expired := l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) && l.OnExpiry != OnExpiryMaintain
-	if l.Status == Revoked || l.Status == Suspended || expired || l.Product != product {
-		// Decide checks these before anything about the target, so a
-		// target with only the product yields exactly that refusal.
-		return l.Decide(Target{Product: product}, now)
+	// judge checks these before anything about the target, so a target
+	// with only the product yields exactly that refusal.
+	t := Target{Product: product}
+	switch l.judge(t, now) {
+	case refusedRevoked, refusedSuspended, refusedProduct, refusedExpired:
+		return l.Decide(t, now)
 	}
 	return nil
 }
