@@ -3,7 +3,6 @@ package updates
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"slices"
 	"time"
 
 	version "github.com/hashicorp/go-version"
@@ -13,14 +12,25 @@ import (
 	"github.com/portaldist/portal/releases"
 )
 
-// Query is one update check.
+// Query is one question to the index: "which published release, and which
+// of its builds, should this caller have". The upgrade API, the downloads
+// of "latest", share links, the feeds and /v1/me all ask it, through
+// Resolver, which adds who the caller is.
 type Query struct {
 	Product string
 	// Current is the version the client runs; only strictly newer releases
 	// are offered. "" offers the newest release that fits.
-	Current  string
-	Platform string // required; aliases such as macos or win are accepted
-	Arch     string // required; aliases such as x64 or aarch64 are accepted
+	Current string
+	// Platform and Arch are the build asked for; aliases such as macos, win,
+	// x64 or aarch64 are accepted. Both are required unless Filename is set
+	// or AnyBuild is true; with AnyBuild, "" means any (Platform "darwin"
+	// with Arch "" is any build for some Mac).
+	Platform string
+	Arch     string
+	AnyBuild bool
+	// Filename asks for the artifact of that name in the newest release
+	// that has it.
+	Filename string
 	// Channel is the channel asked for ("" = stable); it sees its own
 	// releases and those of every more stable channel.
 	Channel string
@@ -28,19 +38,39 @@ type Query struct {
 	// (">= 2.0, < 3.0"). As in go-version, a constraint without a
 	// prerelease never matches a prerelease version.
 	Constraint string
-	// License is the caller's license, nil for an anonymous caller (open
-	// products, or licensed products whose update checks are public).
-	// Latest may call its Decide, which caches a parsed constraint inside
-	// the License: do not share one *License between concurrent calls.
+	// License is the license whose rules bind the caller, nil for none
+	// (anonymous callers, open products, managers). Latest calls its
+	// Decide, which may cache a parsed constraint inside the License: use
+	// licenses from licenses.Service, whose constraints are parsed already,
+	// or do not share one *License between concurrent calls.
 	License *licenses.License
 	// ClientID places an anonymous caller in a rollout cohort (an install
 	// id the client keeps). With a License, the license ID is used instead,
 	// so every install of one customer gets a staged release together.
 	ClientID string
+	// IgnoreRollout offers staged releases to everyone: downloads, and the
+	// feeds whose clients stage updates themselves, ignore rollouts.
+	IgnoreRollout bool
+	// Pick, when set, chooses the build of a release instead of the default
+	// preference (an exact platform and arch match, else the first build
+	// that serves them): a feed's own file types. It is given the caller's
+	// view of the release, holding only builds the license permits, and
+	// must not modify or keep it.
+	Pick func(r *releases.Release) (releases.Artifact, bool)
 	// Now is the time entitlements are decided at; zero means time.Now().
 	Now time.Time
 	// Bucket, when set, replaces the package's Bucket (tests, experiments).
 	Bucket func(id, product, version string) int
+}
+
+// Match is a resolved query: a release and the build chosen from it.
+type Match struct {
+	// Release shares its Artifacts and Metadata with the index: read them,
+	// never modify them. For a license that limits platforms, Resolve and
+	// Walk narrow Artifacts to the builds the license permits (a feed
+	// renders exactly those).
+	Release  releases.Release
+	Artifact releases.Artifact
 }
 
 // Latest returns the release a client should upgrade to and its artifact
@@ -49,15 +79,17 @@ type Query struct {
 //   - strictly newer than Current (in go-version order),
 //   - visible on the channel,
 //   - within Constraint,
-//   - carrying an uploaded artifact that serves (Platform, Arch), with the
-//     preference of releases.Release.ArtifactFor,
+//   - carrying an uploaded artifact that serves (Platform, Arch) and that
+//     the license permits, chosen by Pick or the default preference,
 //   - permitted by the license (licenses.License.Decide), and
-//   - offered to this caller by its staged rollout (see Bucket).
+//   - offered to this caller by its staged rollout (see Bucket), unless
+//     IgnoreRollout.
 //
 // A release that fails any test is skipped and the next older one is
 // considered, so a client outside a rollout's cohort still gets the newest
 // release it may have. ok is false, with a nil error, when nothing fits (the
-// API answers 204).
+// API answers 204). Latest does not allocate on an update check without
+// Pick.
 //
 // Errors: EInvalid for a malformed channel, platform, arch, current version
 // or constraint; ENotFound for a product the index does not hold; and the
@@ -69,114 +101,288 @@ type Query struct {
 // The returned Release shares its Artifacts and Metadata with the index:
 // read them, never modify them.
 func (x *Index) Latest(q Query) (r releases.Release, a releases.Artifact, ok bool, err error) {
-	ch, err := releases.ParseChannel(q.Channel)
-	if err != nil {
+	var w walk
+	if err := x.prepare(&q, &w); err != nil {
 		return r, a, false, err
 	}
-	plat, err := releases.ParsePlatform(q.Platform)
-	if err != nil {
-		return r, a, false, err
-	}
-	arch, err := releases.ParseArch(q.Arch)
-	if err != nil {
-		return r, a, false, err
-	}
-	pi, found := x.product(q.Product)
-	if !found {
-		return r, a, false, portal.Errorf(portal.ENotFound, "no product %q", truncate(q.Product, 80))
-	}
-	var curKey string
-	if q.Current != "" {
-		if _, curKey, err = x.parseVersion(pi, q.Current); err != nil {
-			return r, a, false, err
+	for i := len(w.pi.entries) - 1; i >= 0; i-- {
+		e := &w.pi.entries[i]
+		if w.curKey != "" && e.key <= w.curKey {
+			break
 		}
-	}
-	var cs version.Constraints
-	if q.Constraint != "" {
-		if cs, err = x.parseConstraint(q.Constraint); err != nil {
-			return r, a, false, err
+		if art, found := w.offer(e); found {
+			return e.rel, art, true, nil
 		}
-	}
-	now := q.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-
-	// With a license, check up front what refuses everything, then mirror
-	// Decide's per-release rules cheaply (parsed constraint, no messages)
-	// while walking; Decide itself confirms the one release chosen.
-	lic := q.License
-	var lcs version.Constraints
-	anyOnly, maintainedUntil := false, (*time.Time)(nil)
-	if lic != nil {
-		if err := lic.RefusesAll(q.Product, now); err != nil {
-			return r, a, false, err
-		}
-		if lic.Constraint != "" {
-			if lcs, err = x.parseConstraint(lic.Constraint); err != nil {
-				return r, a, false, err
-			}
-		}
-		// A license without the asked platform may still have
-		// platform-neutral ("any") artifacts.
-		anyOnly = len(lic.Platforms) > 0 && !slices.Contains(lic.Platforms, plat)
-		if lic.ExpiresAt != nil && !now.Before(*lic.ExpiresAt) {
-			maintainedUntil = lic.ExpiresAt // RefusesAll passed: on_expiry is maintain
-		}
-	}
-	asked := releases.ChannelRank(ch)
-
-	for i := len(pi.entries) - 1; i >= 0; i-- {
-		e := &pi.entries[i]
-		if curKey != "" && e.key <= curKey {
-			break // entries are ascending: nothing below is newer either
-		}
-		if e.rank < 0 || e.rank > asked {
-			continue
-		}
-		if cs != nil && !cs.Check(e.ver) {
-			continue
-		}
-		art := artifactFor(&e.rel, plat, arch, anyOnly)
-		if art == nil {
-			continue
-		}
-		if lic != nil {
-			if lcs != nil && !lcs.Check(e.ver) {
-				continue
-			}
-			if len(lic.Channels) > 0 && !slices.Contains(lic.Channels, e.rel.Channel) {
-				continue
-			}
-			if maintainedUntil != nil && (e.rel.PublishedAt == nil || !e.rel.PublishedAt.Before(*maintainedUntil)) {
-				continue
-			}
-		}
-		if !offered(&q, lic, e) {
-			continue
-		}
-		if lic != nil && lic.Decide(licenses.TargetOf(e.rel, art.Platform), now) != nil {
-			continue
-		}
-		return e.rel, *art, true, nil
 	}
 	return r, a, false, nil
 }
 
-// artifactFor is releases.Release.ArtifactFor, optionally restricted to
-// platform-neutral artifacts.
-func artifactFor(r *releases.Release, plat, arch string, anyOnly bool) *releases.Artifact {
-	if !anyOnly {
-		a, _ := r.ArtifactFor(plat, arch)
-		return a
+// Resolve is Latest for callers that need to say why nothing fits: it
+// returns the match, or a *NotAvailable error naming the refusal of the
+// newest release that had a build for the query but that the license
+// refused (not_entitled, license_expired), else not_found. Other errors are
+// Latest's.
+func (x *Index) Resolve(q Query) (Match, error) {
+	var m Match
+	err := x.Walk(q, func(found Match) bool { m = found; return false })
+	return m, err
+}
+
+// Walk calls fn with each release that Latest would offer, newest first,
+// until fn returns false (feeds list several). It returns a *NotAvailable
+// error when it found none, like Resolve.
+func (x *Index) Walk(q Query, fn func(Match) bool) error {
+	var w walk
+	if err := x.prepare(&q, &w); err != nil {
+		return err
 	}
+	found := false
+	for i := len(w.pi.entries) - 1; i >= 0; i-- {
+		e := &w.pi.entries[i]
+		if w.curKey != "" && e.key <= w.curKey {
+			break
+		}
+		art, ok := w.offer(e)
+		if !ok {
+			continue
+		}
+		found = true
+		if !fn(Match{Release: w.view(&e.rel, e.ver), Artifact: art}) {
+			return nil
+		}
+	}
+	if found {
+		return nil
+	}
+	return w.notAvailable()
+}
+
+// NotAvailable is the answer "nothing fits this query". Its Unwrap is the
+// *portal.Error a download door shows (the license's refusal of the newest
+// release that had a build, else not_found); update checks answer 204.
+type NotAvailable struct {
+	// Refusal is the license's refusal, or nil when no license refused
+	// anything (nothing was published for the query).
+	Refusal  error
+	notFound error
+}
+
+func (e *NotAvailable) Error() string { return e.Unwrap().Error() }
+
+// Unwrap returns the error a client is shown.
+func (e *NotAvailable) Unwrap() error {
+	if e.Refusal != nil {
+		return e.Refusal
+	}
+	return e.notFound
+}
+
+// walk is one prepared query: its parsed parameters and the first license
+// refusal seen, kept as the release and platform so that the message is
+// built only if it is reported.
+type walk struct {
+	q          Query
+	pi         *productIndex
+	plat, arch string // "" = any
+	rank       int
+	curKey     string
+	cs         version.Constraints
+	lic        *licenses.License
+	now        time.Time
+
+	refusedRel      *releases.Release
+	refusedVer      *version.Version
+	refusedPlatform string
+}
+
+func (x *Index) prepare(q *Query, w *walk) error {
+	pi, found := x.product(q.Product)
+	if !found {
+		// The parameters are still checked first: bad input is EInvalid
+		// whatever the product.
+		if err := x.prepareFor(q, w); err != nil {
+			return err
+		}
+		return portal.Errorf(portal.ENotFound, "no product %q", truncate(q.Product, 80))
+	}
+	w.pi = pi
+	return x.prepareFor(q, w)
+}
+
+// prepareFor parses the query into w; w.pi, when set, resolves Current
+// without parsing.
+func (x *Index) prepareFor(q *Query, w *walk) (err error) {
+	ch, err := releases.ParseChannel(q.Channel)
+	if err != nil {
+		return err
+	}
+	byName := q.Filename != ""
+	if q.Platform != "" || !(q.AnyBuild || byName) {
+		if w.plat, err = releases.ParsePlatform(q.Platform); err != nil {
+			return err
+		}
+	}
+	if q.Arch != "" || !(q.AnyBuild || byName) {
+		if w.arch, err = releases.ParseArch(q.Arch); err != nil {
+			return err
+		}
+	}
+	if q.Current != "" {
+		pi := w.pi
+		if pi == nil {
+			pi = &productIndex{}
+		}
+		if _, w.curKey, err = x.parseVersion(pi, q.Current); err != nil {
+			return err
+		}
+	}
+	if q.Constraint != "" {
+		if w.cs, err = x.parseConstraint(q.Constraint); err != nil {
+			return err
+		}
+	}
+	w.q, w.rank, w.lic, w.now = *q, releases.ChannelRank(ch), q.License, q.Now
+	if w.now.IsZero() {
+		w.now = time.Now()
+	}
+	if w.lic != nil {
+		// What refuses every release is said as such, not as "no update".
+		if err := w.lic.RefusesAll(q.Product, w.now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// offer applies the query to one published release: channel, constraint,
+// the build, the license, the rollout. It records the first license
+// refusal of a release that had a build for the query.
+func (w *walk) offer(e *entry) (releases.Artifact, bool) {
+	if e.rank < 0 || e.rank > w.rank {
+		return releases.Artifact{}, false
+	}
+	if w.cs != nil && !w.cs.Check(e.ver) {
+		return releases.Artifact{}, false
+	}
+	art, ok := w.choose(&e.rel, e.ver)
+	if !ok {
+		return art, false
+	}
+	if !w.q.IgnoreRollout && !offered(&w.q, w.lic, &e.rel) {
+		return art, false
+	}
+	return art, true
+}
+
+// choose picks the caller's build of r, or records why the license refuses
+// it. It is the one per-release rule, shared by the index walk and by
+// Resolver for single releases read from the catalog.
+func (w *walk) choose(r *releases.Release, ver *version.Version) (releases.Artifact, bool) {
+	serving := w.firstServing(r)
+	if serving == nil {
+		return releases.Artifact{}, false
+	}
+	lic := w.lic
+	if lic != nil {
+		if !lic.Permits(target(r, ver, ""), w.now) {
+			w.refused(r, ver, "")
+			return releases.Artifact{}, false
+		}
+	}
+	var art releases.Artifact
+	var ok bool
+	if w.q.Pick != nil {
+		view := w.view(r, ver)
+		art, ok = w.q.Pick(&view)
+	} else if a := w.preferred(r, ver); a != nil {
+		art, ok = *a, true
+	}
+	if !ok && !w.permitted(r, ver, serving) {
+		// A build was there, but not for this license's platforms.
+		w.refused(r, ver, serving.Platform)
+	}
+	return art, ok
+}
+
+func (w *walk) refused(r *releases.Release, ver *version.Version, platform string) {
+	if w.refusedRel == nil {
+		w.refusedRel, w.refusedVer, w.refusedPlatform = r, ver, platform
+	}
+}
+
+// notAvailable builds the error for a walk that found nothing.
+func (w *walk) notAvailable() *NotAvailable {
+	na := &NotAvailable{}
+	if w.refusedRel != nil && w.lic != nil {
+		na.Refusal = w.lic.Decide(target(w.refusedRel, w.refusedVer, w.refusedPlatform), w.now)
+	}
+	what := w.q.Filename
+	switch {
+	case what != "":
+	case w.plat == "":
+		what = "a build"
+	case w.arch == "":
+		what = "a build for " + w.plat
+	default:
+		what = "a build for " + w.plat + "/" + w.arch
+	}
+	ch, _ := releases.ParseChannel(w.q.Channel)
+	na.notFound = portal.Errorf(portal.ENotFound, "no %s release of %s has %s", ch, w.q.Product, what)
+	return na
+}
+
+// serves reports whether a serves the query's platform and arch ("" = any).
+func (w *walk) serves(a *releases.Artifact) bool {
+	if a.Status != releases.Uploaded {
+		return false
+	}
+	if w.q.Filename != "" && a.Filename != w.q.Filename {
+		return false
+	}
+	switch {
+	case w.plat == "":
+		return true
+	case w.arch == "":
+		return a.Platform == w.plat || a.Platform == "any"
+	}
+	return releases.Serves(a.Platform, a.Arch, w.plat, w.arch)
+}
+
+// permitted reports whether the license lets the caller have artifact a of
+// release r. Decide depends on the artifact only through its platform, so
+// licenses that name no platforms are asked nothing per artifact.
+func (w *walk) permitted(r *releases.Release, ver *version.Version, a *releases.Artifact) bool {
+	if w.lic == nil || !w.lic.LimitsPlatforms() {
+		return true
+	}
+	return w.lic.Permits(target(r, ver, a.Platform), w.now)
+}
+
+func target(r *releases.Release, ver *version.Version, platform string) licenses.Target {
+	return licenses.Target{Product: r.Product, Version: r.Version, Channel: r.Channel, Status: r.Status,
+		PublishedAt: r.PublishedAt, Platform: platform, Parsed: ver}
+}
+
+func (w *walk) firstServing(r *releases.Release) *releases.Artifact {
+	for i := range r.Artifacts {
+		if w.serves(&r.Artifacts[i]) {
+			return &r.Artifacts[i]
+		}
+	}
+	return nil
+}
+
+// preferred is the default choice among the builds that serve the query
+// and that the license permits: the exact platform and arch, else the
+// first in the release's order (universal, any).
+func (w *walk) preferred(r *releases.Release, ver *version.Version) *releases.Artifact {
 	var best *releases.Artifact
 	for i := range r.Artifacts {
 		a := &r.Artifacts[i]
-		if a.Platform != "any" || a.Status != releases.Uploaded || !releases.Serves(a.Platform, a.Arch, plat, arch) {
+		if !w.serves(a) || !w.permitted(r, ver, a) {
 			continue
 		}
-		if a.Arch == arch {
+		if a.Platform == w.plat && a.Arch == w.arch {
 			return a
 		}
 		if best == nil {
@@ -186,9 +392,34 @@ func artifactFor(r *releases.Release, plat, arch string, anyOnly bool) *releases
 	return best
 }
 
+// view is r as the caller sees it: without the builds its license does not
+// permit. It copies only when something is left out.
+func (w *walk) view(r *releases.Release, ver *version.Version) releases.Release {
+	if w.lic == nil || !w.lic.LimitsPlatforms() {
+		return *r
+	}
+	keep := 0
+	for i := range r.Artifacts {
+		if w.permitted(r, ver, &r.Artifacts[i]) {
+			keep++
+		}
+	}
+	if keep == len(r.Artifacts) {
+		return *r
+	}
+	v := *r
+	v.Artifacts = make([]releases.Artifact, 0, keep)
+	for i := range r.Artifacts {
+		if w.permitted(r, ver, &r.Artifacts[i]) {
+			v.Artifacts = append(v.Artifacts, r.Artifacts[i])
+		}
+	}
+	return v
+}
+
 // offered applies a release's staged rollout to the caller.
-func offered(q *Query, lic *licenses.License, e *entry) bool {
-	p := e.rel.Rollout
+func offered(q *Query, lic *licenses.License, r *releases.Release) bool {
+	p := r.Rollout
 	if p <= 0 || p >= 100 {
 		return true
 	}
@@ -203,7 +434,7 @@ func offered(q *Query, lic *licenses.License, e *entry) bool {
 	if q.Bucket != nil {
 		bucket = q.Bucket
 	}
-	return bucket(id, q.Product, e.rel.Version) < p
+	return bucket(id, q.Product, r.Version) < p
 }
 
 // Bucket places id in one of 100 rollout cohorts for one release: the first
