@@ -6,6 +6,7 @@ package portal
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. The generic codes map to HTTP statuses in one place (the
@@ -42,6 +43,9 @@ type Error struct {
 	// Details, when set, is sent to the client as extra fields of the error
 	// object (for example expected versus actual hashes, or a reset time).
 	Details map[string]any
+	// RetryAt, when set, is when a refusal that is only temporary ends (a
+	// daily quota's reset, a rate limit); HTTP sends it as Retry-After.
+	RetryAt time.Time
 	Err     error
 }
 

@@ -93,11 +93,13 @@ func (l *Ledger) Reserve(ctx context.Context, licenseID string, limit int, now t
 		}
 		if e.count >= uint64(limit) {
 			e.mu.Unlock()
-			reset := dayStart(k.day + 1).Format(time.RFC3339)
+			resetAt := dayStart(k.day + 1)
+			reset := resetAt.Format(time.RFC3339)
 			return &portal.Error{
 				Code:    portal.EQuotaExceeded,
 				Message: fmt.Sprintf("this license allows %d downloads per day; the quota resets at %s", limit, reset),
 				Details: map[string]any{"limit": limit, "reset_at": reset},
+				RetryAt: resetAt,
 			}
 		}
 		e.count++

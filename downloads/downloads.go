@@ -1,0 +1,188 @@
+// Package downloads is the download domain: it turns a resolved release and
+// build into a grant (a freshly minted storage URL, counted against the
+// license's daily quota and recorded in the ledger), and it makes and opens
+// the revocable share links that lead to grants.
+//
+// Which release and build a caller may have is decided before, by
+// updates.Resolver; this package decides nothing about entitlement. Its
+// subpackages keep the state: ledger (grants and quotas) and links (share
+// links). Object storage is package objects.
+package downloads
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/access"
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/updates"
+)
+
+// Options tune the service.
+type Options struct {
+	// LinkMaxTTL caps share links (at most 7 days); LinkDefaultTTL is a
+	// share link's life when the caller names none (24 hours, or the cap
+	// if lower).
+	LinkMaxTTL, LinkDefaultTTL time.Duration
+	Now                        func() time.Time
+}
+
+// Service mints grants and share links. It is safe for concurrent use.
+type Service struct {
+	objects  objects.ObjectStore
+	ledger   *ledger.Ledger
+	links    *links.Service
+	licenses *licenses.Service
+	opts     Options
+}
+
+// New returns the download service.
+func New(objs objects.ObjectStore, led *ledger.Ledger, ls *links.Service, lics *licenses.Service, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LinkMaxTTL <= 0 || opts.LinkMaxTTL > links.MaxTTL {
+		opts.LinkMaxTTL = links.MaxTTL
+	}
+	if opts.LinkDefaultTTL <= 0 {
+		opts.LinkDefaultTTL = 24 * time.Hour
+	}
+	opts.LinkDefaultTTL = min(opts.LinkDefaultTTL, opts.LinkMaxTTL)
+	return &Service{objects: objs, ledger: led, links: ls, licenses: lics, opts: opts}
+}
+
+// Ledger returns the ledger grants are recorded in.
+func (s *Service) Ledger() *ledger.Ledger { return s.ledger }
+
+// Links returns the share links.
+func (s *Service) Links() *links.Service { return s.links }
+
+// Grant is a minted download.
+type Grant struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Filename  string    `json:"filename"`
+	Version   string    `json:"version"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+}
+
+// Origin says where a grant request came from, for the ledger.
+type Origin struct {
+	Client, UserAgent string
+	// ShareLink is the ID of the share link that led here, if any.
+	ShareLink string
+}
+
+// Grant mints a storage URL valid ttl for the resolved build, counts it
+// against the license's daily quota (quota_exceeded, with RetryAt, when
+// used up) and records it in the ledger. The URL is minted first: minting
+// is offline and cheap, and a request that fails must not use up quota (a
+// reservation cannot be given back).
+func (s *Service) Grant(ctx context.Context, res updates.Resolution, ttl time.Duration, from Origin) (Grant, error) {
+	r, a := res.Release, res.Artifact
+	signed, err := s.objects.PresignGet(ctx, a.ObjectKey, ttl, a.Filename)
+	if err != nil {
+		return Grant{}, err
+	}
+	now := s.opts.Now()
+	lic := res.License
+	if lic != nil && lic.DownloadsPerDay > 0 {
+		if err := s.ledger.Reserve(ctx, lic.ID, lic.DownloadsPerDay, now); err != nil {
+			return Grant{}, err
+		}
+	}
+	g := ledger.Grant{
+		Time: now.UTC(), Product: r.Product, Version: r.Version, Filename: a.Filename,
+		Platform: a.Platform, Arch: a.Arch, Client: from.Client, UserAgent: from.UserAgent, ShareLink: from.ShareLink,
+	}
+	if lic != nil {
+		g.License = lic.ID
+	}
+	s.ledger.Record(g)
+	return Grant{URL: signed.URL, ExpiresAt: signed.ExpiresAt, Filename: a.Filename, Version: r.Version, Size: a.Size, SHA256: a.SHA256}, nil
+}
+
+// ParseLinkTTL reads a share link's requested life: JSON seconds (a
+// number) or a Go duration string ("24h"); absent or null means the
+// default. It must be from one second to the configured maximum.
+func (s *Service) ParseLinkTTL(raw json.RawMessage) (time.Duration, error) {
+	bad := portal.Errorf(portal.EInvalid, "ttl must be seconds or a duration such as 24h, from 1s to %s", s.opts.LinkMaxTTL)
+	ttl := s.opts.LinkDefaultTTL
+	if text := strings.TrimSpace(string(raw)); text != "" && text != "null" {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return 0, bad
+		}
+		switch v := v.(type) {
+		case float64:
+			if v < 1 || v > math.MaxInt64/float64(time.Second) {
+				return 0, bad
+			}
+			ttl = time.Duration(v * float64(time.Second))
+		case string:
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return 0, bad
+			}
+			ttl = d
+		default:
+			return 0, bad
+		}
+	}
+	if ttl < time.Second {
+		return 0, portal.Errorf(portal.EInvalid, "ttl must be at least one second")
+	}
+	if ttl > s.opts.LinkMaxTTL {
+		return 0, portal.Errorf(portal.EInvalid, "ttl %s is above the maximum of %s", ttl, s.opts.LinkMaxTTL)
+	}
+	return ttl, nil
+}
+
+// CreateLink makes a share link for the resolved build, owned by the
+// caller's license (access.Caller.MayShare), living ttl. It returns the link
+// and its token, which is shown once.
+func (s *Service) CreateLink(ctx context.Context, res updates.Resolution, ttl time.Duration) (links.Link, string, error) {
+	c := access.FromContext(ctx)
+	if err := c.MayShare(); err != nil {
+		return links.Link{}, "", err
+	}
+	l := links.Link{License: c.License().ID, Product: res.Product.Slug, Version: res.Release.Version, Filename: res.Artifact.Filename}
+	return s.links.Create(ctx, l, ttl, s.opts.LinkMaxTTL)
+}
+
+// OpenLink checks a share link's token now and returns the link and the
+// caller it acts as: the license that made it, read afresh, so a license
+// suspended, revoked or deleted since stops its links at once.
+func (s *Service) OpenLink(ctx context.Context, token string) (links.Link, access.Caller, error) {
+	link, err := s.links.Verify(ctx, token)
+	if err != nil {
+		return link, access.Caller{}, err
+	}
+	l, err := s.licenses.Get(ctx, link.License)
+	if portal.IsCode(err, portal.ENotFound) {
+		err = portal.Errorf(portal.ELinkRevoked, "this link's license no longer exists")
+	}
+	if err != nil {
+		return link, access.Caller{}, err
+	}
+	return link, access.ForLicense(l), nil
+}
+
+// RevokeLink ends a link now, if the caller owns it
+// (access.Caller.LinkOwner); another license's link is reported as not
+// found.
+func (s *Service) RevokeLink(ctx context.Context, id string) error {
+	owner, err := access.FromContext(ctx).LinkOwner()
+	if err != nil {
+		return err
+	}
+	return s.links.Revoke(ctx, id, owner)
+}
