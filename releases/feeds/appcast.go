@@ -133,6 +133,13 @@ func Appcast(w io.Writer, p releases.Product, rs []releases.Release, arch string
 	return err
 }
 
+// AppcastArtifact returns the archive of r that the appcast offers Macs of
+// arch ("" = every Mac: only builds that run on both), as Appcast chooses
+// it.
+func AppcastArtifact(r releases.Release, arch string) (releases.Artifact, bool) {
+	return macArchive(&r, arch)
+}
+
 // macArchive picks the archive of r Sparkle should install on arch ("" =
 // any Mac).
 func macArchive(r *releases.Release, arch string) (releases.Artifact, bool) {

@@ -180,6 +180,58 @@ func ElectronFeed(p releases.Product, r releases.Release, platform, arch string,
 			return ElectronManifest{}, err
 		}
 	}
+	files := electronFiles(&r, plat, arch, anyArch, exts)
+	if len(files) == 0 {
+		return ElectronManifest{}, portal.Errorf(portal.ENotFound, "%s %s has no file electron-updater can install on %s", r.Product, r.Version, plat)
+	}
+	m := ElectronManifest{
+		Version:              r.Version,
+		ReleaseDate:          published(&r).Format("2006-01-02T15:04:05.000Z"),
+		ReleaseNotes:         r.Notes,
+		MinimumSystemVersion: r.Metadata[MetaMinimumSystemVersion],
+	}
+	if p.Name != "" {
+		m.ReleaseName = p.Name + " " + r.Version
+	}
+	if r.Rollout > 0 && r.Rollout < 100 {
+		m.StagingPercentage = r.Rollout
+	}
+	for _, a := range files {
+		m.Files = append(m.Files, ElectronFile{URL: links.Download(p.Slug, r.Version, a.Filename), SHA512: a.SHA512, Size: a.Size})
+	}
+	m.Path, m.SHA512 = m.Files[0].URL, m.Files[0].SHA512
+	return m, nil
+}
+
+// ElectronArtifact returns the file an electron-updater client on
+// (platform, arch) installs from r: the first of the feed's files (arch ""
+// on darwin: any Mac). ok is false when r has none.
+func ElectronArtifact(r releases.Release, platform, arch string) (releases.Artifact, bool) {
+	plat, err := releases.ParsePlatform(platform)
+	if err != nil {
+		return releases.Artifact{}, false
+	}
+	exts, ok := electronExts[plat]
+	if !ok {
+		return releases.Artifact{}, false
+	}
+	anyArch := plat == "darwin" && arch == ""
+	if !anyArch {
+		if arch, err = releases.ParseArch(arch); err != nil {
+			return releases.Artifact{}, false
+		}
+	}
+	files := electronFiles(&r, plat, arch, anyArch, exts)
+	if len(files) == 0 {
+		return releases.Artifact{}, false
+	}
+	return files[0], true
+}
+
+// electronFiles returns the files of r electron-updater can install on
+// (plat, arch), best first: by extension, then by how exactly they match
+// the arch, then as the release lists them.
+func electronFiles(r *releases.Release, plat, arch string, anyArch bool, exts []string) []releases.Artifact {
 	type cand struct {
 		a    releases.Artifact
 		rank int
@@ -206,32 +258,17 @@ func ElectronFeed(p releases.Product, r releases.Release, platform, arch string,
 		}
 		cs = append(cs, cand{a, rank})
 	}
-	if len(cs) == 0 {
-		return ElectronManifest{}, portal.Errorf(portal.ENotFound, "%s %s has no file electron-updater can install on %s", r.Product, r.Version, plat)
-	}
 	// Stable order: by rank, then as the release lists them.
 	for i := 1; i < len(cs); i++ {
 		for j := i; j > 0 && cs[j].rank < cs[j-1].rank; j-- {
 			cs[j], cs[j-1] = cs[j-1], cs[j]
 		}
 	}
-	m := ElectronManifest{
-		Version:              r.Version,
-		ReleaseDate:          published(&r).Format("2006-01-02T15:04:05.000Z"),
-		ReleaseNotes:         r.Notes,
-		MinimumSystemVersion: r.Metadata[MetaMinimumSystemVersion],
+	files := make([]releases.Artifact, len(cs))
+	for i, c := range cs {
+		files[i] = c.a
 	}
-	if p.Name != "" {
-		m.ReleaseName = p.Name + " " + r.Version
-	}
-	if r.Rollout > 0 && r.Rollout < 100 {
-		m.StagingPercentage = r.Rollout
-	}
-	for _, c := range cs {
-		m.Files = append(m.Files, ElectronFile{URL: links.Download(p.Slug, r.Version, c.a.Filename), SHA512: c.a.SHA512, Size: c.a.Size})
-	}
-	m.Path, m.SHA512 = m.Files[0].URL, m.Files[0].SHA512
-	return m, nil
+	return files
 }
 
 func truncate(s string, n int) string {
