@@ -22,7 +22,7 @@ func (s *Server) createToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	t, raw, err := s.tokens.Create(c, in.Name, in.Role, in.Products)
+	t, raw, err := s.Tokens.Create(c, in.Name, in.Role, in.Products)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -32,7 +32,7 @@ func (s *Server) createToken(c *gin.Context) {
 }
 
 func (s *Server) deleteToken(c *gin.Context) {
-	if err := s.tokens.Delete(c, c.Param("id")); err != nil {
+	if err := s.Tokens.Delete(c, c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -54,7 +54,7 @@ func (s *Server) createLicense(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	l, key, err := s.licenses.Create(c, licenses.License{
+	l, key, err := s.Licenses.Create(c, licenses.License{
 		Customer: in.Customer, Product: in.Product, Constraint: in.Constraint, Channels: in.Channels,
 		Platforms: in.Platforms, ExpiresAt: in.ExpiresAt, OnExpiry: in.OnExpiry, DownloadsPerDay: in.DownloadsPerDay,
 	})
@@ -67,7 +67,7 @@ func (s *Server) createLicense(c *gin.Context) {
 }
 
 func (s *Server) getLicense(c *gin.Context) {
-	l, err := s.licenses.Get(c, c.Param("id"))
+	l, err := s.Licenses.Get(c, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -85,7 +85,7 @@ func (s *Server) listLicenses(c *gin.Context) {
 		}
 		limit = n
 	}
-	ls, err := s.licenses.List(c, c.Query("product"), c.Query("cursor"), limit)
+	ls, err := s.Licenses.List(c, c.Query("product"), c.Query("cursor"), limit)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -104,7 +104,7 @@ func (s *Server) listLicenses(c *gin.Context) {
 
 func (s *Server) licenseStatus(fn func(*licenses.Service, context.Context, string) (licenses.License, error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		l, err := fn(s.licenses, c, c.Param("id"))
+		l, err := fn(s.Licenses, c, c.Param("id"))
 		if err != nil {
 			s.fail(c, err)
 			return

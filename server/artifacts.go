@@ -10,7 +10,7 @@ import (
 
 func (s *Server) addArtifact(c *gin.Context) {
 	slug, ver := c.Param("product"), c.Param("version")
-	if err := mayPublish(c, slug); err != nil {
+	if err := caller(c).MayPublish(slug); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -41,7 +41,7 @@ func (s *Server) addArtifact(c *gin.Context) {
 
 func (s *Server) completeArtifact(c *gin.Context) {
 	slug, ver := c.Param("product"), c.Param("version")
-	if err := mayPublish(c, slug); err != nil {
+	if err := caller(c).MayPublish(slug); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -55,7 +55,7 @@ func (s *Server) completeArtifact(c *gin.Context) {
 
 func (s *Server) deleteArtifact(c *gin.Context) {
 	slug, ver := c.Param("product"), c.Param("version")
-	if err := mayPublish(c, slug); err != nil {
+	if err := caller(c).MayPublish(slug); err != nil {
 		s.fail(c, err)
 		return
 	}

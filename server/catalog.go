@@ -8,8 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/updates"
 )
 
 func (s *Server) createProduct(c *gin.Context) {
@@ -33,7 +33,7 @@ func (s *Server) createProduct(c *gin.Context) {
 		return
 	}
 	p.SigningKey = sealed
-	p, err = s.catalog.CreateProduct(c, p)
+	p, err = s.Catalog.CreateProduct(c, p)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -42,14 +42,15 @@ func (s *Server) createProduct(c *gin.Context) {
 }
 
 func (s *Server) listProducts(c *gin.Context) {
-	all, err := s.catalog.Products(c)
+	all, err := s.Catalog.Products(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	out := []releases.Product{}
+	who, now := caller(c), s.now()
 	for _, p := range all {
-		if _, err := mayView(c, p); err == nil {
+		if who.MayView(p, now, false, false) == nil {
 			out = append(out, p.Public())
 		}
 	}
@@ -58,15 +59,15 @@ func (s *Server) listProducts(c *gin.Context) {
 
 // product loads the path's product and checks that the caller may see it.
 func (s *Server) product(c *gin.Context) (releases.Product, bool, error) {
-	p, err := s.catalog.Product(c, c.Param("product"))
+	p, err := s.Catalog.Product(c, c.Param("product"))
 	if err != nil {
 		return p, false, err
 	}
-	manager, err := mayView(c, p)
-	if err != nil {
+	who := caller(c)
+	if err := who.MayView(p, s.now(), false, false); err != nil {
 		return p, false, err
 	}
-	return p, manager, nil
+	return p, who.SeesDrafts(p.Slug), nil
 }
 
 func (s *Server) getProduct(c *gin.Context) {
@@ -80,7 +81,7 @@ func (s *Server) getProduct(c *gin.Context) {
 
 func (s *Server) createRelease(c *gin.Context) {
 	slug := c.Param("product")
-	if err := mayPublish(c, slug); err != nil {
+	if err := caller(c).MayPublish(slug); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -95,7 +96,7 @@ func (s *Server) createRelease(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	r, err := s.catalog.CreateRelease(c, slug, releases.NewRelease{
+	r, err := s.Catalog.CreateRelease(c, slug, releases.NewRelease{
 		Version: in.Version, Channel: in.Channel, Notes: in.Notes, Metadata: in.Metadata, Rollout: in.Rollout,
 	})
 	if err != nil {
@@ -128,7 +129,7 @@ func (s *Server) listReleases(c *gin.Context) {
 		}
 		opt.Status = releases.Published
 	}
-	page, err := s.catalog.Releases(c, p.Slug, opt)
+	page, err := s.Catalog.Releases(c, p.Slug, opt)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -147,9 +148,14 @@ func (s *Server) getRelease(c *gin.Context) {
 	}
 	var r releases.Release
 	if ver := c.Param("version"); ver == "latest" {
-		r, err = s.latestRelease(c, p, c.Query("channel"))
+		// The newest release with a build the caller may have: on any
+		// platform, or on ?platform= (and ?arch=) when given.
+		var res updates.Resolution
+		res, err = s.Resolver.Resolve(c, updates.Request{Product: p.Slug, Channel: c.Query("channel"),
+			Platform: c.Query("platform"), Arch: c.Query("arch"), AnyBuild: true})
+		r = res.Release
 	} else {
-		r, err = s.catalog.Release(c, p.Slug, ver)
+		r, err = s.Catalog.Release(c, p.Slug, ver)
 		if err == nil && !manager && r.Status != releases.Published {
 			err = portal.Errorf(portal.ENotFound, "%s has no version %s", p.Slug, ver)
 		}
@@ -161,46 +167,16 @@ func (s *Server) getRelease(c *gin.Context) {
 	c.PureJSON(http.StatusOK, r.Public())
 }
 
-// latestRelease is the newest published release on the channel that the
-// caller's license (if any) may have, on any platform.
-func (s *Server) latestRelease(c *gin.Context, p releases.Product, channel string) (releases.Release, error) {
-	ch, err := releases.ParseChannel(channel)
-	if err != nil {
-		return releases.Release{}, err
-	}
-	var lic *licenses.License
-	if id := who(c); id.license != nil && id.license.Product == p.Slug {
-		l := *id.license
-		lic = &l
-	}
-	now := s.now()
-	if lic != nil {
-		if err := lic.RefusesAll(p.Slug, now); err != nil {
-			return releases.Release{}, err
-		}
-	}
-	for _, r := range s.Index.Releases(p.Slug) {
-		if !releases.Visible(ch, r.Channel) {
-			continue
-		}
-		if lic != nil && lic.Decide(licenses.TargetOf(r, ""), now) != nil {
-			continue
-		}
-		return r, nil
-	}
-	return releases.Release{}, portal.Errorf(portal.ENotFound, "%s has no published %s release this caller may have", p.Slug, ch)
-}
-
 func (s *Server) publish(c *gin.Context) { s.transition(c, (*releases.Service).Publish) }
 func (s *Server) yank(c *gin.Context)    { s.transition(c, (*releases.Service).Yank) }
 
 func (s *Server) transition(c *gin.Context, fn func(*releases.Service, context.Context, string, string) (releases.Release, error)) {
 	slug := c.Param("product")
-	if err := mayPublish(c, slug); err != nil {
+	if err := caller(c).MayPublish(slug); err != nil {
 		s.fail(c, err)
 		return
 	}
-	r, err := fn(s.catalog, c, slug, c.Param("version"))
+	r, err := fn(s.Catalog, c, slug, c.Param("version"))
 	if err != nil {
 		s.fail(c, err)
 		return

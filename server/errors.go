@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -54,6 +56,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 			if k != "code" && k != "message" {
 				body[k] = v
 			}
+		}
+		if !e.RetryAt.IsZero() {
+			c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAt.Sub(s.now()).Seconds())))))
 		}
 	}
 	if status >= 500 {

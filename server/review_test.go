@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/objects"
 )
 
@@ -125,6 +126,7 @@ func TestReviewFailedMintKeepsQuota(t *testing.T) {
 	e := newEnv(t)
 	objs := &flakyObjects{ObjectStore: e.srv.Objects}
 	e.srv.Objects = objs
+	e.srv.Downloads = downloads.New(objs, e.srv.Ledger, e.srv.Links, e.srv.Licenses, downloads.Options{Now: e.now})
 	e.product("acme", "licensed")
 	e.release("acme", "1.0.0", "", "linux/amd64")
 	_, key := e.license(map[string]any{"customer": "Bob", "product": "acme", "downloads_per_day": 1})

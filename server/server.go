@@ -1,7 +1,11 @@
 // Package server is the portal's HTTP API: the Gin router, authentication
 // and rate-limit middleware, handlers, and the one map from error codes to
 // HTTP statuses. Handlers translate between HTTP and the domain services
-// and hold no business rules of their own.
+// and hold no business rules of their own: who may do what is package
+// access (the authentication middleware puts the caller in the request's
+// context), which release and build a caller may have is
+// updates.Resolver, and grants, quotas and share links are package
+// downloads.
 package server
 
 import (
@@ -13,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/internal/memo"
@@ -74,6 +79,12 @@ type Deps struct {
 	Ledger *ledger.Ledger
 	// Links are the revocable share links.
 	Links *links.Service
+	// Resolver decides which release and build a caller may have; nil
+	// builds one over Index and Catalog.
+	Resolver *updates.Resolver
+	// Downloads mints grants and share links; nil builds one over Objects,
+	// Ledger, Links and Licenses.
+	Downloads *downloads.Service
 }
 
 // Server is the HTTP API. Build it with New; it is an http.Handler.
@@ -88,10 +99,6 @@ type Server struct {
 	// upgrades holds rendered upgrade answers by index snapshot, release
 	// and artifact.
 	upgrades *memo.Cache[string, rendered]
-
-	catalog  *releases.Service
-	licenses *licenses.Service
-	tokens   *tokens.Service
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -119,10 +126,17 @@ func New(d Deps, opts Options) *Server {
 	if opts.ShareRedirectTTL <= 0 {
 		opts.ShareRedirectTTL = time.Minute
 	}
+	if d.Resolver == nil {
+		d.Resolver = updates.NewResolver(d.Index, d.Catalog, opts.UpdatesPublic, opts.Now)
+	}
+	if d.Downloads == nil {
+		d.Downloads = downloads.New(d.Objects, d.Ledger, d.Links, d.Licenses, downloads.Options{
+			LinkMaxTTL: opts.ShareLinkMaxTTL, Now: opts.Now,
+		})
+	}
 	s := &Server{
 		Deps: d, opts: opts, log: opts.Logger, now: opts.Now,
-		limiter: newFailureLimiter(opts.AuthFailuresPerMinute, opts.Now),
-		catalog: d.Catalog, licenses: d.Licenses, tokens: d.Tokens,
+		limiter:  newFailureLimiter(opts.AuthFailuresPerMinute, opts.Now),
 		upgrades: memo.New[string, rendered](10*time.Minute, 10_000),
 	}
 	e := gin.New()

@@ -12,8 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/licenses"
-	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/updates"
 )
 
@@ -27,32 +25,6 @@ func (s *Server) downloadURL(product, version, filename string) string {
 // Download implements feeds' link maker.
 func (s *Server) Download(product, version, filename string) string {
 	return s.downloadURL(product, version, filename)
-}
-
-// updateCaller checks who may ask for updates of the product: managers,
-// licenses of the product, anyone for open products, and anyone for
-// licensed products when update checks are configured public. The license
-// is returned as a copy the caller may use freely.
-func (s *Server) updateCaller(c *gin.Context, p releases.Product) (*licenses.License, error) {
-	id := who(c)
-	if id.license != nil {
-		if id.license.Product != p.Slug && p.Distribution != releases.Open {
-			return nil, portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", id.license.Product, p.Slug)
-		}
-		if id.license.Product != p.Slug {
-			return nil, nil
-		}
-		l := *id.license
-		return &l, nil
-	}
-	if id.token != nil {
-		_, err := mayView(c, p)
-		return nil, err
-	}
-	if p.Distribution == releases.Open || s.opts.UpdatesPublic {
-		return nil, nil
-	}
-	return nil, portal.Errorf(portal.EUnauthorized, "%s is licensed: send Authorization: License <key>", p.Slug)
 }
 
 type upgradeArtifact struct {
@@ -79,20 +51,10 @@ type upgradeResponse struct {
 // index: 200 with the release to move to, 204 when there is none, 304 when
 // the client's ETag is current.
 func (s *Server) upgrade(c *gin.Context) {
-	p, err := s.catalog.Product(c, c.Param("product"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	lic, err := s.updateCaller(c, p)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	r, a, ok, err := s.Index.Latest(updates.Query{
-		Product: p.Slug, Current: c.Query("current"), Platform: c.Query("platform"), Arch: c.Query("arch"),
-		Channel: c.Query("channel"), Constraint: c.Query("constraint"), License: lic, ClientID: c.Query("client_id"),
-		Now: s.now(),
+	res, ok, err := s.Resolver.Update(c, updates.Request{
+		Product: c.Param("product"), Current: c.Query("current"), Platform: c.Query("platform"), Arch: c.Query("arch"),
+		Channel: c.Query("channel"), Constraint: c.Query("constraint"), UpdateCheck: true, Rollout: true,
+		ClientID: c.Query("client_id"),
 	})
 	if err != nil {
 		s.fail(c, err)
@@ -106,6 +68,7 @@ func (s *Server) upgrade(c *gin.Context) {
 	}
 	// The answer depends only on the release and artifact chosen (the
 	// license only chooses), so it is rendered once per index snapshot.
+	p, r, a := res.Product, res.Release, res.Artifact
 	key := s.Index.ETag(p.Slug) + "\x00" + r.Version + "\x00" + a.Filename
 	doc, ok := s.upgrades.Get(key)
 	if !ok {
@@ -173,7 +136,7 @@ func (s *Server) writeRendered(c *gin.Context, contentType string, doc rendered)
 // take: Sparkle's SUPublicEDKey, minisign's public key line (Tauri's pubkey,
 // minisign -P) and .pub file.
 func (s *Server) keys(c *gin.Context) {
-	p, err := s.catalog.Product(c, c.Param("product"))
+	p, err := s.Catalog.Product(c, c.Param("product"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -199,30 +162,15 @@ func (s *Server) keys(c *gin.Context) {
 // metadata, or, for "{filename}.minisig", its minisign signature file. It
 // applies the same entitlement rules as a download, without counting one.
 func (s *Server) artifactInfo(c *gin.Context) {
-	p, err := s.catalog.Product(c, c.Param("product"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	who, err := s.downloader(c, p)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	// "latest" is looked up on ?channel= (stable by default), as for the
 	// download itself, so metadata and .minisig match the downloaded file.
-	ch, err := releases.ParseChannel(c.Query("channel"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	name := c.Param("filename")
 	base, isSig := strings.CutSuffix(name, ".minisig")
-	q := downloadRequest{version: c.Param("version"), filename: name, channel: ch}
-	r, a, err := s.resolve(c, p, who, q)
+	req := updates.Request{Product: c.Param("product"), Version: c.Param("version"), Filename: name, Channel: c.Query("channel")}
+	res, err := s.Resolver.Resolve(c, req)
 	if err != nil && isSig {
-		q.filename = base
-		r, a, err = s.resolve(c, p, who, q)
+		req.Filename = base
+		res, err = s.Resolver.Resolve(c, req)
 	} else {
 		isSig = false
 	}
@@ -230,6 +178,7 @@ func (s *Server) artifactInfo(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	p, r, a := res.Product, res.Release, res.Artifact
 	if !isSig {
 		c.PureJSON(http.StatusOK, gin.H{"product": p.Slug, "version": r.Version, "artifact": a.Public()})
 		return
