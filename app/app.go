@@ -1,0 +1,367 @@
+// Package app is the portal's one wiring: from a configuration it opens the
+// store and the object store, builds the domain services and the HTTP
+// server, runs the background work, and takes it all down again in order.
+// `portal serve`, `portal token create`, the tests and the benchmark seed
+// all build their portal here, so there is no second copy of the wiring to
+// drift.
+//
+// # Lifecycle
+//
+//	a, err := app.Open(ctx, cfg, app.Options{})
+//	if err != nil { ... }           // nothing is left open
+//	defer a.Close(shutdownCtx)      // every exit path
+//	err = a.Serve(ctx, ln)          // until ctx ends, or Close
+//
+// Open opens, in this order: the bbolt store (DataPath("portal.db")), the
+// signing-key sealer, the catalog, licenses and tokens, the object store
+// (local disk or S3, or the one given in Options), publishing, the update
+// index (loaded, then kept current by a watch), share links, the download
+// ledger and the server. It then starts the background work: the upload
+// sweep and the index watch (the ledger runs its own flusher). When any
+// step fails Open closes everything it had opened and returns the error;
+// the caller has nothing to clean up.
+//
+// OpenStore opens only the store and the services on it (catalog, licenses,
+// tokens, product keys): no object store, no server, no goroutine. It is for
+// commands that write the store offline while no server runs.
+//
+// Close takes the App down in the reverse order, and waits at each step:
+//
+//  1. HTTP: stop accepting connections and wait for in-flight requests
+//     (until Close's ctx ends; then the remaining connections are cut);
+//  2. background work: cancel it, and wait for the upload sweep to return;
+//  3. the server's own work and the ledger: stop its flusher, and write
+//     everything still queued in one last transaction;
+//  4. the object store the App opened (not one given in Options);
+//  5. the store.
+//
+// Steps 2 to 5 run whatever ctx says: abandoning them would lose recorded
+// downloads or leave the bbolt file locked, and each is bounded on its own
+// (the background work stops on cancellation; the flush is one
+// transaction). Close is idempotent and safe to call concurrently with
+// Serve, which then returns nil; every call returns the first call's error.
+//
+// The update index's watch goroutine stops when the background work is
+// cancelled, but updates.Index offers no way to wait for it: it may still be
+// finishing a reload when Close returns (a reload that meets the closed
+// store fails and is dropped).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portaldist/portal/configs"
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/licenses"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/objects/local"
+	"github.com/portaldist/portal/objects/s3store"
+	"github.com/portaldist/portal/publishing"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/server"
+	"github.com/portaldist/portal/signing"
+	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/bolt"
+	"github.com/portaldist/portal/tokens"
+	"github.com/portaldist/portal/updates"
+)
+
+// DefaultShutdownTimeout is how long Serve lets in-flight requests finish
+// once its ctx ends, when Options.ShutdownTimeout is not set.
+const DefaultShutdownTimeout = 15 * time.Second
+
+// Options are what the configuration does not say: mostly what tests and
+// tools inject. The zero value is what `portal serve` runs with.
+type Options struct {
+	// Now is the clock of every service and of the server (default
+	// time.Now). Tests pass a clock they can move.
+	Now func() time.Time
+	// Logger receives the services' and the server's logs (default: text
+	// on stderr at cfg.Log.Level).
+	Logger *slog.Logger
+	// Objects, when not nil, is used instead of the object store cfg
+	// describes. The App does not close it. Blobs is its handler of signed
+	// /blobs/ links, nil when clients reach the objects elsewhere (S3).
+	Objects objects.ObjectStore
+	Blobs   http.Handler
+	// NoSync opens bbolt without fsync on commit: a crash may lose or
+	// corrupt recent writes. Only for benchmarks and seeding.
+	NoSync bool
+	// Offline starts no background work besides the ledger's flusher: no
+	// upload sweep and no index watch, so the index (and the server's
+	// update answers) stay as Open loaded them. For tools that write
+	// through the services while no server runs (the benchmark seed), where
+	// index reloads would compete with the writes.
+	Offline bool
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests
+	// once its ctx ends (default DefaultShutdownTimeout).
+	ShutdownTimeout time.Duration
+}
+
+// App is an opened portal. The exported fields are set by Open (OpenStore
+// sets only Config, Log, DB, Sealer, Keys, Catalog, Licenses and Tokens) and
+// must not be replaced; they are for the caller's use until Close.
+type App struct {
+	Config *configs.Config
+	Log    *slog.Logger
+
+	DB       store.DB
+	Sealer   *signing.Sealer
+	Keys     server.ProductKeys
+	Catalog  *releases.Service
+	Licenses *licenses.Service
+	Tokens   *tokens.Service
+
+	// Objects is the object store; Blobs serves its signed /blobs/ links
+	// (nil on S3).
+	Objects    objects.ObjectStore
+	Blobs      http.Handler
+	Publishing *publishing.Service
+	Index      *updates.Index
+	Links      *links.Service
+	Ledger     *ledger.Ledger
+	// Server is the HTTP API, an http.Handler. Serve runs it; tests may
+	// also call it directly.
+	Server *server.Server
+
+	opts         Options
+	closeObjects func() error // the object store's Close when the App opened it
+	http         *http.Server
+	cancel       context.CancelFunc // ends the background work
+	wg           sync.WaitGroup     // the background goroutines the App started
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenStore opens cfg's store and the services on it. See the package
+// documentation; Close closes the store.
+func OpenStore(ctx context.Context, cfg *configs.Config, opts Options) (*App, error) {
+	a := &App{Config: cfg, opts: opts, Log: opts.Logger}
+	if a.Log == nil {
+		a.Log = newLogger(cfg.Log.Level)
+	}
+	if err := a.openStore(); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	return a, nil
+}
+
+// Open opens everything cfg describes and starts the background work. See
+// the package documentation for the order; on error nothing is left open.
+func Open(ctx context.Context, cfg *configs.Config, opts Options) (*App, error) {
+	a, err := OpenStore(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.openRest(ctx); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) openStore() error {
+	cfg, now := a.Config, a.opts.Now
+	db, err := bolt.Open(cfg.DataPath("portal.db"), bolt.Options{NoSync: a.opts.NoSync})
+	if err != nil {
+		return err
+	}
+	a.DB = db
+	mk, err := signing.ParseMasterKey(cfg.Signing.MasterKey)
+	if err != nil {
+		return fmt.Errorf("signing.master_key: %w", err)
+	}
+	if a.Sealer, err = signing.NewSealer(mk); err != nil {
+		return fmt.Errorf("signing.master_key: %w", err)
+	}
+	a.Catalog = releases.New(db, now)
+	a.Licenses = licenses.New(db, a.Catalog, now)
+	a.Tokens = tokens.New(db, now)
+	a.Keys = server.ProductKeys{Catalog: a.Catalog, Sealer: a.Sealer}
+	return nil
+}
+
+func (a *App) openRest(ctx context.Context) error {
+	cfg, now := a.Config, a.opts.Now
+	if a.opts.Objects != nil {
+		a.Objects, a.Blobs = a.opts.Objects, a.opts.Blobs
+	} else if err := a.openObjects(ctx); err != nil {
+		return err
+	}
+	a.Publishing = publishing.New(a.Catalog, a.Objects, a.Keys, publishing.Options{
+		UploadTTL: cfg.Uploads.URLTTL, MultipartThreshold: int64(cfg.Uploads.MultipartThreshold),
+		PartSize: int64(cfg.Uploads.MultipartPartSize), SparkleMaxSize: int64(cfg.Signing.SparkleMaxSize),
+		Now: now, Log: a.Log,
+	})
+	a.Index = updates.NewIndex(a.Catalog)
+	if err := a.Index.Load(ctx); err != nil {
+		return err
+	}
+	linkKey, err := links.LoadOrCreateSecret(cfg.DataPath("secrets", "link-key"))
+	if err != nil {
+		return err
+	}
+	if a.Links, err = links.New(a.DB, linkKey, now); err != nil {
+		return err
+	}
+	a.Ledger = ledger.New(a.DB, ledger.Options{
+		Queue: cfg.Downloads.LedgerQueue, FlushInterval: cfg.Downloads.LedgerFlushInterval, Now: now, Logger: a.Log,
+	})
+	a.Server = server.New(server.Deps{
+		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens,
+		Objects: a.Objects, Blobs: a.Blobs, Keys: a.Keys, Publishing: a.Publishing,
+		Index: a.Index, Ledger: a.Ledger, Links: a.Links,
+	}, server.Options{
+		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
+		AccessLog: cfg.Log.Access, Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
+		URLTTL: cfg.Downloads.URLTTL, MaxURLTTL: cfg.Downloads.MaxURLTTL,
+		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
+		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
+	})
+	a.http = &http.Server{
+		Handler: a.Server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+
+	// Background work lives until Close, not until Open's ctx ends.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	if !a.opts.Offline {
+		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
+		a.Index.Watch(bg)
+	}
+	return nil
+}
+
+// openObjects opens the object store cfg describes: S3, or the local store
+// under DataPath("objects") with its keyring in DataPath("secrets").
+func (a *App) openObjects(ctx context.Context) error {
+	cfg := a.Config
+	switch cfg.Objects.Backend {
+	case "s3":
+		s, err := s3store.New(ctx, s3store.Config{
+			Bucket: cfg.Objects.S3.Bucket, Region: cfg.Objects.S3.Region, Endpoint: cfg.Objects.S3.Endpoint,
+			PathStyle: cfg.Objects.S3.PathStyle, AccessKey: cfg.Objects.S3.AccessKey, SecretKey: cfg.Objects.S3.SecretKey,
+			MaxTTL: cfg.Objects.MaxTTL,
+		})
+		if err != nil {
+			return err
+		}
+		a.Objects = s
+	default:
+		keys, err := local.LoadOrCreateKeyring(cfg.DataPath("secrets", "blob-keys"), cfg.Objects.Local.Secret)
+		if err != nil {
+			return err
+		}
+		s, err := local.Open(local.Options{
+			Root: cfg.DataPath("objects"), BaseURL: cfg.PublicURL(), Keys: keys, MaxTTL: cfg.Objects.MaxTTL,
+		})
+		if err != nil {
+			return err
+		}
+		a.Objects, a.Blobs, a.closeObjects = s, s.Handler(), s.Close
+	}
+	return nil
+}
+
+// Serve answers HTTP requests on ln until ctx ends, then stops accepting
+// connections and waits up to Options.ShutdownTimeout for in-flight
+// requests. It returns nil after such a shutdown or after Close, and the
+// listener's error otherwise. It closes ln; it does not close the App.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if a.http == nil {
+		ln.Close()
+		return errors.New("app: Serve on an App opened with OpenStore")
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("app: serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down")
+	timeout := a.opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	err := a.shutdownHTTP(sctx)
+	<-errc
+	return err
+}
+
+// shutdownHTTP stops the HTTP server gracefully until ctx ends, then cuts
+// the connections still open. Calling it again is harmless.
+func (a *App) shutdownHTTP(ctx context.Context) error {
+	err := a.http.Shutdown(ctx)
+	if err != nil {
+		a.http.Close()
+		return fmt.Errorf("app: http shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close shuts the App down in order (see the package documentation) and
+// returns every error met on the way. It is idempotent.
+func (a *App) Close(ctx context.Context) error {
+	a.closeOnce.Do(func() { a.closeErr = a.close(ctx) })
+	return a.closeErr
+}
+
+func (a *App) close(ctx context.Context) error {
+	var errs []error
+	if a.http != nil {
+		errs = append(errs, a.shutdownHTTP(ctx))
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	// The final flush must run even when ctx is over: the store refuses a
+	// transaction under a done context, and the queued grants would be lost.
+	after := context.WithoutCancel(ctx)
+	if a.Server != nil {
+		errs = append(errs, a.Server.Close(after))
+	}
+	// The server closes the ledger too; closing it again is a no-op after
+	// a success and retries the final flush after a failure.
+	if a.Ledger != nil {
+		errs = append(errs, a.Ledger.Close(after))
+	}
+	if a.closeObjects != nil {
+		if err := a.closeObjects(); err != nil {
+			errs = append(errs, fmt.Errorf("app: close objects: %w", err))
+		}
+	}
+	if a.DB != nil {
+		if err := a.DB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("app: close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// newLogger logs text to stderr from level ("debug", "info", "warn",
+// "error"; configs.Load checks it).
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(strings.ToUpper(level)))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
