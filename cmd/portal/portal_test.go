@@ -6,29 +6,26 @@ import (
 	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/portaldist/portal/downloads/ledger"
-	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
-	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
-	"github.com/portaldist/portal/server"
-	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
-	"github.com/portaldist/portal/updates"
 )
 
-// testPortal is a real portal (bbolt file, object store, Gin server) behind
-// a real listener, as server/server_test.go builds it.
+// testPortal is a real portal (app.Open on a temporary data directory)
+// behind a real listener.
 type testPortal struct {
 	t        *testing.T
 	url      string
@@ -39,60 +36,56 @@ type testPortal struct {
 	admin    string
 }
 
-// newTestPortal starts a portal on the local object store, or on objs
-// (with publishing options pub) when objs is not nil.
+// newTestPortal starts a portal on the local object store, or on objs when
+// objs is not nil. The non-zero fields of pub set the matching uploads and
+// signing settings.
 func newTestPortal(t *testing.T, objs objects.ObjectStore, pub publishing.Options) *testPortal {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	hs := httptest.NewUnstartedServer(nil)
-	base := "http://" + hs.Listener.Addr().String()
-	var blobs http.Handler
-	if objs == nil {
-		keys, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: keys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, blobs = ls, ls.Handler()
+	base := "http://" + ln.Addr().String()
+	flags := map[string]string{
+		"data_dir": t.TempDir(), "public_url": base,
+		"limits.auth_failures_per_minute": "1000", "downloads.ledger_flush_interval": "50ms",
+		"log.access": "false",
 	}
-	catalog := releases.New(db, nil)
-	toks := tokens.New(db, nil)
-	lics := licenses.New(db, catalog, nil)
-	keys := server.ProductKeys{Catalog: catalog}
-	index := updates.NewIndex(catalog)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	index.Watch(ctx)
-	ldg := ledger.New(db, ledger.Options{FlushInterval: 50 * time.Millisecond})
-	shareLinks, err := links.New(db, bytes.Repeat([]byte{7}, 32), nil)
+	for key, v := range map[string]int64{
+		"uploads.multipart_threshold": pub.MultipartThreshold, "uploads.multipart_part_size": pub.PartSize,
+		"signing.sparkle_max_size": pub.SparkleMaxSize,
+	} {
+		if v != 0 {
+			flags[key] = strconv.FormatInt(v, 10)
+		}
+	}
+	if pub.UploadTTL != 0 {
+		flags["uploads.url_ttl"] = pub.UploadTTL.String()
+	}
+	cfg, err := configs.Load(configs.LoadOptions{Flags: flags})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Deps{
-		Store: db, Catalog: catalog, Licenses: lics, Tokens: toks,
-		Objects: objs, Blobs: blobs, Keys: keys,
-		Publishing: publishing.New(catalog, objs, keys, pub),
-		Index:      index, Ledger: ldg, Links: shareLinks,
-	}, server.Options{AuthFailuresPerMinute: 1000, PublicURL: base})
-	hs.Config.Handler = srv
-	hs.Start()
+	a, err := app.Open(context.Background(), cfg, app.Options{Objects: objs})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
+		if err := a.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
 	})
-	_, admin, err := toks.Create(context.Background(), "root", tokens.Admin, nil)
+	_, admin, err := a.Tokens.Create(context.Background(), "root", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testPortal{t: t, url: base, catalog: catalog, licenses: lics, tokens: toks, objects: objs, admin: admin}
+	return &testPortal{t: t, url: base, catalog: a.Catalog, licenses: a.Licenses, tokens: a.Tokens, objects: a.Objects, admin: admin}
 }
 
 // api sends a JSON request as the admin and decodes the answer into out.

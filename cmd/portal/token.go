@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"github.com/portaldist/portal/app"
 )
 
 type multiFlag []string
@@ -31,12 +33,13 @@ func token(args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := openStore(cfg)
+	ctx := context.Background()
+	a, err := app.OpenStore(ctx, cfg, app.Options{})
 	if err != nil {
 		return err
 	}
-	defer a.db.Close()
-	t, raw, err := a.tokens.Create(context.Background(), *name, *role, products)
+	defer a.Close(ctx)
+	t, raw, err := a.Tokens.Create(ctx, *name, *role, products)
 	if err != nil {
 		return err
 	}
