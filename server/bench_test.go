@@ -10,24 +10,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/portaldist/portal/downloads/ledger"
-	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/licenses"
-	"github.com/portaldist/portal/objects/local"
-	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
-	"github.com/portaldist/portal/server"
-	"github.com/portaldist/portal/store/bolt"
-	"github.com/portaldist/portal/tokens"
-	"github.com/portaldist/portal/updates"
 )
 
 // BenchmarkHandlers measures the hot endpoints of scripts/bench.sh in
@@ -80,32 +73,30 @@ func BenchmarkHandlers(b *testing.B) {
 	}
 }
 
-// benchServer wires a server the way `portal serve` does (local store,
-// ledger with the default queue and flush interval) on a NoSync bbolt file
-// with product "app", releases 1.0.0 .. 1.0.9 published through the
-// services with one real linux/amd64 object each, and 10,000 licenses. It
-// returns the handler, the license keys and the path of a share link.
+// benchServer opens a portal with app.Open as `portal serve` does with the
+// default configuration (local store, ledger with the default queue and
+// flush interval), on a NoSync bbolt file, with product "app", releases
+// 1.0.0 .. 1.0.9 published through the services with one real linux/amd64
+// object each, and 10,000 licenses. It returns the handler, the license
+// keys and the path of a share link.
 func benchServer(b *testing.B) (http.Handler, []string, string) {
 	b.Helper()
 	ctx := context.Background()
-	dir := b.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{NoSync: true})
+	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{"data_dir": b.TempDir(), "log.access": "false"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { db.Close() })
-	base := "http://127.0.0.1:8080"
-	ring, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
+	a, err := app.Open(ctx, cfg, app.Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	objs, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: ring})
-	if err != nil {
-		b.Fatal(err)
-	}
-	catalog := releases.New(db, nil)
-	keys := server.ProductKeys{Catalog: catalog}
-	pub := publishing.New(catalog, objs, keys, publishing.Options{})
+	b.Cleanup(func() {
+		if err := a.Close(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	base := cfg.PublicURL()
+	catalog, keys, pub, blobs := a.Catalog, a.Keys, a.Publishing, a.Blobs
 	sealed, err := keys.New("app")
 	if err != nil {
 		b.Fatal(err)
@@ -121,7 +112,7 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		data := make([]byte, 1024)
 		rand.Read(data)
 		sum := sha256.Sum256(data)
-		a, up, err := pub.AddArtifact(ctx, "app", ver, releases.NewArtifact{
+		art, up, err := pub.AddArtifact(ctx, "app", ver, releases.NewArtifact{
 			Filename: "app-" + ver + "-linux-amd64.tar.gz", Platform: "linux", Arch: "amd64", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
 		}, "")
 		if err != nil {
@@ -132,11 +123,11 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 			req.Header.Set(k, v)
 		}
 		w := httptest.NewRecorder()
-		objs.Handler().ServeHTTP(w, req)
+		blobs.ServeHTTP(w, req)
 		if w.Code/100 != 2 {
 			b.Fatalf("upload: %d %s", w.Code, w.Body)
 		}
-		if _, err := pub.Complete(ctx, "app", ver, a.Filename); err != nil {
+		if _, err := pub.Complete(ctx, "app", ver, art.Filename); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := catalog.Publish(ctx, "app", ver); err != nil {
@@ -144,7 +135,7 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		}
 	}
 
-	lics := licenses.New(db, catalog, nil)
+	lics := a.Licenses
 	now := time.Now().UTC().Truncate(time.Second)
 	var licKeys []string
 	ls := make([]licenses.License, 0, 10000)
@@ -163,24 +154,12 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		b.Fatal(err)
 	}
 
-	index := updates.NewIndex(catalog)
-	if err := index.Load(ctx); err != nil {
+	// Make every change above visible before measuring, not whenever the
+	// index's watch gets to it.
+	if err := a.Index.Load(ctx); err != nil {
 		b.Fatal(err)
 	}
-	led := ledger.New(db, ledger.Options{Queue: 10000, FlushInterval: time.Second})
-	linkKey := make([]byte, 32)
-	rand.Read(linkKey)
-	shareLinks, err := links.New(db, linkKey, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(server.Deps{
-		Store: db, Catalog: catalog, Licenses: lics, Tokens: tokens.New(db, nil),
-		Objects: objs, Blobs: objs.Handler(), Keys: keys, Publishing: pub,
-		Index: index, Ledger: led, Links: shareLinks,
-	}, server.Options{MaxBody: 1 << 20, AuthFailuresPerMinute: 10, PublicURL: base,
-		URLTTL: 5 * time.Minute, MaxURLTTL: time.Hour, ShareLinkMaxTTL: 168 * time.Hour, ShareRedirectTTL: time.Minute})
-	b.Cleanup(func() { srv.Close(context.Background()) })
+	srv := a.Server
 
 	body, _ := json.Marshal(map[string]any{"product": "app", "version": "1.0.9", "filename": "app-1.0.9-linux-amd64.tar.gz", "ttl": 3600})
 	req := httptest.NewRequest("POST", "/v1/links", bytes.NewReader(body))

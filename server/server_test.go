@@ -3,38 +3,33 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"github.com/portaldist/portal/downloads/ledger"
-	"github.com/portaldist/portal/downloads/links"
-	"github.com/portaldist/portal/objects"
-	"github.com/portaldist/portal/objects/s3store/s3test"
-	"github.com/portaldist/portal/updates"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portaldist/portal/licenses"
-	"github.com/portaldist/portal/objects/local"
-	"github.com/portaldist/portal/publishing"
-	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/configs"
+	"github.com/portaldist/portal/downloads/ledger"
+	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/store"
-	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
+	"github.com/portaldist/portal/updates"
 )
 
-// env is a portal on a real bbolt file and an object store (the local
-// store by default), behind a real listener, with a clock tests can move.
+// env is a portal (app.Open on a temporary data directory: a real bbolt
+// file and an object store, the local store by default) behind a real
+// listener, with a clock tests can move.
 type env struct {
 	t      *testing.T
 	url    string
+	app    *app.App
 	db     store.DB
 	srv    *server.Server
 	admin  string
@@ -66,59 +61,42 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{})
+	e := &env{t: t, clock: time.Now().UTC()}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	e := &env{t: t, db: db, clock: time.Now().UTC()}
-	hs := httptest.NewUnstartedServer(nil)
-	base := "http://" + hs.Listener.Addr().String()
-	var objs objects.ObjectStore
-	var blobs http.Handler
+	e.url = "http://" + ln.Addr().String()
+	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{
+		"data_dir": t.TempDir(), "public_url": e.url,
+		"limits.max_body": "1MiB", "limits.auth_failures_per_minute": "20",
+		"downloads.url_ttl": "5m", "downloads.max_url_ttl": "1h",
+		"downloads.ledger_flush_interval": "50ms", "log.access": "false",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := app.Options{Now: e.now}
 	if o.s3 {
-		objs = s3test.Store(t)
-	} else {
-		blobKeys, err := local.LoadOrCreateKeyring(filepath.Join(dir, "secrets", "blob-keys"), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := local.Open(local.Options{Root: filepath.Join(dir, "objects"), BaseURL: base, Keys: blobKeys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, blobs = ls, ls.Handler()
+		opts.Objects = s3test.Store(t)
 	}
-	catalog := releases.New(db, e.now)
-	toks := tokens.New(db, nil)
-	keys := server.ProductKeys{Catalog: catalog}
-	e.index = updates.NewIndex(catalog)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	e.index.Watch(ctx)
-	e.ledger = ledger.New(db, ledger.Options{FlushInterval: 50 * time.Millisecond})
-	linkKey := make([]byte, 32)
-	rand.Read(linkKey)
-	shareLinks, err := links.New(db, linkKey, e.now)
+	a, err := app.Open(context.Background(), cfg, opts)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
-	e.srv = server.New(server.Deps{
-		Store: db, Catalog: catalog, Licenses: licenses.New(db, catalog, e.now), Tokens: toks,
-		Objects: objs, Blobs: blobs, Keys: keys,
-		Publishing: publishing.New(catalog, objs, keys, publishing.Options{}),
-		Index:      e.index, Ledger: e.ledger, Links: shareLinks,
-	}, server.Options{MaxBody: 1 << 20, AuthFailuresPerMinute: 20, Now: e.now, PublicURL: base,
-		URLTTL: 5 * time.Minute, MaxURLTTL: time.Hour})
-	hs.Config.Handler = e.srv
-	hs.Start()
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
-		hs.Close()
-		e.srv.Close(context.Background())
+		if err := a.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
 	})
-	e.url = base
-	_, raw, err := toks.Create(context.Background(), "root", tokens.Admin, nil)
+	e.app, e.db, e.srv, e.index, e.ledger = a, a.DB, a.Server, a.Index, a.Ledger
+	_, raw, err := a.Tokens.Create(context.Background(), "root", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
