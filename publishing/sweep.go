@@ -55,6 +55,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		changed := false
 		_, err := s.updateArtifact(ctx, e.product, e.version, e.artifact.Filename, e.artifact.ObjectKey, func(cur *releases.Artifact) error {
+			// The function may run again (a store may retry a
+			// transaction): only its last run's verdict counts.
+			changed = false
 			if !isExpired(*cur, cutoff) {
 				return nil
 			}

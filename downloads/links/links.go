@@ -427,41 +427,50 @@ func (s *Service) List(ctx context.Context, licenseID string) ([]Link, error) {
 // tokens already fail with link_expired; after Purge they fail with
 // link_revoked. Run it from a periodic sweep.
 func (s *Service) Purge(ctx context.Context, before time.Time) (int, error) {
-	n := 0
-	err := s.db.Update(ctx, func(tx store.Tx) error {
-		n = 0
-		var dead []Link
-		err := tx.Scan([]byte(recordPrefix), store.ScanOptions{}, func(k, v []byte) (bool, error) {
-			if !validID(string(k[len(recordPrefix):])) {
-				return true, nil
+	// Each link is two keys; a transaction may write store.MaxTxnOps, so
+	// the purge goes in pages, each its own transaction.
+	const page = store.MaxTxnOps / 2
+	total := 0
+	for {
+		n := 0
+		err := s.db.Update(ctx, func(tx store.Tx) error {
+			n = 0
+			var dead []Link
+			err := tx.Scan([]byte(recordPrefix), store.ScanOptions{}, func(k, v []byte) (bool, error) {
+				if !validID(string(k[len(recordPrefix):])) {
+					return true, nil
+				}
+				var l Link
+				if err := json.Unmarshal(v, &l); err != nil {
+					return false, fmt.Errorf("link %s: %w", k, err)
+				}
+				if l.ExpiresAt.Before(before) {
+					dead = append(dead, l)
+				}
+				return len(dead) < page, nil
+			})
+			if err != nil {
+				return err
 			}
-			var l Link
-			if err := json.Unmarshal(v, &l); err != nil {
-				return false, fmt.Errorf("link %s: %w", k, err)
+			for _, l := range dead {
+				if err := tx.Delete(recordKey(l.ID)); err != nil {
+					return err
+				}
+				if err := tx.Delete(indexKey(l.License, l.ID)); err != nil {
+					return err
+				}
+				n++
 			}
-			if l.ExpiresAt.Before(before) {
-				dead = append(dead, l)
-			}
-			return true, nil
+			return nil
 		})
 		if err != nil {
-			return err
+			return total, fmt.Errorf("links: purge: %w", err)
 		}
-		for _, l := range dead {
-			if err := tx.Delete(recordKey(l.ID)); err != nil {
-				return err
-			}
-			if err := tx.Delete(indexKey(l.License, l.ID)); err != nil {
-				return err
-			}
-			n++
+		total += n
+		if n < page {
+			return total, nil
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("links: purge: %w", err)
 	}
-	return n, nil
 }
 
 func truncate(s string, n int) string {

@@ -465,3 +465,24 @@ func TestLoadOrCreateSecret(t *testing.T) {
 		t.Fatal("a 9-byte secret file was accepted")
 	}
 }
+
+// A purge of more expired links than one transaction may delete goes in
+// pages and removes them all.
+func TestPurgeMany(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	const n = 150
+	for range n {
+		f.create(t, sample("lic1"), time.Hour)
+	}
+	keep, _ := f.create(t, sample("lic1"), 5*time.Hour)
+	f.clock.add(2 * time.Hour)
+	got, err := f.svc.Purge(ctx, f.clock.now())
+	if err != nil || got != n {
+		t.Fatalf("Purge = %d, %v; want %d", got, err, n)
+	}
+	ls, err := f.svc.List(ctx, "lic1")
+	if err != nil || len(ls) != 1 || ls[0].ID != keep.ID {
+		t.Fatalf("List after purge = %d links, %v", len(ls), err)
+	}
+}
