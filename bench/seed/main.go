@@ -6,9 +6,10 @@
 //	seed -data-dir DIR -out DIR [-releases 10000] [-licenses 100000]
 //	     [-service-releases 5] [-blob-size 256MiB] [-keys 1000]
 //
-// It opens the bbolt file with the project's own packages (store/bolt with
-// NoSync) while no server runs. The newest -service-releases releases go the
-// way the API takes them: releases.Service.CreateRelease,
+// It opens the data directory with app.Open, the wiring `portal serve` uses,
+// under the default configuration (bbolt with NoSync, and Offline: no
+// upload sweep, no index reloads competing with the writes) while no server
+// runs. The newest -service-releases releases go the way the API takes them: releases.Service.CreateRelease,
 // publishing.Service.AddArtifact, a PUT of real bytes through the local
 // store's /blobs/ handler, publishing.Service.Complete (read back, SHA-256,
 // SHA-512, Ed25519 and minisign signatures) and releases.Service.Publish.
@@ -35,6 +36,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,15 +52,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/licenses"
-	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
-	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store"
-	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 )
 
@@ -120,7 +121,7 @@ func filename(slug, ver string, i int) string {
 	return fmt.Sprintf("%s-%s-%s-%s.%s", slug, ver, p.platform, p.arch, p.ext)
 }
 
-func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, smallSize int64) error {
+func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, smallSize int64) (err error) {
 	start := time.Now()
 	ctx := context.Background()
 	for _, d := range []string{dataDir, out} {
@@ -128,26 +129,19 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 			return err
 		}
 	}
-	db, err := bolt.Open(filepath.Join(dataDir, "portal.db"), bolt.Options{NoSync: true})
+	// The default config: no master key, the local store under
+	// DATA/objects with its keyring file, reached at the default listen
+	// address.
+	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{"data_dir": dataDir}})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-
-	// The same wiring as `portal serve` with the default config: no master
-	// key, the local store under DATA/objects with its keyring file.
-	catalog := releases.New(db, nil)
-	keys := server.ProductKeys{Catalog: catalog}
-	ring, err := local.LoadOrCreateKeyring(filepath.Join(dataDir, "secrets", "blob-keys"), "")
+	p, err := app.Open(ctx, cfg, app.Options{NoSync: true, Offline: true})
 	if err != nil {
 		return err
 	}
-	objs, err := local.Open(local.Options{Root: filepath.Join(dataDir, "objects"), BaseURL: "http://127.0.0.1:8080", Keys: ring})
-	if err != nil {
-		return err
-	}
-	defer objs.Close()
-	pub := publishing.New(catalog, objs, keys, publishing.Options{})
+	defer func() { err = errors.Join(err, p.Close(ctx)) }()
+	db, catalog, keys, pub := p.DB, p.Catalog, p.Keys, p.Publishing
 
 	sealed, err := keys.New(slug)
 	if err != nil {
@@ -207,7 +201,7 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 
 	// Newest releases, through the services, with real objects.
 	t = time.Now()
-	blobs := objs.Handler()
+	blobs := p.Blobs
 	var small time.Duration
 	for i := nDirect; i < nRel; i++ {
 		if i == nRel-1 {
@@ -257,7 +251,7 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 
 	// Licenses, through licenses.Service.Put in batches.
 	t = time.Now()
-	lics := licenses.New(db, catalog, nil)
+	lics := p.Licenses
 	kf, err := os.Create(filepath.Join(out, "keys"))
 	if err != nil {
 		return err
@@ -291,8 +285,7 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 	}
 	sum.LicenseSeconds = time.Since(t).Seconds()
 
-	toks := tokens.New(db, nil)
-	_, tok, err := toks.Create(ctx, "bench", tokens.Admin, nil)
+	_, tok, err := p.Tokens.Create(ctx, "bench", tokens.Admin, nil)
 	if err != nil {
 		return err
 	}
