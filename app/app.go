@@ -205,7 +205,16 @@ func (a *App) openRest(ctx context.Context) error {
 		PartSize: int64(cfg.Uploads.MultipartPartSize), SparkleMaxSize: int64(cfg.Signing.SparkleMaxSize),
 		Now: now, Log: a.Log,
 	})
+	// Background work lives until Close, not until Open's ctx ends.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
 	a.Index = updates.NewIndex(a.Catalog)
+	if !a.opts.Offline {
+		// Watch before Load, so no change falls between them.
+		if err := a.Index.Watch(bg); err != nil {
+			return err
+		}
+	}
 	if err := a.Index.Load(ctx); err != nil {
 		return err
 	}
@@ -235,12 +244,8 @@ func (a *App) openRest(ctx context.Context) error {
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 
-	// Background work lives until Close, not until Open's ctx ends.
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
 	if !a.opts.Offline {
 		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
-		a.Index.Watch(bg)
 	}
 	return nil
 }
@@ -334,6 +339,9 @@ func (a *App) close(ctx context.Context) error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.Index != nil {
+		a.Index.Wait()
+	}
 	// The final flush must run even when ctx is over: the store refuses a
 	// transaction under a done context, and the queued grants would be lost.
 	after := context.WithoutCancel(ctx)

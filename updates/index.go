@@ -73,6 +73,8 @@ type Index struct {
 	dirtyAll bool
 	wake     chan struct{}
 	watched  atomic.Bool
+	// watchers counts the goroutines Watch started, for Wait.
+	watchers sync.WaitGroup
 }
 
 type versionKeyed struct {
@@ -243,7 +245,9 @@ func (x *Index) Watch(ctx context.Context) error {
 	for p := range *x.products.Load() {
 		x.markDirty(p)
 	}
+	x.watchers.Add(2)
 	go func() {
+		defer x.watchers.Done()
 		for ev := range events {
 			if ev.Type == store.EventReset {
 				x.markAllDirty()
@@ -255,6 +259,7 @@ func (x *Index) Watch(ctx context.Context) error {
 		}
 	}()
 	go func() {
+		defer x.watchers.Done()
 		for {
 			select {
 			case <-ctx.Done():
@@ -277,6 +282,12 @@ func (x *Index) Watch(ctx context.Context) error {
 	}()
 	return nil
 }
+
+// Wait blocks until the goroutines Watch started have returned: after
+// Watch's ctx has ended (or the store has closed) and any reload under way
+// has finished. Call it before closing the store. Without a Watch it
+// returns at once.
+func (x *Index) Wait() { x.watchers.Wait() }
 
 func (x *Index) markDirty(product string) {
 	x.dirtyMu.Lock()
