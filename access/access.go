@@ -163,16 +163,19 @@ func (c Caller) MayAdminister() error {
 	return nil
 }
 
-// MayShare decides whether the caller may create share links: only a
-// license, which the link then shares.
-func (c Caller) MayShare() error {
+// MayShare decides whether the caller may create share links, and whether
+// the links it made still work: only a license, which the link then
+// shares, and only while the license is alive. A revoked, suspended or
+// expired (on_expiry revoke) license shares nothing, on any product, and
+// its links stop at once.
+func (c Caller) MayShare(now time.Time) error {
 	switch {
 	case c.token != nil:
 		return portal.Errorf(portal.EForbidden, "share links are made with the license they share, not an API token")
 	case c.license == nil:
 		return portal.Errorf(portal.EUnauthorized, "share links are made with a license: send Authorization: License <key>")
 	}
-	return nil
+	return c.license.RefusesAll(c.license.Product, now)
 }
 
 // LinkOwner says whose share links the caller may revoke: its own license's

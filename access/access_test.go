@@ -69,11 +69,11 @@ func TestAccess(t *testing.T) {
 		{name: "expired, maintain", c: lic(func(l *licenses.License) { l.ExpiresAt = &past; l.OnExpiry = licenses.OnExpiryMaintain }), role: Customer,
 			view: [3]string{ok, notEnt, ok}, update: ok, pub: forbid, admin: unauth, share: ok, owner: "lic1", bound: true},
 		{name: "expired, revoke", c: lic(func(l *licenses.License) { l.ExpiresAt = &past }), role: Customer,
-			view: [3]string{expired, notEnt, ok}, update: expired, pub: forbid, admin: unauth, share: ok, owner: "lic1", bound: true},
+			view: [3]string{expired, notEnt, ok}, update: expired, pub: forbid, admin: unauth, share: expired, owner: "lic1", bound: true},
 		{name: "suspended", c: lic(func(l *licenses.License) { l.Status = licenses.Suspended }), role: Customer,
-			view: [3]string{suspend, suspend, ok}, update: suspend, pub: forbid, admin: unauth, share: ok, owner: "lic1", bound: true},
+			view: [3]string{suspend, suspend, ok}, update: suspend, pub: forbid, admin: unauth, share: suspend, owner: "lic1", bound: true},
 		{name: "revoked", c: lic(func(l *licenses.License) { l.Status = licenses.Revoked }), role: Customer,
-			view: [3]string{revoked, revoked, ok}, update: revoked, pub: forbid, admin: unauth, share: ok, owner: "lic1", bound: true},
+			view: [3]string{revoked, revoked, ok}, update: revoked, pub: forbid, admin: unauth, share: revoked, owner: "lic1", bound: true},
 		{name: "license of other", c: lic(func(l *licenses.License) { l.Product = "other" }), role: Customer,
 			view: [3]string{notEnt, ok, ok}, update: notEnt, pub: forbid, admin: unauth, share: ok, owner: "lic1"},
 	}
@@ -109,7 +109,7 @@ func TestAccess(t *testing.T) {
 			if got := code(c.MayAdminister()); got != r.admin {
 				t.Errorf("MayAdminister = %q, want %q", got, r.admin)
 			}
-			if got := code(c.MayShare()); got != r.share {
+			if got := code(c.MayShare(now)); got != r.share {
 				t.Errorf("MayShare = %q, want %q", got, r.share)
 			}
 			owner, err := c.LinkOwner()

@@ -151,7 +151,7 @@ func (s *Service) ParseLinkTTL(raw json.RawMessage) (time.Duration, error) {
 // and its token, which is shown once.
 func (s *Service) CreateLink(ctx context.Context, res updates.Resolution, ttl time.Duration) (links.Link, string, error) {
 	c := access.FromContext(ctx)
-	if err := c.MayShare(); err != nil {
+	if err := c.MayShare(s.opts.Now()); err != nil {
 		return links.Link{}, "", err
 	}
 	l := links.Link{License: c.License().ID, Product: res.Product.Slug, Version: res.Release.Version, Filename: res.Artifact.Filename}
@@ -173,7 +173,11 @@ func (s *Service) OpenLink(ctx context.Context, token string) (links.Link, acces
 	if err != nil {
 		return link, access.Caller{}, err
 	}
-	return link, access.ForLicense(l), nil
+	owner := access.ForLicense(l)
+	if err := owner.MayShare(s.opts.Now()); err != nil {
+		return link, access.Caller{}, err
+	}
+	return link, owner, nil
 }
 
 // RevokeLink ends a link now, if the caller owns it

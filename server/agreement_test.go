@@ -47,8 +47,9 @@ import (
 //     license_suspended, expired with on_expiry revoke 403
 //     license_expired, another product's license 403 not_entitled. /v1/me
 //     answers them 200 with "access": code and no releases; share-link
-//     creation answers any API token 403 forbidden and anonymous callers
-//     401 unauthorized.
+//     creation answers any API token 403 forbidden, anonymous callers 401
+//     unauthorized, and a revoked, suspended or expired (revoke) license
+//     its refusal on every product.
 //   - Nothing available: upgrade API, Tauri, Squirrel.Mac 204; electron
 //     404 not_found; appcast 200 without items; latest download, share
 //     link and releases/latest 403 with the refusal code of the newest
@@ -346,6 +347,11 @@ func (w *world) expect(c *agreeCaller, q query, withMe bool) (rowAnswers, []stri
 	case anonymous:
 		want[doorLink] = answer{status: 401, code: "unauthorized"}
 	case licenseCaller:
+		// A dead license shares nothing, on any product (its links stop).
+		if own := w.policy(c, c.lic.product); own.status != 0 {
+			want[doorLink] = answer{status: own.status, code: own.code}
+			break
+		}
 		want[doorLink] = either(np, 201, true, nothing)
 		group = append(group, doorLink)
 	default:

@@ -174,7 +174,7 @@ func (s *Server) createLink(c *gin.Context) {
 		Channel  string          `json:"channel"`
 		TTL      json.RawMessage `json:"ttl"`
 	}
-	if err := caller(c).MayShare(); err != nil {
+	if err := caller(c).MayShare(s.now()); err != nil {
 		s.fail(c, err)
 		return
 	}
