@@ -213,6 +213,21 @@ func (l *License) RefusesAll(product string, now time.Time) error {
 	return nil
 }
 
+// Standing says what the license gives at now, for showing to its holder:
+// "ok"; "maintained" (expired with on_expiry maintain: it keeps the
+// releases published before expires_at); or the code of the refusal that
+// holds for every release of its product (license_revoked,
+// license_suspended, license_expired).
+func (l *License) Standing(now time.Time) string {
+	if err := l.RefusesAll(l.Product, now); err != nil {
+		return portal.ErrorCode(err)
+	}
+	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
+		return "maintained"
+	}
+	return "ok"
+}
+
 // prime parses the constraint once, so copies of l share it and Decide on
 // them writes nothing (cached licenses are read by many goroutines).
 func (l *License) prime() {

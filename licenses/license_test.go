@@ -202,3 +202,26 @@ func TestParseConstraint(t *testing.T) {
 		}
 	}
 }
+
+func TestStanding(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	past, future := now.Add(-time.Hour), now.Add(time.Hour)
+	for _, tc := range []struct {
+		name string
+		mod  func(*licenses.License)
+		want string
+	}{
+		{"active", func(*licenses.License) {}, "ok"},
+		{"not yet expired", func(l *licenses.License) { l.ExpiresAt = &future }, "ok"},
+		{"expired, maintain", func(l *licenses.License) { l.ExpiresAt = &past; l.OnExpiry = licenses.OnExpiryMaintain }, "maintained"},
+		{"expired, revoke", func(l *licenses.License) { l.ExpiresAt = &past }, portal.ELicenseExpired},
+		{"suspended", func(l *licenses.License) { l.Status = licenses.Suspended }, portal.ELicenseSuspended},
+		{"revoked, expired", func(l *licenses.License) { l.Status = licenses.Revoked; l.ExpiresAt = &past }, portal.ELicenseRevoked},
+	} {
+		l := &licenses.License{ID: "l", Product: "app", Status: licenses.Active, OnExpiry: licenses.OnExpiryRevoke}
+		tc.mod(l)
+		if got := l.Standing(now); got != tc.want {
+			t.Errorf("%s: Standing = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -126,15 +126,8 @@ func (s *Server) me(c *gin.Context) {
 		Builds      []build    `json:"builds"`
 	}
 	avail := []available{}
-	// access is "ok", "maintained" (expired, keeping what was published
-	// before), or the code of a refusal that holds for every release.
-	status := "ok"
-	if err := who.MayView(p, s.now(), false, false); err != nil {
-		status = portal.ErrorCode(err)
-	} else {
-		if l.ExpiresAt != nil && !s.now().Before(*l.ExpiresAt) {
-			status = "maintained"
-		}
+	status := l.Standing(s.now())
+	if status == "ok" || status == "maintained" {
 		rs, err := s.Resolver.Available(c, p.Slug, 20)
 		if err != nil {
 			s.fail(c, err)
