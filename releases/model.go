@@ -5,6 +5,7 @@
 package releases
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -151,7 +152,9 @@ func ValidateSlug(s string) error {
 const MaxFilenameLen = 255
 
 // ValidateFilename checks an artifact file name: a single path element of
-// printable UTF-8, no slashes or backslashes, not "." or "..".
+// printable UTF-8, no slashes or backslashes, not "." or "..", no control
+// characters and no bidirectional or invisible formatting characters (see
+// invisible). The EInvalid error names the offending code point.
 func ValidateFilename(s string) error {
 	bad := func(why string) error {
 		return portal.Errorf(portal.EInvalid, "invalid filename %q: %s", truncate(s, 80), why)
@@ -171,11 +174,23 @@ func ValidateFilename(s string) error {
 		return bad("starts or ends with white space")
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return bad("contains a control character")
+		switch {
+		case unicode.IsControl(r) || r == utf8.RuneError:
+			return bad(fmt.Sprintf("contains the control character U+%04X", r))
+		case invisible(r):
+			return bad(fmt.Sprintf("contains U+%04X, a bidirectional or invisible formatting character that can make the name display as another", r))
 		}
 	}
 	return nil
+}
+
+// invisible reports whether r changes how a name displays without being
+// seen: bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+// U+2066-U+2069), zero-width characters and marks (U+200B-U+200F), the
+// byte order mark and every other format character (category Cf), and the
+// line and paragraph separators (Zl, Zp).
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // ValidateText checks a free-text field: UTF-8, at most max bytes, no

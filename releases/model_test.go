@@ -1,6 +1,7 @@
 package releases_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -207,6 +208,32 @@ func TestValidateFilename(t *testing.T) {
 				t.Errorf("message echoes the whole name: %d bytes", len(portal.ErrorMessage(err)))
 			}
 		})
+	}
+	// Bidirectional overrides and invisible (format, line and paragraph
+	// separator) characters make a name display as another
+	// ("invoice\u202Eexe.pdf" shows as "invoicefdp.exe"): refused, and
+	// the message names the code point, never the raw character.
+	invisible := []rune{
+		0x202A, 0x202B, 0x202C, 0x202D, 0x202E, // embeddings and overrides
+		0x2066, 0x2067, 0x2068, 0x2069, // isolates
+		0x200B, 0x200C, 0x200D, 0x200E, 0x200F, // zero width, LRM, RLM
+		0x2028, 0x2029, 0xFEFF, // separators, BOM
+		0x00AD, 0x061C, 0x180E, 0x2060, 0x2062, 0xFFF9, 0x110BD, 0xE0001, 0xE007F, // other Cf
+	}
+	for _, r := range invisible {
+		in := "invoice" + string(r) + "exe.pdf"
+		err := releases.ValidateFilename(in)
+		if err == nil {
+			t.Errorf("ValidateFilename accepted U+%04X", r)
+			continue
+		}
+		msg := portal.ErrorMessage(err)
+		if portal.ErrorCode(err) != portal.EInvalid || !strings.Contains(msg, fmt.Sprintf("U+%04X", r)) {
+			t.Errorf("U+%04X: %s %q, want invalid naming U+%04X", r, portal.ErrorCode(err), msg, r)
+		}
+		if strings.ContainsRune(msg, r) {
+			t.Errorf("U+%04X: the message carries the raw character: %q", r, msg)
+		}
 	}
 	good := []string{
 		"app.zip",

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/updates"
 )
 
@@ -188,6 +189,8 @@ func (s *Server) artifactInfo(c *gin.Context) {
 		s.fail(c, portal.Errorf(portal.ENotFound, "%s has no minisign signature", a.Filename))
 		return
 	}
-	c.Header("Content-Disposition", `attachment; filename="`+strings.ReplaceAll(name, `"`, "")+`"`)
+	// An ASCII fallback and the exact name in RFC 5987 filename*=: header
+	// values carry no raw UTF-8.
+	c.Header("Content-Disposition", objects.ContentDisposition(a.Filename+".minisig"))
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(sig))
 }
