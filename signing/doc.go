@@ -2,8 +2,12 @@
 // update clients check: Sparkle's EdDSA signature (Ed25519 over the raw file)
 // and minisign signatures (Ed25519 over the file's BLAKE2b-512 digest, the
 // prehashed "ED" form), which Tauri, minio/selfupdate, aead.dev/minisign and
-// the minisign tool verify. One Ed25519 key pair per product serves both.
-// It also computes, in one pass, the digests the catalog and feeds publish.
+// the minisign tool verify. A product has one key per scheme (KeySet: the
+// minisign key derived from the Sparkle key's seed), except products made
+// before that separation, which keep their one shared key until a rotation.
+// It also computes, in one pass, the digests the catalog and feeds publish,
+// and Sparkle signatures of files of any size in two streaming passes
+// (SparkleStream).
 //
 // The package knows nothing of HTTP or storage: callers store the bytes
 // Sealer.Seal returns and publish the public forms of a Key.
@@ -26,13 +30,14 @@
 // Operators who distribute to real users should configure a master key and
 // keep it outside the data directory (environment or a secret store).
 //
-// Enabling a master key later: Open still accepts plaintext keys when a master
-// key is configured, so an existing store keeps working, and NeedsReseal
-// reports such a key so the caller can store the re-sealed form the next time
-// it touches it (or in a one-off migration). Until then the plaintext stays in
-// the store, and even after re-sealing, old copies may survive in backups and
-// in the database file's free pages; treat keys that were ever stored in
-// plaintext as exposed if the store might have been read, and rotate them.
+// Enabling a master key later: with a master key configured Open refuses
+// plaintext keys (ErrPlaintextKey), since every genuine key is then sealed
+// and a plaintext one can only have been planted. Reseal (ResealStored for a
+// product's stored keys) converts them: the portal does so at start, and
+// `portal keys seal` offline. Even after re-sealing, old copies may survive
+// in backups and in the database file's free pages; treat keys that were
+// ever stored in plaintext as exposed if the store might have been read, and
+// rotate them (Stage, then Activate; see ring.go).
 // Disabling the master key again is not possible without re-sealing first:
 // an encrypted key never opens without it (ErrMasterKeyRequired).
 //

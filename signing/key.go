@@ -18,10 +18,11 @@ const (
 	minisignAlgED = "ED"
 )
 
-// Key is a product's signing key: one Ed25519 key pair used for both Sparkle
-// (EdDSA over the raw file) and minisign (Ed25519 over the BLAKE2b-512 digest
-// of the file), plus the 8-byte key id minisign puts in public keys and
-// signatures so a verifier can tell which key a signature claims.
+// Key is one Ed25519 key pair, plus the 8-byte key id minisign puts in public
+// keys and signatures so a verifier can tell which key a signature claims. A
+// product's keys are a KeySet: one Key for Sparkle (EdDSA over the raw
+// file), one for minisign (Ed25519 over the BLAKE2b-512 digest of the file),
+// the same Key for both only on products made before the separation.
 //
 // A Key is obtained from GenerateKey or Sealer.Open; the zero Key is not
 // usable (its methods return empty values or errors, they do not panic).

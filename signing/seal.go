@@ -36,11 +36,25 @@ var (
 	// sealed for other associated data (for example another product), or
 	// the stored bytes were altered.
 	ErrUnseal = errors.New("signing: cannot decrypt stored key: wrong associated data or altered bytes")
+	// ErrPlaintextKey: the key is stored in plaintext but a master key is
+	// configured. Such a key is refused rather than used: with a master key
+	// every genuine key is sealed (the portal seals them at start and
+	// `portal keys seal` does it offline), so a plaintext one was planted by
+	// someone who could write the store. Sealer.Reseal converts it.
+	ErrPlaintextKey = errors.New("signing: stored key is in plaintext but a master key is configured: seal it (portal keys seal)")
+	// ErrNothingStaged: Activate without a staged key set.
+	ErrNothingStaged = errors.New("signing: no new key is staged: stage one first (portal keys rotate)")
 )
 
 // Stored key layout. All forms start with the same header:
 //
 //	"PSK" | version (1) | mode (1) | key id (8, wire order) | public key (32)
+//
+// Version 1 is a shared key: the seed's key pair signs both Sparkle files
+// and minisign digests (the portal's first format; see KeySet). Version 2 is
+// a split key set: the seed's key pair signs Sparkle files, and the minisign
+// key is derived from the seed (deriveMinisign) and has the stored key id.
+// The public key stored is always the seed's.
 //
 // mode 'P' (plaintext) continues with
 //
@@ -60,10 +74,11 @@ var (
 // without Open failing. The header has a fixed length, so the concatenation
 // is unambiguous.
 const (
-	sealMagic   = "PSK"
-	sealVersion = 1
-	modePlain   = 'P'
-	modeGCM     = 'G'
+	sealMagic    = "PSK"
+	sealVersion  = 1 // shared key
+	splitVersion = 2 // split key set
+	modePlain    = 'P'
+	modeGCM      = 'G'
 
 	headerLen     = len(sealMagic) + 1 + 1 + 8 + ed25519.PublicKeySize // 45
 	checkLen      = 8
@@ -146,7 +161,14 @@ func (s *Sealer) Encrypts() bool { return s.aead != nil }
 
 // Seal returns the stored form of k. Each call encrypts with a fresh random
 // nonce, so sealing the same key twice gives different bytes.
+//
+// The stored form is that of a shared key (version 1), the one Open returns;
+// SealSet stores a KeySet.
 func (s *Sealer) Seal(k *Key) ([]byte, error) {
+	return s.seal(sealVersion, k)
+}
+
+func (s *Sealer) seal(version byte, k *Key) ([]byte, error) {
 	if !k.usable() {
 		return nil, portal.Errorf(portal.EInvalid, "signing: cannot seal an unusable key")
 	}
@@ -156,7 +178,7 @@ func (s *Sealer) Seal(k *Key) ([]byte, error) {
 	}
 	b := make([]byte, 0, gcmLen)
 	b = append(b, sealMagic...)
-	b = append(b, sealVersion, mode)
+	b = append(b, version, mode)
 	b = append(b, k.id[:]...)
 	b = append(b, k.PublicKey()...)
 	seed := k.priv.Seed()
@@ -181,20 +203,46 @@ func (s *Sealer) additionalData(prefix []byte) []byte {
 	return append(ad, s.ad...)
 }
 
-// Open returns the Key stored in b by Seal.
+// Open returns the Key stored in b by Seal (a shared key, version 1); a
+// split key set (SealSet) is opened with OpenSet.
 //
-// A plaintext key opens whether or not a master key is configured, so a
-// master key can be enabled on an existing store; NeedsReseal tells the
-// caller to store the re-sealed form. An encrypted key needs the master key
-// and associated data it was sealed with; otherwise Open fails with
-// ErrMasterKeyRequired, ErrWrongMasterKey or ErrUnseal. Truncated or
-// corrupted bytes fail with ErrMalformedKey.
+// A plaintext key opens only without a master key: with one configured it
+// fails with ErrPlaintextKey (NeedsReseal reports it, Reseal converts it).
+// An encrypted key needs the master key and associated data it was sealed
+// with; otherwise Open fails with ErrMasterKeyRequired, ErrWrongMasterKey or
+// ErrUnseal. Truncated or corrupted bytes fail with ErrMalformedKey.
 func (s *Sealer) Open(b []byte) (*Key, error) {
-	if len(b) < headerLen || string(b[:len(sealMagic)]) != sealMagic {
-		return nil, fmt.Errorf("%w: unknown format", ErrMalformedKey)
+	v, k, err := s.open(b, false)
+	if err != nil {
+		return nil, err
 	}
-	if b[3] != sealVersion {
-		return nil, fmt.Errorf("%w: unknown version %d", ErrMalformedKey, b[3])
+	if v != sealVersion {
+		return nil, fmt.Errorf("%w: a split key set, not a single key (use OpenSet)", ErrMalformedKey)
+	}
+	return k, nil
+}
+
+// Reseal returns b in the form Seal would produce now: a plaintext key
+// (which Open refuses under a master key) is encrypted, keeping its key id,
+// its version and so its public keys. An encrypted key must open with this
+// Sealer and is returned sealed again. It is how `portal keys seal` and the
+// sealing at start migrate a store when a master key is enabled.
+func (s *Sealer) Reseal(b []byte) ([]byte, error) {
+	v, k, err := s.open(b, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(v, k)
+}
+
+// open returns the version and the seed's Key stored in b. allowPlain opens a
+// plaintext key even under a master key.
+func (s *Sealer) open(b []byte, allowPlain bool) (byte, *Key, error) {
+	if len(b) < headerLen || string(b[:len(sealMagic)]) != sealMagic {
+		return 0, nil, fmt.Errorf("%w: unknown format", ErrMalformedKey)
+	}
+	if b[3] != sealVersion && b[3] != splitVersion {
+		return 0, nil, fmt.Errorf("%w: unknown version %d", ErrMalformedKey, b[3])
 	}
 	var id [8]byte
 	copy(id[:], b[5:13])
@@ -204,34 +252,37 @@ func (s *Sealer) Open(b []byte) (*Key, error) {
 	switch b[4] {
 	case modePlain:
 		if len(b) != plainLen {
-			return nil, fmt.Errorf("%w: plaintext key has %d bytes, want %d", ErrMalformedKey, len(b), plainLen)
+			return 0, nil, fmt.Errorf("%w: plaintext key has %d bytes, want %d", ErrMalformedKey, len(b), plainLen)
 		}
 		sum := sha256.Sum256(b[:plainLen-checkLen])
 		if subtle.ConstantTimeCompare(sum[:checkLen], b[plainLen-checkLen:]) != 1 {
-			return nil, fmt.Errorf("%w: checksum mismatch", ErrMalformedKey)
+			return 0, nil, fmt.Errorf("%w: checksum mismatch", ErrMalformedKey)
+		}
+		if s.aead != nil && !allowPlain {
+			return 0, nil, ErrPlaintextKey
 		}
 		seed = b[headerLen : headerLen+ed25519.SeedSize]
 	case modeGCM:
 		if len(b) != gcmLen {
-			return nil, fmt.Errorf("%w: encrypted key has %d bytes, want %d", ErrMalformedKey, len(b), gcmLen)
+			return 0, nil, fmt.Errorf("%w: encrypted key has %d bytes, want %d", ErrMalformedKey, len(b), gcmLen)
 		}
 		if s.aead == nil {
-			return nil, ErrMasterKeyRequired
+			return 0, nil, ErrMasterKeyRequired
 		}
 		mid := b[headerLen : headerLen+masterIDLen]
 		// Not a secret, but compared like one all the same (security rule 2).
 		if subtle.ConstantTimeCompare(mid, s.masterID[:]) != 1 {
-			return nil, ErrWrongMasterKey
+			return 0, nil, ErrWrongMasterKey
 		}
 		nonce := b[headerLen+masterIDLen : headerLen+masterIDLen+nonceLen]
 		ad := s.additionalData(b[:headerLen+masterIDLen])
 		var err error
 		seed, err = s.aead.Open(nil, nonce, b[headerLen+masterIDLen+nonceLen:], ad)
 		if err != nil {
-			return nil, ErrUnseal
+			return 0, nil, ErrUnseal
 		}
 	default:
-		return nil, fmt.Errorf("%w: unknown mode %q", ErrMalformedKey, b[4])
+		return 0, nil, fmt.Errorf("%w: unknown mode %q", ErrMalformedKey, b[4])
 	}
 
 	k := newKey(id, seed)
@@ -239,14 +290,14 @@ func (s *Sealer) Open(b []byte) (*Key, error) {
 	// means corruption, and publishing a public key that does not match the
 	// signatures would break every client.
 	if subtle.ConstantTimeCompare(k.PublicKey(), pub) != 1 {
-		return nil, fmt.Errorf("%w: public key does not match private key", ErrMalformedKey)
+		return 0, nil, fmt.Errorf("%w: public key does not match private key", ErrMalformedKey)
 	}
-	return k, nil
+	return b[3], k, nil
 }
 
-// NeedsReseal reports whether b, which Open accepts, is not in the form Seal
-// would produce now: a plaintext key while a master key is configured. The
-// caller should then store Seal's output in its place.
+// NeedsReseal reports whether b is not in the form Seal would produce now: a
+// plaintext key while a master key is configured, which Open refuses. The
+// caller should then store Reseal's output in its place.
 func (s *Sealer) NeedsReseal(b []byte) bool {
 	return s.aead != nil && len(b) > 4 && string(b[:len(sealMagic)]) == sealMagic && b[4] == modePlain
 }

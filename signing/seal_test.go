@@ -113,7 +113,9 @@ func TestSealerOpenFailures(t *testing.T) {
 		{"nil", acme, nil, ErrMalformedKey},
 		{"empty", acme, []byte{}, ErrMalformedKey},
 		{"not a key", acme, []byte(strings.Repeat("x", gcmLen)), ErrMalformedKey},
-		{"unknown version", acme, append([]byte("PSK\x02"), sealed[4:]...), ErrMalformedKey},
+		{"unknown version", acme, append([]byte("PSK\x03"), sealed[4:]...), ErrMalformedKey},
+		// The version is authenticated: a shared key cannot pass for a split set.
+		{"version changed", acme, append([]byte("PSK\x02"), sealed[4:]...), ErrUnseal},
 		{"unknown mode", acme, append([]byte("PSK\x01X"), sealed[5:]...), ErrMalformedKey},
 		{"sealed, extra byte", acme, append(bytes.Clone(sealed), 0), ErrMalformedKey},
 		{"plaintext, extra byte", acme, append(bytes.Clone(plain), 0), ErrMalformedKey},
@@ -152,6 +154,8 @@ func TestSealerOpenFailures(t *testing.T) {
 }
 
 // TestSealerMigration: enabling a master key on a store of plaintext keys.
+// Open refuses the plaintext key (a store writer could otherwise plant a key
+// of their own); Reseal is the one way to turn it into a sealed key.
 func TestSealerMigration(t *testing.T) {
 	k := mustKey(t)
 	plain, err := mustSealer(t, nil).Seal(k)
@@ -159,9 +163,11 @@ func TestSealerMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	withKey := mustSealer(t, mustMasterKey(t)).For("acme")
-	got, err := withKey.Open(plain)
-	if err != nil || !sameKey(got, k) {
-		t.Fatalf("plaintext key with a master key configured: %v", err)
+	if got, err := withKey.Open(plain); !errors.Is(err, ErrPlaintextKey) || got != nil {
+		t.Fatalf("plaintext key with a master key configured: %v, %v; want ErrPlaintextKey", got, err)
+	}
+	if _, err := withKey.OpenSet(plain); !errors.Is(err, ErrPlaintextKey) {
+		t.Fatalf("OpenSet of a plaintext key with a master key configured: %v; want ErrPlaintextKey", err)
 	}
 	if !withKey.NeedsReseal(plain) {
 		t.Fatal("NeedsReseal is false for a plaintext key under a master key")
@@ -169,7 +175,7 @@ func TestSealerMigration(t *testing.T) {
 	if mustSealer(t, nil).NeedsReseal(plain) {
 		t.Fatal("NeedsReseal is true without a master key")
 	}
-	resealed, err := withKey.Seal(got)
+	resealed, err := withKey.Reseal(plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +184,14 @@ func TestSealerMigration(t *testing.T) {
 	}
 	if again, err := withKey.Open(resealed); err != nil || !sameKey(again, k) {
 		t.Fatalf("re-sealed key: %v", err)
+	}
+	// Resealing an already sealed key, or another product's, changes nothing
+	// or fails.
+	if _, err := withKey.Reseal(resealed); err != nil {
+		t.Fatalf("Reseal of a sealed key: %v", err)
+	}
+	if _, err := withKey.For("other").Reseal(resealed); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Reseal of another product's key: %v, want ErrUnseal", err)
 	}
 }
 
