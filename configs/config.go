@@ -130,6 +130,13 @@ type UpdatesConfig struct {
 type LimitsConfig struct {
 	MaxBody               Size `mapstructure:"max_body"`
 	AuthFailuresPerMinute int  `mapstructure:"auth_failures_per_minute"`
+	// BodyIdleTimeout and WriteIdleTimeout are positive: the longest one
+	// read of a request body, or one write of a response, may wait.
+	BodyIdleTimeout  time.Duration `mapstructure:"body_idle_timeout"`
+	WriteIdleTimeout time.Duration `mapstructure:"write_idle_timeout"`
+	// ConnectionsPerAddress caps the connections open at once from one
+	// client address; 0 means no cap, never negative.
+	ConnectionsPerAddress int `mapstructure:"connections_per_address"`
 }
 
 // LogConfig configures logging.

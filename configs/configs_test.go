@@ -41,8 +41,9 @@ func wantDefaults() Config {
 			LedgerQueue:         10000,
 		},
 		Signing: SigningConfig{SparkleMaxSize: 256 * MiB},
-		Limits:  LimitsConfig{MaxBody: MiB, AuthFailuresPerMinute: 10},
-		Log:     LogConfig{Level: "info", Access: true},
+		Limits: LimitsConfig{MaxBody: MiB, AuthFailuresPerMinute: 10,
+			BodyIdleTimeout: 30 * time.Second, WriteIdleTimeout: 30 * time.Second, ConnectionsPerAddress: 256},
+		Log: LogConfig{Level: "info", Access: true},
 	}
 }
 
@@ -363,6 +364,9 @@ func TestLoadInvalidValues(t *testing.T) {
 		{name: "part size above 5GiB", file: "uploads:\n  multipart_part_size: 6GiB\n", want: `configs: uploads.multipart_part_size: 6GiB is not between`},
 		{name: "integer", env: []string{"PORTAL_DOWNLOADS_LEDGER_QUEUE=many"}, want: `configs: downloads.ledger_queue: "many" is not an integer`},
 		{name: "zero integer", file: "limits:\n  auth_failures_per_minute: 0\n", want: `configs: limits.auth_failures_per_minute: 0 is not positive`},
+		{name: "zero idle", file: "limits:\n  body_idle_timeout: 0s\n", want: `configs: limits.body_idle_timeout: 0s is not positive`},
+		{name: "negative write idle", file: "limits:\n  write_idle_timeout: -1s\n", want: `configs: limits.write_idle_timeout: -1s is not positive`},
+		{name: "negative connection cap", file: "limits:\n  connections_per_address: -1\n", want: `configs: limits.connections_per_address: -1 is negative (0 means no cap)`},
 		{name: "bool", env: []string{"PORTAL_UPDATES_PUBLIC=maybe"}, want: `configs: updates.public: "maybe" is not true or false`},
 		{name: "string given a list", file: "listen: [a, b]\n", want: `configs: listen: [a b] is not a string`},
 		{name: "store enum", file: "store:\n  backend: etcd\n", want: `configs: store.backend: "etcd" is not one of bolt`},

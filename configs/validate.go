@@ -141,6 +141,11 @@ func (c *Config) validate() error {
 
 	positiveInt("limits.max_body", int64(c.Limits.MaxBody))
 	positiveInt("limits.auth_failures_per_minute", int64(c.Limits.AuthFailuresPerMinute))
+	positive("limits.body_idle_timeout", c.Limits.BodyIdleTimeout)
+	positive("limits.write_idle_timeout", c.Limits.WriteIdleTimeout)
+	if c.Limits.ConnectionsPerAddress < 0 {
+		fail("limits.connections_per_address", "%d is negative (0 means no cap)", c.Limits.ConnectionsPerAddress)
+	}
 
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 
