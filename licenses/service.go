@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/internal/keyset"
 	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
@@ -54,6 +55,8 @@ type Service struct {
 	//     started because the store refused it, lagging, reconnecting).
 	byDigest *memo.Cache[[sha256.Size]byte, License]
 	byID     *memo.Cache[string, License]
+	// keys knows, in memory, which key digests exist (see MayExist).
+	keys *keyset.Set
 }
 
 // New returns the license service. catalog is used to check that a
@@ -66,7 +69,8 @@ func New(db store.DB, catalog *releases.Service, now func() time.Time) *Service 
 	}
 	s := &Service{db: db, catalog: catalog, now: now,
 		byDigest: memo.New[[sha256.Size]byte, License](CacheTTL, 200_000),
-		byID:     memo.New[string, License](CacheTTL, 200_000)}
+		byID:     memo.New[string, License](CacheTTL, 200_000),
+		keys:     keyset.Follow(db, keyPrefix)}
 	if ch, err := db.Watch(context.Background(), []byte(watchPrefix)); err == nil {
 		go s.follow(ch)
 	}
@@ -141,6 +145,7 @@ func (s *Service) Create(ctx context.Context, l License) (License, string, error
 	if err != nil {
 		return License{}, "", fmt.Errorf("licenses: create: %w", err)
 	}
+	s.keys.Add(l.KeyDigest)
 	return l, key, nil
 }
 
@@ -211,6 +216,16 @@ func (s *Service) ByKey(ctx context.Context, key string) (License, error) {
 	l.prime()
 	s.byDigest.PutIf(raw, l, gen)
 	return l, nil
+}
+
+// MayExist reports, from memory only, whether key may be a stored license
+// key: false means it certainly is not (malformed, or no such digest), so
+// a caller shedding a flood of bad keys may refuse it without a store read.
+// True means ByKey must decide. A key created through this Service is known
+// when Create returns; one written elsewhere once the store watch delivers
+// it (see internal/keyset).
+func (s *Service) MayExist(key string) bool {
+	return secret.WellFormed(key, KeyPrefix) && s.keys.MayHave(sha256.Sum256([]byte(key)))
 }
 
 // Suspend, Reinstate and Revoke change a license's status. Revocation is
@@ -296,6 +311,9 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 		})
 		if err != nil {
 			return fmt.Errorf("licenses: put %s and the %d after it: %w", chunk[0].ID, len(ls)-1, err)
+		}
+		for _, l := range chunk {
+			s.keys.Add(l.KeyDigest)
 		}
 		ls = ls[len(chunk):]
 	}

@@ -14,8 +14,16 @@ import (
 // authenticate resolves the Authorization header: "Bearer <token>",
 // "License <key>" or Basic with user "license" and the key as password. A
 // request without one is anonymous; a request with a bad one is refused
-// (401), counted against its address and key hint, and after too many
-// failures refused with 429 before the store is consulted.
+// (401) and counted against its address and key hint.
+//
+// Once an address or a hint is over the limit, a credential that the
+// services' in-memory key sets call certainly unknown (Tokens.MayExist,
+// Licenses.MayExist) is refused with 429 and Retry-After without a store
+// read; one that may be valid is looked up as usual. Keys and tokens carry
+// 160 random bits, so the limit cannot help or hinder guessing: it sheds
+// floods of bad credentials cheaply, and never refuses a valid credential
+// because someone else failed from the same address (NAT) or with the same
+// public hint.
 func (s *Server) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	if h == "" {
@@ -38,14 +46,15 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, portal.Errorf(portal.EUnauthorized, `use "Authorization: Bearer <token>" or "Authorization: License <key>"`))
 		return
 	}
+	bearer := strings.ToLower(scheme) == "bearer"
 	ip, hint := "ip:"+c.ClientIP(), "key:"+secret.Hint(cred)
-	if wait := s.limiter.blocked(ip, hint); wait > 0 {
+	if wait := s.limiter.blocked(ip, hint); wait > 0 && !s.mayExist(bearer, cred) {
 		s.fail(c, &portal.Error{Code: portal.ERateLimited, Message: "too many failed authentication attempts: try again later",
 			Details: map[string]any{"retry_after": int(wait.Seconds()) + 1}, RetryAt: s.now().Add(wait)})
 		return
 	}
 	var caller access.Caller
-	if strings.ToLower(scheme) == "bearer" {
+	if bearer {
 		t, err := s.Tokens.Authenticate(c, cred)
 		if err != nil {
 			s.authFailed(c, err, ip, hint)
@@ -64,6 +73,15 @@ func (s *Server) authenticate(c *gin.Context) {
 	// service below reads it (access.FromContext).
 	c.Request = c.Request.WithContext(access.NewContext(c.Request.Context(), caller))
 	c.Next()
+}
+
+// mayExist asks the token or license service, from memory only, whether
+// cred may be valid.
+func (s *Server) mayExist(bearer bool, cred string) bool {
+	if bearer {
+		return s.Tokens.MayExist(cred)
+	}
+	return s.Licenses.MayExist(cred)
 }
 
 func (s *Server) authFailed(c *gin.Context, err error, ip, hint string) {

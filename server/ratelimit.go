@@ -7,10 +7,16 @@ import (
 )
 
 // failureLimiter counts failed authentication attempts per client address
-// and per key hint in fixed one-minute windows. A key over its limit is
-// refused (429) until its window ends. Successful requests only read the
-// map; they are never slowed by someone else's failures unless they share
-// an address or a key hint with the attacker.
+// and per key hint in fixed one-minute windows. A key over its limit makes
+// the server refuse (429), without a store read, the credentials that its
+// in-memory key sets call certainly unknown; a credential that may be valid
+// is still looked up, so the limiter sheds floods of bad keys but never
+// locks out a valid one, whoever shares its address or hint (see
+// Server.authenticate).
+//
+// It holds at most maxLimiterEntries windows: when full, stale windows are
+// dropped, and failures of new addresses or hints beyond that are not
+// counted (they are still refused with 401 after their lookup).
 type failureLimiter struct {
 	limit  int
 	window time.Duration
@@ -20,6 +26,8 @@ type failureLimiter struct {
 	seen map[string]*failWindow
 	last time.Time // last sweep of stale entries
 }
+
+const maxLimiterEntries = 100_000
 
 type failWindow struct {
 	start time.Time
@@ -58,7 +66,7 @@ func (l *failureLimiter) fail(keys ...string) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.last) > l.window {
+	if now.Sub(l.last) > l.window || len(l.seen) >= maxLimiterEntries {
 		for k, w := range l.seen {
 			if now.Sub(w.start) >= l.window {
 				delete(l.seen, k)
@@ -69,6 +77,9 @@ func (l *failureLimiter) fail(keys ...string) {
 	for _, k := range keys {
 		w, ok := l.seen[k]
 		if !ok || now.Sub(w.start) >= l.window {
+			if !ok && len(l.seen) >= maxLimiterEntries {
+				continue
+			}
 			w = &failWindow{start: now}
 			l.seen[k] = w
 		}

@@ -5,6 +5,7 @@ package tokens
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/internal/keyset"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
 	"github.com/portaldist/portal/store"
@@ -58,13 +60,15 @@ const (
 type Service struct {
 	db  store.DB
 	now func() time.Time
+	// digests knows, in memory, which token digests exist (see MayExist).
+	digests *keyset.Set
 }
 
 func New(db store.DB, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, now: now}
+	return &Service{db: db, now: now, digests: keyset.Follow(db, digestPrefix)}
 }
 
 // Create stores a new token and returns it with its secret, shown this once.
@@ -112,6 +116,7 @@ func (s *Service) Create(ctx context.Context, name, role string, products []stri
 	if err != nil {
 		return Token{}, "", fmt.Errorf("tokens: create: %w", err)
 	}
+	s.digests.Add(t.Digest)
 	return t, raw, nil
 }
 
@@ -149,6 +154,16 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Token, error) {
 		return nil
 	})
 	return t, err
+}
+
+// MayExist reports, from memory only, whether raw may be a stored token:
+// false means it certainly is not (malformed, or no such digest), so a
+// caller shedding a flood of bad tokens may refuse it without a store read.
+// True means Authenticate must decide. A token created through this Service
+// is known when Create returns; one written elsewhere once the store watch
+// delivers it (see internal/keyset).
+func (s *Service) MayExist(raw string) bool {
+	return secret.WellFormed(raw, Prefix) && s.digests.MayHave(sha256.Sum256([]byte(raw)))
 }
 
 // Delete removes a token; it stops working at once.
