@@ -103,7 +103,9 @@ func (s *Store) verify(r *http.Request, method string) (link, int, error) {
 	if kid == "" || len(kid) > 32 {
 		return bad("key ID")
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(sigStr)
+	// Strict: the unused bits of the last character must be zero, so
+	// each signature has one spelling and an edited one is refused.
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(sigStr)
 	if err != nil || len(sig) != 32 {
 		return bad("signature")
 	}

@@ -400,8 +400,10 @@ func (s *Store) put(key string, body io.Reader, size int64, sum []byte) (err err
 	}
 	// The old record goes first: a crash after the rename leaves an object
 	// without a record (Stat then reports no hash), never a wrong hash.
+	// A record path that is a directory means key is a prefix of other
+	// keys: placeErr reports that as the caller's conflict.
 	if err := s.root.Remove(metaDir + "/" + key); err != nil && !isMissing(err) {
-		return fmt.Errorf("local store: replace record of %s: %w", key, err)
+		return s.placeErr(key, err)
 	}
 	if err := s.root.Rename(tmpName, key); err != nil {
 		return s.placeErr(key, err)
