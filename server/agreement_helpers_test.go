@@ -31,18 +31,24 @@ func visibleOn(asked, rel string) bool {
 // build is one artifact of a generated release.
 type build struct{ platform, arch, file string }
 
-// buildKinds are the builds a generated release may carry.
+// buildKinds are the builds a generated release may carry; a file of
+// "dmg" asks buildFile for a Mac disk image.
 var buildKinds = []build{
 	{"linux", "amd64", ""}, {"linux", "arm64", ""},
-	{"darwin", "arm64", ""}, {"darwin", "amd64", ""}, {"darwin", "universal", ""},
+	{"darwin", "arm64", ""}, {"darwin", "amd64", ""}, {"darwin", "universal", ""}, {"darwin", "universal", "dmg"},
 	{"windows", "amd64", ""}, {"windows", "arm64", ""},
 	{"any", "any", ""},
 }
 
 // buildFile names a build the way its platform's packaging does, with an
 // extension every feed that serves the platform accepts: .AppImage on
-// Linux, .exe on Windows, .zip for Macs and platform-neutral files.
+// Linux, .exe on Windows, .zip for Macs and platform-neutral files; a Mac
+// build whose file is "dmg" is a disk image, which Sparkle installs and
+// electron-updater and Squirrel.Mac do not.
 func buildFile(product, v string, b build) string {
+	if b.platform == "darwin" && b.file == "dmg" {
+		return fmt.Sprintf("%s-%s-mac-%s.dmg", product, v, b.arch)
+	}
 	switch b.platform {
 	case "linux":
 		return fmt.Sprintf("%s-%s-%s.AppImage", product, v, b.arch)
@@ -202,6 +208,30 @@ func fixedCatalog() catalogSpec {
 			rel("app", "2.0.0", build{"darwin", "arm64", ""}, build{"any", "any", ""}),
 		},
 		licenses: standardLicenses("< 2.0", []string{"stable"}, []string{"linux"}, 1, 0),
+	}
+}
+
+// macDiskImageCatalog: the newest Mac release of each product has only a
+// disk image, which Sparkle installs and electron-updater's MacUpdater and
+// Squirrel.Mac cannot (they install a .zip): their doors offer 1.0.0, the
+// appcast and the doors without a file preference 2.0.0.
+func macDiskImageCatalog() catalogSpec {
+	rel := func(p, v string, bs ...build) *relSpec {
+		r := &relSpec{product: p, version: v, channel: "stable", builds: bs}
+		for i := range r.builds {
+			r.builds[i].file = buildFile(p, v, r.builds[i])
+		}
+		return r
+	}
+	return catalogSpec{
+		name: "fixed: newest Mac release with only a dmg",
+		steps: []*relSpec{
+			rel("app", "1.0.0", build{"darwin", "universal", ""}),
+			rel("free", "1.0.0", build{"darwin", "universal", ""}),
+			rel("app", "2.0.0", build{"darwin", "universal", "dmg"}),
+			rel("free", "2.0.0", build{"darwin", "universal", "dmg"}, build{"darwin", "arm64", "dmg"}),
+		},
+		licenses: standardLicenses(">= 1.0", []string{"stable"}, []string{"darwin"}, 3, 1),
 	}
 }
 
@@ -495,7 +525,7 @@ var (
 	appcastExts  = []string{".zip", ".dmg", ".tar.xz", ".tar.bz2", ".tbz", ".tar.gz", ".tgz", ".pkg", ".mpkg"}
 	electronExts = map[string][]string{
 		"windows": {".exe"},
-		"darwin":  {".zip", ".dmg"},
+		"darwin":  {".zip"}, // Squirrel.Mac installs a zip, never a disk image
 		"linux":   {".appimage", ".deb", ".rpm", ".pacman"},
 	}
 	tauriExts = map[string][]string{

@@ -33,7 +33,9 @@ import (
 //   - The usable builds of a release serve the query and are permitted.
 //     Doors without a file preference take the exact platform and arch,
 //     else the first usable build in artifact order; feeds take their own
-//     file types in their order, then arch exactness.
+//     file types in their order, then arch exactness (electron-updater's
+//     -mac file and Squirrel.Mac only a .zip: a Mac release with only a
+//     .dmg is not theirs to offer).
 //   - The answer is the newest candidate with a usable build. The upgrade
 //     API, Tauri and Squirrel.Mac also skip a staged release (rollout
 //     1-99) unless updates.Bucket(id, product, version) < rollout, id being
@@ -56,7 +58,7 @@ import (
 //     candidate whose serving builds the license all refused, else 404
 //     not_found.
 func TestAgreement(t *testing.T) {
-	specs := []catalogSpec{fixedCatalog()}
+	specs := []catalogSpec{fixedCatalog(), macDiskImageCatalog()}
 	for seed := uint64(1); seed <= 4; seed++ {
 		specs = append(specs, genCatalog(seed))
 	}
@@ -156,7 +158,8 @@ func (a answer) String() string {
 func errAnswer(r resp) answer { return answer{status: r.status, code: r.code()} }
 
 // fromURL returns the version and file name a feed's download URL names
-// (/v1/products/{p}/releases/{v}/artifacts/{file}/download).
+// (/v1/products/{p}/releases/{v}/files/{file}: the path ends with the file
+// name, which electron-updater relies on).
 func fromURL(raw string) (string, string) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -164,7 +167,7 @@ func fromURL(raw string) (string, string) {
 	}
 	seg := strings.Split(u.Path, "/")
 	i := slices.Index(seg, "releases")
-	if i < 0 || i+4 >= len(seg) || seg[i+2] != "artifacts" {
+	if i < 0 || i+4 != len(seg) || seg[i+2] != "files" {
 		return "?", "? " + raw
 	}
 	return seg[i+1], seg[i+3]

@@ -101,8 +101,10 @@ func (f *feedEnv) artifact(t *testing.T, version, filename string) (catRelease, 
 	return r, -1
 }
 
+// downloadURL is the download URL feeds give: it ends with the file name
+// (electron-updater derives its cache file and .blockmap URL from it).
 func (f *feedEnv) downloadURL(version, filename string) string {
-	return f.url + "/v1/products/app/releases/" + version + "/artifacts/" + filename + "/download"
+	return f.url + "/v1/products/app/releases/" + version + "/files/" + url.PathEscape(filename)
 }
 
 // follow downloads a URL a feed gave (resolved against the feed's URL, as
@@ -252,7 +254,11 @@ func (f *feedEnv) electron(t *testing.T, file, auth, version string, files ...st
 	rel := f.releases[version]
 	var got []string
 	for _, df := range doc.Files {
-		name := df.URL[strings.LastIndex(strings.TrimSuffix(df.URL, "/download"), "/")+1 : len(df.URL)-len("/download")]
+		u, err := url.Parse(df.URL)
+		if err != nil {
+			t.Fatalf("%s: file URL %q: %v", file, df.URL, err)
+		}
+		name := u.Path[strings.LastIndex(u.Path, "/")+1:]
 		got = append(got, name)
 		_, i := f.artifact(t, version, name)
 		a := rel.Artifacts[i]
@@ -396,13 +402,13 @@ func TestFeeds(t *testing.T) {
 		t.Run("electron", func(t *testing.T) {
 			v := or("1.2.0")
 			f.electron(t, "latest.yml", lic, v, "App-Setup-"+v+".exe")
-			f.electron(t, "latest-mac.yml", lic, v, "App-"+v+"-universal-mac.zip", "App-"+v+".dmg")
+			f.electron(t, "latest-mac.yml", lic, v, "App-"+v+"-universal-mac.zip") // never the .dmg
 			lv := or("1.3.0")
 			f.electron(t, "latest-linux.yml", lic, lv, "App-"+lv+".AppImage", "app_"+lv+"_amd64.deb")
 			f.electron(t, "latest-linux-arm64.yml", lic, v, "App-"+v+"-arm64.AppImage")
 			bv := or("2.0.0-beta.1")
 			f.electron(t, "beta.yml", lic, bv, "App-Setup-"+bv+".exe")
-			f.electron(t, "beta-mac.yml", lic, bv, "App-"+bv+"-universal-mac.zip", "App-"+bv+".dmg")
+			f.electron(t, "beta-mac.yml", lic, bv, "App-"+bv+"-universal-mac.zip")
 		})
 		t.Run("tauri", func(t *testing.T) {
 			lv := or("1.3.0")
@@ -498,7 +504,7 @@ func TestFeeds(t *testing.T) {
 				t.Errorf("%s latest-mac.yml: %d %s", c.product, r.status, r.body)
 				continue
 			}
-			if err := yaml.Unmarshal(r.body, &doc); err != nil || len(doc.Files) != 1 || !strings.HasSuffix(doc.Files[0].URL, "/"+c.file+"/download") {
+			if err := yaml.Unmarshal(r.body, &doc); err != nil || len(doc.Files) != 1 || !strings.HasSuffix(doc.Files[0].URL, "/files/"+c.file) {
 				t.Errorf("%s latest-mac.yml: %v\n%s", c.product, err, r.body)
 			}
 		}
@@ -521,6 +527,76 @@ func TestFeeds(t *testing.T) {
 		}
 		if r := f.get("/feeds/intel/squirrel/darwin/0.1.0?arch=arm64", ""); r.status != 204 {
 			t.Errorf("intel squirrel on arm64: %d", r.status)
+		}
+	})
+
+	// electron-updater's MacUpdater and Squirrel.Mac install a .zip: a Mac
+	// release with only a disk image is left out of their feeds (Sparkle
+	// installs a .dmg, so the appcast keeps it).
+	t.Run("Mac release with only a dmg", func(t *testing.T) {
+		f.product("dmgs", "open")
+		f.publish("dmgs", map[string]any{"version": "1.0.0"}, []feedFile{{"Dmgs-1.0.0-mac.zip", "darwin", "universal"}})
+		f.publish("dmgs", map[string]any{"version": "2.0.0"}, []feedFile{{"Dmgs-2.0.0.dmg", "darwin", "universal"}})
+		var doc electronDoc
+		r := f.must(200, f.get("/feeds/dmgs/electron/latest-mac.yml", ""))
+		if err := yaml.Unmarshal(r.body, &doc); err != nil || doc.Version != "1.0.0" || len(doc.Files) != 1 ||
+			!strings.HasSuffix(doc.Files[0].URL, "/files/Dmgs-1.0.0-mac.zip") || doc.Path != doc.Files[0].URL {
+			t.Errorf("latest-mac.yml with a dmg-only 2.0.0: %v\n%s", err, r.body)
+		}
+		if r := f.get("/feeds/dmgs/squirrel/darwin/1.0.0", ""); r.status != 204 {
+			t.Errorf("squirrel from 1.0.0 with a dmg-only 2.0.0: %d %s", r.status, r.body)
+		}
+		var ac appcastDoc
+		if err := xml.Unmarshal(f.must(200, f.get("/feeds/dmgs/appcast.xml", "")).body, &ac); err != nil || len(ac.Channel.Items) != 2 {
+			t.Errorf("appcast: %d items (%v), want both releases", len(ac.Channel.Items), err)
+		}
+	})
+
+	// The feeds' download route (.../files/{filename}) is the artifact
+	// download: the same resolver, license checks and refusals as
+	// .../artifacts/{filename}/download, which keeps working.
+	t.Run("files route", func(t *testing.T) {
+		f.product("rival", "licensed")
+		_, otherKey := f.license(map[string]any{"customer": "c", "product": "rival"})
+		other := "License " + otherKey
+		file := "App-1.0.0-universal-mac.zip"
+		for _, p := range []string{
+			"/v1/products/app/releases/1.0.0/files/" + file,
+			"/v1/products/app/releases/1.0.0/artifacts/" + file + "/download",
+			"/v1/products/app/releases/latest/files/App-1.2.0-universal-mac.zip",
+		} {
+			want := f.bytes[file]
+			if strings.Contains(p, "latest") {
+				want = f.bytes["App-1.2.0-universal-mac.zip"]
+			}
+			if st, b, _ := f.fetch(p, lic); st != 200 || !bytes.Equal(b, want) {
+				t.Errorf("%s: %d, %d bytes", p, st, len(b))
+			}
+			for _, c := range []struct {
+				auth   string
+				status int
+				code   string
+			}{{"", 401, "unauthorized"}, {other, 403, "not_entitled"}, {"License nope", 401, "unauthorized"}} {
+				if r := f.get(p, c.auth); r.status != c.status || r.code() != c.code {
+					t.Errorf("%s as %q: %d %s, want %d %s", p, c.auth, r.status, r.body, c.status, c.code)
+				}
+			}
+		}
+		if r := f.get("/v1/products/app/releases/1.0.0/files/nope.zip", lic); r.status != 404 || r.code() != "not_found" {
+			t.Errorf("unknown file: %d %s", r.status, r.body)
+		}
+		if r := f.get("/v1/products/app/releases/1.0.0/files/"+file+"?ttl=soon", lic); r.status != 400 || r.code() != "invalid" {
+			t.Errorf("bad ttl: %d %s", r.status, r.body)
+		}
+		// A Go self-updater finds the signature at the download URL plus
+		// ".minisig".
+		sig := f.must(200, f.get("/v1/products/app/releases/1.0.0/files/"+file+".minisig", lic))
+		if want := f.must(200, f.get("/v1/products/app/releases/1.0.0/artifacts/"+file+".minisig", lic)).body; !bytes.Equal(sig.body, want) ||
+			!strings.HasPrefix(string(sig.body), "untrusted comment:") {
+			t.Errorf("files/...minisig: %q", sig.body)
+		}
+		if r := f.get("/v1/products/app/releases/1.0.0/files/"+file+".minisig", ""); r.status != 401 {
+			t.Errorf("files/...minisig without a license: %d", r.status)
 		}
 	})
 

@@ -89,10 +89,11 @@ func TestGoSelfUpdate(t *testing.T) {
 	if err := json.Unmarshal(r.body, &up); err != nil || up.Version != "2.0.0" || up.Artifact.Filename != name {
 		t.Fatalf("upgrade: %s", r.body)
 	}
-	sigURL := strings.TrimSuffix(up.DownloadURL, "/download") + ".minisig"
-	if sigURL == up.DownloadURL {
-		t.Fatalf("download_url %q does not end in /download", up.DownloadURL)
+	// The download URL ends with the file name; the signature is beside it.
+	if !strings.HasSuffix(up.DownloadURL, "/"+name) {
+		t.Fatalf("download_url %q does not end with the file name %s", up.DownloadURL, name)
 	}
+	sigURL := up.DownloadURL + ".minisig"
 	// http.Get follows the portal's 303 to the signed storage URL.
 	res, err := http.Get(up.DownloadURL)
 	if err != nil {

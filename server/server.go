@@ -194,6 +194,7 @@ func (s *Server) routes() {
 
 	v1.GET("/products/:product/releases/:version/download", s.downloadRelease)
 	v1.GET("/products/:product/releases/:version/artifacts/:filename/download", s.downloadArtifact)
+	v1.GET("/products/:product/releases/:version/files/:filename", s.downloadFile)
 	v1.GET("/products/:product/downloads", s.downloadCounts)
 	v1.GET("/me", s.me)
 	v1.GET("/products/:product/upgrade", s.upgrade)

@@ -18,9 +18,13 @@ import (
 
 // downloadURL is portal's own download endpoint for an artifact: feeds and
 // the upgrade API point there, so the license check happens on the click.
+// It is .../files/{filename} (downloadFile), whose path ends with the file
+// name: electron-updater names its cached file and finds the .blockmap
+// from the URL, MacUpdater picks the URL that ends in .zip, and a Go
+// self-updater finds the signature at the URL plus ".minisig".
 func (s *Server) downloadURL(product, version, filename string) string {
 	return s.opts.PublicURL + "/v1/products/" + url.PathEscape(product) + "/releases/" + url.PathEscape(version) +
-		"/artifacts/" + url.PathEscape(filename) + "/download"
+		"/files/" + url.PathEscape(filename)
 }
 
 // Download implements feeds' link maker.
@@ -163,27 +167,56 @@ func (s *Server) keys(c *gin.Context) {
 // metadata, or, for "{filename}.minisig", its minisign signature file. It
 // applies the same entitlement rules as a download, without counting one.
 func (s *Server) artifactInfo(c *gin.Context) {
-	// "latest" is looked up on ?channel= (stable by default), as for the
-	// download itself, so metadata and .minisig match the downloaded file.
-	name := c.Param("filename")
-	base, isSig := strings.CutSuffix(name, ".minisig")
-	req := updates.Request{Product: c.Param("product"), Version: c.Param("version"), Filename: name, Channel: c.Query("channel")}
-	res, err := s.Resolver.Resolve(c, req)
-	if err != nil && isSig {
-		req.Filename = base
-		res, err = s.Resolver.Resolve(c, req)
-	} else {
-		isSig = false
-	}
+	res, isSig, err := s.resolveFile(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	p, r, a := res.Product, res.Release, res.Artifact
-	if !isSig {
-		c.PureJSON(http.StatusOK, gin.H{"product": p.Slug, "version": r.Version, "artifact": a.Public()})
+	if isSig {
+		s.minisig(c, res)
 		return
 	}
+	p, r, a := res.Product, res.Release, res.Artifact
+	c.PureJSON(http.StatusOK, gin.H{"product": p.Slug, "version": r.Version, "artifact": a.Public()})
+}
+
+// downloadFile serves GET .../files/{filename}, the download URL feeds and
+// the upgrade API give (downloadURL): the artifact download itself, with
+// the resolver, license checks, grant and ledger of
+// .../artifacts/{filename}/download. "{filename}.minisig", when the
+// release has no file of that name, is the artifact's signature, as
+// artifactInfo serves it.
+func (s *Server) downloadFile(c *gin.Context) {
+	if strings.HasSuffix(c.Param("filename"), ".minisig") {
+		if res, isSig, err := s.resolveFile(c); err == nil && isSig {
+			s.minisig(c, res)
+			return
+		}
+	}
+	s.downloadArtifact(c)
+}
+
+// resolveFile resolves the request's {filename}, or, when it ends in
+// ".minisig" and no artifact has that name, the artifact it signs (isSig).
+// "latest" is looked up on ?channel= (stable by default), as for the
+// download itself, so metadata and .minisig match the downloaded file.
+func (s *Server) resolveFile(c *gin.Context) (res updates.Resolution, isSig bool, err error) {
+	name := c.Param("filename")
+	base, isSig := strings.CutSuffix(name, ".minisig")
+	req := updates.Request{Product: c.Param("product"), Version: c.Param("version"), Filename: name, Channel: c.Query("channel")}
+	res, err = s.Resolver.Resolve(c, req)
+	if err == nil || !isSig {
+		return res, false, err
+	}
+	req.Filename = base
+	res, err = s.Resolver.Resolve(c, req)
+	return res, err == nil, err
+}
+
+// minisig answers with the minisign signature file of the resolved
+// artifact.
+func (s *Server) minisig(c *gin.Context, res updates.Resolution) {
+	a := res.Artifact
 	sig := a.Signatures["minisign"]
 	if sig == "" {
 		s.fail(c, portal.Errorf(portal.ENotFound, "%s has no minisign signature", a.Filename))

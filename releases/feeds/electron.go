@@ -106,11 +106,14 @@ func ParseElectronFile(name string) (channel, platform, arch string, err error) 
 }
 
 // Files electron-updater installs, per platform, in order of preference:
-// the first is the manifest's legacy path. On macOS it needs the .zip
-// (Squirrel.Mac installs from it); the .dmg is listed for completeness.
+// the first is the manifest's legacy path. On macOS only the .zip:
+// MacUpdater hands it to Squirrel.Mac, which installs from a zip and
+// nothing else, and when no URL ends in .zip it takes the first file not
+// ending in .dmg or .pkg, so a listed disk image could only mislead it. A
+// Mac release without a .zip is not offered at all.
 var electronExts = map[string][]string{
 	"windows": {".exe"},
-	"darwin":  {".zip", ".dmg"},
+	"darwin":  {".zip"},
 	"linux":   {".appimage", ".deb", ".rpm", ".pacman"},
 }
 
@@ -136,16 +139,17 @@ type ElectronFile struct {
 
 // Electron writes the electron-updater (generic provider) feed file for
 // release r on (platform, arch): YAML with version, files (absolute URLs to
-// the portal's download endpoint; electron-updater resolves URLs against
-// the feed URL, so absolute ones are taken as they are), the legacy path
+// the portal's download endpoint that end with the file name, see Links;
+// electron-updater resolves URLs against the feed URL, so absolute ones
+// are taken as they are), the legacy path
 // and sha512 of the preferred file, releaseDate (ISO 8601 with
 // milliseconds, as electron-builder writes it), releaseName, releaseNotes,
 // minimumSystemVersion (metadata minimum_system_version) and
 // stagingPercentage when r has a staged rollout (electron-updater draws
 // its own per-install number against it).
 //
-// Files are those electron-updater can install: .exe on Windows; .zip then
-// .dmg on macOS (for arch "" every Mac file, else those serving arch);
+// Files are those electron-updater can install: .exe on Windows; .zip on
+// macOS (for arch "" every Mac file, else those serving arch; never a .dmg);
 // .AppImage, then .deb, .rpm and .pacman on Linux. electron-updater
 // verifies the base64 SHA-512 of what it downloads, so files without one
 // are left out. When no file is left, or platform or arch is unknown, the

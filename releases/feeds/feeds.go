@@ -19,15 +19,20 @@ import (
 	"github.com/portaldist/portal/releases"
 )
 
-// Links builds the URL a feed gives for one artifact.
+// Links builds the URL a feed gives for one artifact. The URL's path must
+// end with the path-escaped file name: electron-updater names its cached
+// download and finds the .blockmap of a differential update from the
+// URL's last segment, and its MacUpdater picks the file whose URL ends in
+// .zip.
 type Links interface {
 	Download(product, version, filename string) string
 }
 
 // BaseURL is Links for a portal at a base URL such as
 // "https://portal.example.com" (a trailing slash is ignored). Its download
-// URLs are {base}/v1/products/{product}/releases/{version}/artifacts/{filename}/download,
-// each segment path-escaped.
+// URLs are {base}/v1/products/{product}/releases/{version}/files/{filename},
+// each segment path-escaped: the portal's artifact download, with the
+// same license check as .../artifacts/{filename}/download.
 type BaseURL string
 
 // Download implements Links.
@@ -38,9 +43,8 @@ func (b BaseURL) Download(product, version, filename string) string {
 	sb.WriteString(url.PathEscape(product))
 	sb.WriteString("/releases/")
 	sb.WriteString(url.PathEscape(version))
-	sb.WriteString("/artifacts/")
+	sb.WriteString("/files/")
 	sb.WriteString(url.PathEscape(filename))
-	sb.WriteString("/download")
 	return sb.String()
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
+	"net/url"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +44,15 @@ func rel(ver, ch string, arts ...releases.Artifact) releases.Release {
 
 func TestBaseURL(t *testing.T) {
 	got := base.Download("app", "1.0.0+build.1", "My App 1.0 #1?.zip")
-	want := "https://portal.example.com/v1/products/app/releases/1.0.0+build.1/artifacts/My%20App%201.0%20%231%3F.zip/download"
+	want := "https://portal.example.com/v1/products/app/releases/1.0.0+build.1/files/My%20App%201.0%20%231%3F.zip"
 	if got != want {
 		t.Fatalf("Download = %s\nwant %s", got, want)
+	}
+	// electron-updater names its cached file and finds the .blockmap from
+	// the URL's last segment, and MacUpdater picks the URL ending in .zip.
+	u, err := url.Parse(got)
+	if err != nil || path.Base(u.Path) != "My App 1.0 #1?.zip" {
+		t.Fatalf("the URL's path %q (%v) does not end with the file name", u.Path, err)
 	}
 }
 
@@ -121,7 +129,7 @@ func TestAppcast(t *testing.T) {
 				t.Fatalf("%d items, want %d:\n%s", len(doc.Channel.Items), len(tc.files), buf.String())
 			}
 			for i, it := range doc.Channel.Items {
-				if !strings.HasSuffix(it.Enclosure.URL, "/"+strings.ReplaceAll(tc.files[i], " ", "%20")+"/download") {
+				if !strings.HasSuffix(it.Enclosure.URL, "/files/"+strings.ReplaceAll(tc.files[i], " ", "%20")) {
 					t.Errorf("item %d enclosure %s, want %s", i, it.Enclosure.URL, tc.files[i])
 				}
 				if it.Enclosure.Type != "application/octet-stream" || it.Enclosure.Length != int64(len(tc.files[i]))*1000 {
@@ -260,8 +268,10 @@ func TestElectron(t *testing.T) {
 		{"linux", "amd64", []string{"App-2.1.0.AppImage", "App-2.1.0.deb"}},
 		{"linux", "arm64", []string{"App-2.1.0-arm64.AppImage"}},
 		{"windows", "amd64", []string{"App Setup 2.1.0.exe"}},
-		{"darwin", "", []string{"App-2.1.0-arm64.zip", "App-2.1.0.zip", "App-2.1.0-arm64.dmg"}},
-		{"darwin", "arm64", []string{"App-2.1.0-arm64.zip", "App-2.1.0-arm64.dmg"}},
+		// macOS: the .zip only (MacUpdater hands it to Squirrel.Mac, which
+		// cannot install a disk image).
+		{"darwin", "", []string{"App-2.1.0-arm64.zip", "App-2.1.0.zip"}},
+		{"darwin", "arm64", []string{"App-2.1.0-arm64.zip"}},
 	} {
 		t.Run(tc.platform+"/"+tc.arch, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -305,6 +315,19 @@ func TestElectron(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Fatalf("errors wrote %q", buf.String())
+	}
+	// A Mac release with only a .dmg is not offered to electron-updater.
+	dmgOnly := rel("3.0.0", "stable", up("App-3.0.0.dmg", "darwin", "universal"), up("App-3.0.0-arm64.dmg", "darwin", "arm64"))
+	for _, arch := range []string{"", "arm64", "amd64"} {
+		if err := Electron(&buf, product, dmgOnly, "darwin", arch, base); !portal.IsCode(err, portal.ENotFound) {
+			t.Errorf("Electron(dmg only, darwin, %q) = %v, want not_found", arch, err)
+		}
+		if a, ok := ElectronArtifact(dmgOnly, "darwin", arch); ok {
+			t.Errorf("ElectronArtifact(dmg only, darwin, %q) = %s", arch, a.Filename)
+		}
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("a dmg-only release wrote %q", buf.String())
 	}
 	// Without a rollout there is no stagingPercentage at all.
 	full := r
