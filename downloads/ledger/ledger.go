@@ -49,6 +49,17 @@
 //	led/c/<product>/<version>    downloads of that release, uint64 big-endian
 //	led/q/<license>/<yyyymmdd>   downloads counted against the license's quota
 //	                             that UTC day, uint64 big-endian
+//	led/d/<product>/<version>/<yyyymmdd>
+//	                             downloads of that release that UTC day (the daily
+//	                             rollup), uint64 big-endian
+//
+// # Retention
+//
+// Grants and quota counts accumulate; Purge deletes those older than a
+// cutoff (downloads.ledger_retention), while the release totals (led/c) and
+// the daily rollups (led/d), one key per release and day, are kept. Rollups
+// are written with their grants, so they count the grants recorded since
+// they were introduced.
 //
 // Key segments are used as given (license IDs, product slugs and versions
 // hold no "/"); a segment that holds "/" or "%" is path-escaped, so no value
@@ -366,22 +377,32 @@ func (l *Ledger) Flush(ctx context.Context) error {
 
 type release struct{ product, version string }
 
+type releaseDay struct {
+	release
+	day int64
+}
+
 // chunkLen returns how many of the grants gs (at least one) one transaction
-// can write: each takes a key, each release it counts a key of its own, and
-// the "ledger" sequence one more.
+// can write: each takes a key, each release it counts a key of its own,
+// each release and day a rollup key, and the "ledger" sequence one more.
 func chunkLen(gs []Grant) int {
 	seen := make(map[release]bool)
+	seenDay := make(map[releaseDay]bool)
 	keys := 1
 	for i := range gs {
 		r := release{gs[i].Product, gs[i].Version}
+		rd := releaseDay{r, dayOf(gs[i].Time)}
 		need := 1
 		if !seen[r] {
+			need++
+		}
+		if !seenDay[rd] {
 			need++
 		}
 		if keys+need > store.MaxTxnOps {
 			return i
 		}
-		seen[r] = true
+		seen[r], seenDay[rd] = true, true
 		keys += need
 	}
 	return len(gs)
@@ -391,6 +412,7 @@ func chunkLen(gs []Grant) int {
 // no effect outside tx, so the store may run it more than once.
 func writeGrants(tx store.Tx, grants []Grant) error {
 	counts := make(map[release]uint64)
+	days := make(map[releaseDay]uint64)
 	for i := range grants {
 		g := &grants[i]
 		seq, err := tx.NextSequence("ledger")
@@ -405,10 +427,17 @@ func writeGrants(tx store.Tx, grants []Grant) error {
 		if err := tx.Put(k, v); err != nil {
 			return err
 		}
-		counts[release{g.Product, g.Version}]++
+		r := release{g.Product, g.Version}
+		counts[r]++
+		days[releaseDay{r, dayOf(g.Time)}]++
 	}
 	for r, n := range counts {
 		if err := addUint64(tx, []byte(countKey(r.product, r.version)), n); err != nil {
+			return err
+		}
+	}
+	for rd, n := range days {
+		if err := addUint64(tx, []byte(dailyKey(rd.product, rd.version, rd.day)), n); err != nil {
 			return err
 		}
 	}
@@ -520,4 +549,12 @@ func countKey(product, version string) string { return countPrefix(product) + se
 
 func quotaKeyOf(k quotaKey) string {
 	return "led/q/" + seg(k.license) + "/" + dayStart(k.day).Format("20060102")
+}
+
+func dailyPrefix(product, version string) string {
+	return "led/d/" + seg(product) + "/" + seg(version) + "/"
+}
+
+func dailyKey(product, version string, day int64) string {
+	return dailyPrefix(product, version) + dayStart(day).Format("20060102")
 }

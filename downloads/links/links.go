@@ -50,6 +50,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portaldist/portal"
@@ -93,11 +94,24 @@ type Link struct {
 	CreatedBy string `json:"created_by,omitempty"`
 }
 
+// DefaultPerLicense is how many links a license may keep stored unless
+// SetPerLicense says otherwise.
+const DefaultPerLicense = 100
+
 // Service creates, verifies and revokes links. It is safe for concurrent use.
 type Service struct {
-	db     store.DB
-	secret []byte
-	now    func() time.Time
+	db         store.DB
+	secret     []byte
+	now        func() time.Time
+	perLicense atomic.Int64
+}
+
+// SetPerLicense sets how many links one license may keep stored (n >= 1;
+// see Create). Safe to call at any time.
+func (s *Service) SetPerLicense(n int) {
+	if n >= 1 {
+		s.perLicense.Store(int64(n))
+	}
 }
 
 // New returns the link service. secret is the HMAC key (at least
@@ -110,7 +124,9 @@ func New(db store.DB, secret []byte, now func() time.Time) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, secret: slices.Clone(secret), now: now}, nil
+	s := &Service{db: db, secret: slices.Clone(secret), now: now}
+	s.perLicense.Store(DefaultPerLicense)
+	return s, nil
 }
 
 // Create stores a new link to l's license and artifact, living ttl, and
@@ -123,6 +139,13 @@ func New(db store.DB, secret []byte, now func() time.Time) (*Service, error) {
 // MaxTTL). A ttl <= 0 or above the ceiling is refused with EInvalid naming
 // the ceiling, rather than silently shortened: the customer asked for a
 // lifetime and should know it was not granted.
+//
+// A license keeps at most SetPerLicense links stored (DefaultPerLicense).
+// When it is at that number, Create deletes its dead links (expired or
+// revoked), those that expired first first, to make room, in the same
+// transaction; when every one is live, Create refuses with EConflict. So
+// the rows a license can make the store hold are bounded, whatever the
+// purge's grace period.
 func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration) (Link, string, error) {
 	if maxTTL <= 0 || maxTTL > MaxTTL {
 		maxTTL = MaxTTL
@@ -141,7 +164,11 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 	l.ExpiresAt = now.Add(ttl).Truncate(time.Second)
 	l.RevokedAt = nil
 
+	max := int(s.perLicense.Load())
 	err := s.db.Update(ctx, func(tx store.Tx) error {
+		if err := makeRoom(tx, l.License, max, now); err != nil {
+			return err
+		}
 		for range 3 {
 			l.ID = newID()
 			_, err := tx.Get(recordKey(l.ID))
@@ -161,10 +188,65 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 		}
 		return errors.New("three random link IDs in a row are taken")
 	})
+	if portal.IsCode(err, portal.EConflict) {
+		return Link{}, "", err
+	}
 	if err != nil {
 		return Link{}, "", fmt.Errorf("links: create: %w", err)
 	}
 	return l, s.token(l), nil
+}
+
+// makeRoom deletes dead links of license until it holds fewer than max
+// links, or refuses with EConflict when its live links alone reach max. It
+// deletes at most (store.MaxTxnOps-2)/2 links, leaving room in the
+// transaction for the new link (after a lowered limit, a license over it
+// shrinks by that many per Create).
+func makeRoom(tx store.Tx, license string, max int, now time.Time) error {
+	prefix := indexKey(license, "")
+	var ids []string
+	err := tx.Scan(prefix, store.ScanOptions{}, func(k, _ []byte) (bool, error) {
+		ids = append(ids, string(k[len(prefix):]))
+		return true, nil
+	})
+	if err != nil || len(ids) < max {
+		return err
+	}
+	live := 0
+	var dead []Link
+	for _, id := range ids {
+		v, err := tx.Get(recordKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			dead = append(dead, Link{ID: id, License: license}) // a stale index entry
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var l Link
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("link %s: %w", id, err)
+		}
+		if l.RevokedAt != nil || !now.Before(l.ExpiresAt) {
+			dead = append(dead, l)
+		} else {
+			live++
+		}
+	}
+	if live >= max {
+		return portal.Errorf(portal.EConflict, "this license already has %d live share links, the most it may hold: revoke one (DELETE /v1/links/{id}) or wait until one expires", live)
+	}
+	slices.SortFunc(dead, func(a, b Link) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
+	n := min(len(ids)-max+1, len(dead), (store.MaxTxnOps-2)/2)
+	for _, l := range dead[:n] {
+		if err := tx.Delete(recordKey(l.ID)); err != nil {
+			return err
+		}
+		if err := tx.Delete(indexKey(license, l.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func validate(l Link) error {
@@ -431,15 +513,18 @@ func (s *Service) Purge(ctx context.Context, before time.Time) (int, error) {
 	// the purge goes in pages, each its own transaction.
 	const page = store.MaxTxnOps / 2
 	total := 0
+	var after []byte // the last record scanned: the next page starts there
 	for {
 		n := 0
+		var last []byte
 		err := s.db.Update(ctx, func(tx store.Tx) error {
-			n = 0
+			n, last = 0, nil
 			var dead []Link
-			err := tx.Scan([]byte(recordPrefix), store.ScanOptions{}, func(k, v []byte) (bool, error) {
+			err := tx.Scan([]byte(recordPrefix), store.ScanOptions{After: after}, func(k, v []byte) (bool, error) {
 				if !validID(string(k[len(recordPrefix):])) {
 					return true, nil
 				}
+				last = append(last[:0], k...)
 				var l Link
 				if err := json.Unmarshal(v, &l); err != nil {
 					return false, fmt.Errorf("link %s: %w", k, err)
@@ -470,6 +555,7 @@ func (s *Service) Purge(ctx context.Context, before time.Time) (int, error) {
 		if n < page {
 			return total, nil
 		}
+		after = last
 	}
 }
 

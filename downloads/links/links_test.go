@@ -472,6 +472,7 @@ func TestPurgeMany(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
 	const n = 150
+	f.svc.SetPerLicense(1000)
 	for range n {
 		f.create(t, sample("lic1"), time.Hour)
 	}
@@ -485,4 +486,83 @@ func TestPurgeMany(t *testing.T) {
 	if err != nil || len(ls) != 1 || ls[0].ID != keep.ID {
 		t.Fatalf("List after purge = %d links, %v", len(ls), err)
 	}
+}
+
+// TestLinksPerLicense: a license holds at most SetPerLicense links; when
+// all are live the next is a conflict naming the way out, and dead ones
+// (revoked or expired) make room, so the stored links never exceed the cap.
+func TestLinksPerLicense(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	f.svc.SetPerLicense(3)
+	var made []links.Link
+	for range 3 {
+		l, _ := f.create(t, sample("lic1"), time.Hour)
+		made = append(made, l)
+	}
+	_, _, err := f.svc.Create(ctx, sample("lic1"), time.Hour, links.MaxTTL)
+	wantCode(t, err, portal.EConflict)
+	if !strings.Contains(err.Error(), "3 live share links") {
+		t.Fatalf("conflict does not say why: %v", err)
+	}
+	// Another license is not affected.
+	f.create(t, sample("lic2"), time.Hour)
+
+	count := func() int {
+		ls, err := f.svc.List(ctx, "lic1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ls)
+	}
+	// A revoked link makes room: it is deleted when the next is created.
+	if err := f.svc.Revoke(ctx, made[0].ID, "lic1"); err != nil {
+		t.Fatal(err)
+	}
+	f.create(t, sample("lic1"), time.Hour)
+	if n := count(); n != 3 {
+		t.Fatalf("%d links stored, want 3", n)
+	}
+	_, _, err = f.svc.Create(ctx, sample("lic1"), time.Hour, links.MaxTTL)
+	wantCode(t, err, portal.EConflict)
+
+	// Expired links make room too, however many are created over time.
+	f.clock.add(2 * time.Hour)
+	for range 10 {
+		f.create(t, sample("lic1"), time.Minute)
+		f.clock.add(2 * time.Minute)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("%d links stored after 10 short-lived ones, want 3", n)
+	}
+}
+
+// TestPerLicenseRefusalChangesNothing: a refused Create leaves the store
+// as it was.
+func TestPerLicenseRefusalChangesNothing(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	f.svc.SetPerLicense(1)
+	f.create(t, sample("lic1"), time.Hour)
+	before := dump(t, f.db)
+	_, _, err := f.svc.Create(ctx, sample("lic1"), time.Hour, links.MaxTTL)
+	wantCode(t, err, portal.EConflict)
+	if dump(t, f.db) != before {
+		t.Fatal("a refused Create changed the store")
+	}
+}
+
+func dump(t *testing.T, db store.DB) string {
+	t.Helper()
+	var b strings.Builder
+	err := db.View(context.Background(), func(tx store.Tx) error {
+		return tx.Scan(nil, store.ScanOptions{}, func(k, v []byte) (bool, error) {
+			b.WriteString(string(k) + "=" + string(v) + "\n")
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
