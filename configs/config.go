@@ -109,6 +109,15 @@ type DownloadsConfig struct {
 	ShareRedirectTTL    time.Duration `mapstructure:"share_redirect_ttl"`
 	LedgerFlushInterval time.Duration `mapstructure:"ledger_flush_interval"`
 	LedgerQueue         int           `mapstructure:"ledger_queue"`
+	// LedgerRetention: how long grants are kept (0: for ever; else >= 24h).
+	LedgerRetention time.Duration `mapstructure:"ledger_retention"`
+	// LinkRetention: how long expired share links stay listed (>= 0).
+	LinkRetention time.Duration `mapstructure:"link_retention"`
+	// LinksPerLicense: share links one license may hold (>= 1).
+	LinksPerLicense int `mapstructure:"links_per_license"`
+	// AnonymousGrantsPerMinute: anonymous grants of open products per
+	// client address and minute (0: no limit).
+	AnonymousGrantsPerMinute int `mapstructure:"anonymous_grants_per_minute"`
 }
 
 // SigningConfig configures product signing keys.

@@ -133,6 +133,16 @@ func (c *Config) validate() error {
 	}
 	positive("downloads.ledger_flush_interval", d.LedgerFlushInterval)
 	positiveInt("downloads.ledger_queue", int64(d.LedgerQueue))
+	if d.LedgerRetention != 0 && d.LedgerRetention < 24*time.Hour {
+		fail("downloads.ledger_retention", "%s is below 24h (0 keeps every grant)", d.LedgerRetention)
+	}
+	if d.LinkRetention < 0 {
+		fail("downloads.link_retention", "%s is negative", d.LinkRetention)
+	}
+	positiveInt("downloads.links_per_license", int64(d.LinksPerLicense))
+	if d.AnonymousGrantsPerMinute < 0 {
+		fail("downloads.anonymous_grants_per_minute", "%d is negative (0 means no limit)", d.AnonymousGrantsPerMinute)
+	}
 
 	if _, err := signing.ParseMasterKey(c.Signing.MasterKey); err != nil {
 		secretErr("signing.master_key", err)

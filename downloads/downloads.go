@@ -12,6 +12,7 @@ package downloads
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -31,7 +32,16 @@ type Options struct {
 	// share link's life when the caller names none (24 hours, or the cap
 	// if lower).
 	LinkMaxTTL, LinkDefaultTTL time.Duration
-	Now                        func() time.Time
+	// AnonymousGrantsPerMinute is how many grants of open products one
+	// client address may get per minute without a license (0: no limit).
+	AnonymousGrantsPerMinute int
+	// LedgerRetention is how long the ledger keeps each grant (0: for
+	// ever); LinkRetention how long an expired share link stays listed
+	// before it is deleted. See RunRetention.
+	LedgerRetention, LinkRetention time.Duration
+	Now                            func() time.Time
+	// Logger receives the retention runs' results (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Service mints grants and share links. It is safe for concurrent use.
@@ -41,6 +51,7 @@ type Service struct {
 	links    *links.Service
 	licenses *licenses.Service
 	opts     Options
+	anon     *grantLimit
 }
 
 // New returns the download service.
@@ -55,7 +66,11 @@ func New(objs objects.ObjectStore, led *ledger.Ledger, ls *links.Service, lics *
 		opts.LinkDefaultTTL = 24 * time.Hour
 	}
 	opts.LinkDefaultTTL = min(opts.LinkDefaultTTL, opts.LinkMaxTTL)
-	return &Service{objects: objs, ledger: led, links: ls, licenses: lics, opts: opts}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{objects: objs, ledger: led, links: ls, licenses: lics, opts: opts,
+		anon: &grantLimit{perMinute: opts.AnonymousGrantsPerMinute, seen: map[string]*grantWindow{}}}
 }
 
 // Ledger returns the ledger grants are recorded in.
@@ -86,8 +101,18 @@ type Origin struct {
 // used up) and records it in the ledger. The URL is minted first: minting
 // is offline and cheap, and a request that fails must not use up quota (a
 // reservation cannot be given back).
+//
+// A grant without a license (an open product, anonymously) is first
+// counted against its client address: past AnonymousGrantsPerMinute it is
+// refused with rate_limited and RetryAt, before anything is minted or
+// recorded, so an anonymous flood cannot grow the ledger faster than that.
 func (s *Service) Grant(ctx context.Context, res updates.Resolution, ttl time.Duration, from Origin) (Grant, error) {
 	r, a := res.Release, res.Artifact
+	if res.License == nil {
+		if err := s.anon.take(from.Client, s.opts.Now()); err != nil {
+			return Grant{}, err
+		}
+	}
 	signed, err := s.objects.PresignGet(ctx, a.ObjectKey, ttl, a.Filename)
 	if err != nil {
 		return Grant{}, err
@@ -189,4 +214,58 @@ func (s *Service) RevokeLink(ctx context.Context, id string) error {
 		return err
 	}
 	return s.links.Revoke(ctx, id, owner)
+}
+
+// RetentionInterval is how often RunRetention purges.
+const RetentionInterval = time.Hour
+
+// RunRetention purges, at once and then every interval until ctx ends, the
+// ledger's grants older than LedgerRetention (keeping release totals and
+// daily rollups; not when LedgerRetention is 0) and the share links that
+// expired more than LinkRetention ago. Each purge works in transactions of
+// at most store.MaxTxnOps keys; a failed one is logged and retried at the
+// next tick. With several replicas on one store each may run it: purges
+// are idempotent, so the cost is only repeated scans.
+func (s *Service) RunRetention(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = RetentionInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.Purge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Purge runs one retention pass (see RunRetention) and returns the first
+// error; what it deleted is logged.
+func (s *Service) Purge(ctx context.Context) error {
+	now := s.opts.Now()
+	var first error
+	if s.ledger != nil && s.opts.LedgerRetention > 0 {
+		n, err := s.ledger.Purge(ctx, now.Add(-s.opts.LedgerRetention))
+		if err != nil && ctx.Err() == nil {
+			s.opts.Logger.Error("retention: ledger purge failed", "deleted", n, "err", err)
+			first = err
+		} else if n > 0 {
+			s.opts.Logger.Info("retention: ledger purged", "deleted", n, "retention", s.opts.LedgerRetention)
+		}
+	}
+	if s.links != nil {
+		n, err := s.links.Purge(ctx, now.Add(-s.opts.LinkRetention))
+		if err != nil && ctx.Err() == nil {
+			s.opts.Logger.Error("retention: share link purge failed", "deleted", n, "err", err)
+			if first == nil {
+				first = err
+			}
+		} else if n > 0 {
+			s.opts.Logger.Info("retention: expired share links purged", "deleted", n, "grace", s.opts.LinkRetention)
+		}
+	}
+	return first
 }
