@@ -250,8 +250,15 @@ func (a *App) openRest(ctx context.Context) error {
 	return nil
 }
 
+// s3ProbeTimeout bounds the start-up check of an S3 store: an endpoint
+// that does not answer fails Open instead of hanging it.
+const s3ProbeTimeout = 30 * time.Second
+
 // openObjects opens the object store cfg describes: S3, or the local store
-// under DataPath("objects") with its keyring in DataPath("secrets").
+// under DataPath("objects") with its keyring in DataPath("secrets"). An S3
+// store must pass s3store.Probe (the bucket exists, the credentials work,
+// a presigned PUT and GET of a probe object round-trip) or Open fails with
+// the cause.
 func (a *App) openObjects(ctx context.Context) error {
 	cfg := a.Config
 	switch cfg.Objects.Backend {
@@ -263,6 +270,14 @@ func (a *App) openObjects(ctx context.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		// A wrong secret or a missing bucket is refused here, with its
+		// cause, rather than found later by /readyz or a publisher.
+		pctx, cancel := context.WithTimeout(ctx, s3ProbeTimeout)
+		err = s.Probe(pctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("app: objects.backend s3: %w", err)
 		}
 		a.Objects = s
 	default:

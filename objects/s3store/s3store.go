@@ -54,7 +54,8 @@ type Config struct {
 	// MaxTTL caps every presigned URL's lifetime; 0 or anything above 7 days
 	// means 7 days. Temporary credentials cap it further (see Store.MaxTTL).
 	MaxTTL time.Duration
-	// HTTPClient, when set, is used for the portal's own calls to the store.
+	// HTTPClient, when set, is used for the portal's own calls to the store
+	// (and Probe's presigned requests).
 	HTTPClient *http.Client
 }
 
@@ -70,6 +71,7 @@ type Store struct {
 	creds   aws.CredentialsProvider
 	fast    *fastGet // nil: GET URLs go through presign
 	slowWhy string   // why fast is nil
+	httpc   *http.Client
 }
 
 var (
@@ -142,6 +144,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		client:  client,
 		presign: s3.NewPresignClient(client),
 		creds:   creds,
+		httpc:   cfg.HTTPClient,
+	}
+	if s.httpc == nil {
+		s.httpc = http.DefaultClient
 	}
 	s.fast, s.slowWhy = newFastGet(ctx, client, cfg.Bucket)
 	return s, nil
