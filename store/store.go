@@ -16,13 +16,16 @@ const (
 	MaxKeySize   = 1024
 	MaxValueSize = 1 << 20
 
-	// MaxTxnOps is the most keys one Update may write: Put and Delete count
-	// once per distinct key, and NextSequence once per distinct sequence
-	// name, however often each is called. It is etcd's default limit of
-	// operations per transaction (--max-txn-ops), and every driver enforces
-	// it, so code that works on one driver works on all of them. Callers
-	// that write an unbounded number of keys split the work into several
-	// transactions and say what a failure between them leaves behind.
+	// MaxTxnOps is the portable limit of keys one Update may write: every
+	// driver allows at least this many (DB.MaxTxnOps says how many a given
+	// store allows). Put and Delete count once per distinct key, and
+	// NextSequence once per distinct sequence name, however often each is
+	// called. It is etcd's default limit of operations per transaction
+	// (--max-txn-ops). Code that writes a bounded handful of keys per
+	// Update needs nothing more; code that writes an unbounded number
+	// splits the work into transactions of at most this many (or of
+	// DB.MaxTxnOps, for a high-rate writer that wants as few commits as the
+	// store allows) and says what a failure between them leaves behind.
 	MaxTxnOps = 128
 )
 
@@ -34,7 +37,7 @@ var ErrNotFound = errors.New("store: key not found")
 var ErrLocked = errors.New("store: database is held by another process")
 
 // ErrTxnTooLarge is returned by Tx.Put, Tx.Delete and Tx.NextSequence when
-// the write would make the transaction write more than MaxTxnOps keys. The
+// the write would make the transaction write more than DB.MaxTxnOps keys. The
 // Update that got it fails with it (wrapped) and commits nothing, even when
 // fn ignores the error and returns nil.
 var ErrTxnTooLarge = errors.New("store: transaction writes more than MaxTxnOps keys")
@@ -55,7 +58,8 @@ var ErrClosed = errors.New("store: database is closed")
 // outside the transaction: no I/O, no sends, no changes to shared state. It
 // may set the caller's local variables, but must assign every one of them
 // on every run, never append to or count up what a previous run left. An
-// Update writes at most MaxTxnOps keys (see ErrTxnTooLarge).
+// Update writes at most MaxTxnOps() keys, never fewer than the package's
+// MaxTxnOps (see ErrTxnTooLarge).
 //
 // ctx bounds the whole transaction: when it ends before the commit, the
 // transaction is rolled back and View or Update returns ctx.Err() (wrapped
@@ -67,6 +71,10 @@ var ErrClosed = errors.New("store: database is closed")
 type DB interface {
 	View(ctx context.Context, fn func(Tx) error) error
 	Update(ctx context.Context, fn func(Tx) error) error
+	// MaxTxnOps is the most keys one Update may write on this store: at
+	// least the package's MaxTxnOps (etcd's default), more where the
+	// driver allows (bbolt).
+	MaxTxnOps() int
 	// Watch reports, in commit order, the changes committed to keys with
 	// the prefix ("" watches everything) from the moment Watch returns
 	// until ctx ends or the database is closed; then the channel is closed.

@@ -42,6 +42,7 @@ type DB struct {
 	db        *bbolt.DB
 	watchBuf  int
 	runTwice  bool
+	maxOps    int
 	commitMu  sync.Mutex // held from an Update's start until its events are queued
 	watchMu   sync.Mutex // guards watchers and closed; taken after commitMu
 	watchers  map[*watcher]struct{}
@@ -66,7 +67,18 @@ type Options struct {
 	// is for tests of code that calls Update: an fn with effects outside
 	// its transaction shows them twice.
 	RunUpdatesTwice bool
+	// MaxTxnOps is the most keys one Update may write (see
+	// store.DB.MaxTxnOps). Zero means DefaultMaxTxnOps; values below
+	// store.MaxTxnOps are raised to it. Tests of code that must also run on
+	// etcd set store.MaxTxnOps, etcd's default.
+	MaxTxnOps int
 }
+
+// DefaultMaxTxnOps is the default Options.MaxTxnOps. bbolt has no limit of
+// its own; this one bounds how long one transaction holds the writer lock
+// and how much it holds in memory, while letting a high-rate writer (the
+// download ledger) commit, and fsync, once for thousands of rows.
+const DefaultMaxTxnOps = 16384
 
 // DefaultWatchBuffer is the default Options.WatchBuffer.
 const DefaultWatchBuffer = 1024
@@ -100,7 +112,12 @@ func Open(path string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	return &DB{db: db, watchBuf: opts.WatchBuffer, runTwice: opts.RunUpdatesTwice, watchers: make(map[*watcher]struct{})}, nil
+	maxOps := opts.MaxTxnOps
+	if maxOps == 0 {
+		maxOps = DefaultMaxTxnOps
+	}
+	maxOps = max(maxOps, store.MaxTxnOps)
+	return &DB{db: db, watchBuf: opts.WatchBuffer, runTwice: opts.RunUpdatesTwice, maxOps: maxOps, watchers: make(map[*watcher]struct{})}, nil
 }
 
 // View runs fn in a bbolt read transaction. It returns ctx.Err() when ctx
@@ -131,7 +148,7 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 	defer d.commitMu.Unlock()
 	if d.runTwice {
 		err := d.db.Update(func(tx *bbolt.Tx) error {
-			if err := runTx(ctx, &boltTx{tx: tx, writable: true}, fn); err != nil {
+			if err := runTx(ctx, &boltTx{tx: tx, writable: true, max: d.maxOps}, fn); err != nil {
 				return err
 			}
 			return errSecondRun
@@ -145,7 +162,7 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 		rev uint64
 	)
 	err := d.db.Update(func(tx *bbolt.Tx) error {
-		bt = &boltTx{tx: tx, writable: true}
+		bt = &boltTx{tx: tx, writable: true, max: d.maxOps}
 		if err := runTx(ctx, bt, fn); err != nil {
 			return err
 		}
@@ -165,10 +182,13 @@ func runTx(ctx context.Context, bt *boltTx, fn func(store.Tx) error) error {
 		return err
 	}
 	if bt.tooLarge {
-		return fmt.Errorf("%w: refused a write beyond %d keys", store.ErrTxnTooLarge, store.MaxTxnOps)
+		return fmt.Errorf("%w: refused a write beyond %d keys", store.ErrTxnTooLarge, bt.max)
 	}
 	return ctx.Err()
 }
+
+// MaxTxnOps implements store.DB.
+func (d *DB) MaxTxnOps() int { return d.maxOps }
 
 func (d *DB) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -202,14 +222,15 @@ type boltTx struct {
 	tx       *bbolt.Tx
 	writable bool
 	// writes holds the last write of each key (string(key)), seqs the
-	// sequences drawn: together at most store.MaxTxnOps.
+	// sequences drawn: together at most max.
+	max      int
 	writes   map[string]store.EventType
 	seqs     map[string]struct{}
 	tooLarge bool
 }
 
 // count records a write of key (or, when seq, of a sequence name) and
-// refuses it when it would take the transaction past store.MaxTxnOps keys.
+// refuses it when it would take the transaction past t.max keys.
 func (t *boltTx) count(name string, typ store.EventType, seq bool) error {
 	if seq {
 		if _, ok := t.seqs[name]; ok {
@@ -219,9 +240,9 @@ func (t *boltTx) count(name string, typ store.EventType, seq bool) error {
 		t.writes[name] = typ
 		return nil
 	}
-	if len(t.writes)+len(t.seqs) >= store.MaxTxnOps {
+	if len(t.writes)+len(t.seqs) >= t.max {
 		t.tooLarge = true
-		return fmt.Errorf("%w (at most %d)", store.ErrTxnTooLarge, store.MaxTxnOps)
+		return fmt.Errorf("%w (at most %d)", store.ErrTxnTooLarge, t.max)
 	}
 	if seq {
 		if t.seqs == nil {

@@ -13,13 +13,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.DB {
-		db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	})
+	for name, opts := range map[string]bolt.Options{
+		"default": {},
+		// etcd's default limit, as code written for every store sees it.
+		"portable limit": {MaxTxnOps: store.MaxTxnOps},
+	} {
+		t.Run(name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.DB {
+				db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return db
+			})
+		})
+	}
 }
 
 func TestSecondOpenFailsFast(t *testing.T) {

@@ -137,7 +137,7 @@ func testWatchCommittedOnly(t *testing.T, db store.DB) {
 		return nil
 	})
 	db.Update(ctx, func(tx store.Tx) error {
-		for i := range store.MaxTxnOps + 1 {
+		for i := range db.MaxTxnOps() + 1 {
 			tx.Put([]byte(fmt.Sprintf("toolarge/%d", i)), []byte("x"))
 		}
 		return nil
