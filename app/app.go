@@ -17,7 +17,8 @@
 // (local disk or S3, or the one given in Options), publishing, the update
 // index (loaded, then kept current by a watch), share links, the download
 // ledger and the server. It then starts the background work: the upload
-// sweep and the index watch (the ledger runs its own flusher). When any
+// sweep, the index watch and the retention purge of the ledger and the
+// share links (the ledger runs its own flusher). When any
 // step fails Open closes everything it had opened and returns the error;
 // the caller has nothing to clean up.
 //
@@ -29,7 +30,8 @@
 //
 //  1. HTTP: stop accepting connections and wait for in-flight requests
 //     (until Close's ctx ends; then the remaining connections are cut);
-//  2. background work: cancel it, and wait for the upload sweep to return;
+//  2. background work: cancel it, and wait for the upload sweep and the
+//     retention purge to return;
 //  3. the server's own work and the ledger: stop its flusher, and write
 //     everything still queued in one last transaction;
 //  4. the object store the App opened (not one given in Options);
@@ -60,6 +62,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/configs"
+	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/licenses"
@@ -130,6 +133,8 @@ type App struct {
 	Index      *updates.Index
 	Links      *links.Service
 	Ledger     *ledger.Ledger
+	// Downloads mints grants and share links and runs their retention.
+	Downloads *downloads.Service
 	// Server is the HTTP API, an http.Handler. Serve runs it; tests may
 	// also call it directly.
 	Server *server.Server
@@ -225,13 +230,19 @@ func (a *App) openRest(ctx context.Context) error {
 	if a.Links, err = links.New(a.DB, linkKey, now); err != nil {
 		return err
 	}
+	a.Links.SetPerLicense(cfg.Downloads.LinksPerLicense)
 	a.Ledger = ledger.New(a.DB, ledger.Options{
 		Queue: cfg.Downloads.LedgerQueue, FlushInterval: cfg.Downloads.LedgerFlushInterval, Now: now, Logger: a.Log,
+	})
+	a.Downloads = downloads.New(a.Objects, a.Ledger, a.Links, a.Licenses, downloads.Options{
+		LinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, AnonymousGrantsPerMinute: cfg.Downloads.AnonymousGrantsPerMinute,
+		LedgerRetention: cfg.Downloads.LedgerRetention, LinkRetention: cfg.Downloads.LinkRetention,
+		Now: now, Logger: a.Log,
 	})
 	a.Server = server.New(server.Deps{
 		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens,
 		Objects: a.Objects, Blobs: a.Blobs, Keys: a.Keys, Publishing: a.Publishing,
-		Index: a.Index, Ledger: a.Ledger, Links: a.Links,
+		Index: a.Index, Ledger: a.Ledger, Links: a.Links, Downloads: a.Downloads,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
 		AccessLog: cfg.Log.Access, Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
@@ -246,6 +257,7 @@ func (a *App) openRest(ctx context.Context) error {
 
 	if !a.opts.Offline {
 		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
+		a.wg.Go(func() { a.Downloads.RunRetention(bg, downloads.RetentionInterval) })
 	}
 	return nil
 }

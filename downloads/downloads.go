@@ -102,13 +102,15 @@ type Origin struct {
 // is offline and cheap, and a request that fails must not use up quota (a
 // reservation cannot be given back).
 //
-// A grant without a license (an open product, anonymously) is first
-// counted against its client address: past AnonymousGrantsPerMinute it is
-// refused with rate_limited and RetryAt, before anything is minted or
-// recorded, so an anonymous flood cannot grow the ledger faster than that.
+// An anonymous grant (an open product, for a caller who named no
+// credential) is first counted against its client address: past
+// AnonymousGrantsPerMinute it is refused with rate_limited and RetryAt,
+// before anything is minted or recorded, so an anonymous flood cannot grow
+// the ledger faster than that. Callers with a license or a token are
+// bounded by who they are (quota, revocation) instead.
 func (s *Service) Grant(ctx context.Context, res updates.Resolution, ttl time.Duration, from Origin) (Grant, error) {
 	r, a := res.Release, res.Artifact
-	if res.License == nil {
+	if res.License == nil && access.FromContext(ctx).Role() == access.Anonymous {
 		if err := s.anon.take(from.Client, s.opts.Now()); err != nil {
 			return Grant{}, err
 		}
