@@ -296,7 +296,8 @@ func (l *Ledger) run() {
 }
 
 // Flush writes everything queued so far, with the pending quota counts, in
-// as few transactions as store.MaxTxnOps allows: each commits some grants
+// as few transactions as the store's MaxTxnOps allows (bbolt: thousands of
+// grants a commit; etcd: a few dozen): each commits some grants
 // in order together with the release counts they add, and the quota counts
 // follow in transactions of their own. Grants and counts already committed
 // when one transaction fails stay committed and are not written again; the
@@ -330,7 +331,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 	var err error
 	done := 0 // grants committed
 	for done < len(batch) && err == nil {
-		chunk := batch[done : done+chunkLen(batch[done:])]
+		chunk := batch[done : done+chunkLen(batch[done:], l.db.MaxTxnOps())]
 		err = l.db.Update(ctx, func(tx store.Tx) error { return writeGrants(tx, chunk) })
 		if err == nil {
 			done += len(chunk)
@@ -343,7 +344,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		}
 	}
 	for len(deltas) > 0 && err == nil {
-		chunk := deltas[:min(len(deltas), store.MaxTxnOps)]
+		chunk := deltas[:min(len(deltas), l.db.MaxTxnOps())]
 		err = l.db.Update(ctx, func(tx store.Tx) error { return writeQuotas(tx, chunk) })
 		if err == nil {
 			l.quota.committed(chunk)
@@ -383,9 +384,9 @@ type releaseDay struct {
 }
 
 // chunkLen returns how many of the grants gs (at least one) one transaction
-// can write: each takes a key, each release it counts a key of its own,
+// of at most maxOps keys can write: each takes a key, each release it counts a key of its own,
 // each release and day a rollup key, and the "ledger" sequence one more.
-func chunkLen(gs []Grant) int {
+func chunkLen(gs []Grant, maxOps int) int {
 	seen := make(map[release]bool)
 	seenDay := make(map[releaseDay]bool)
 	keys := 1
@@ -399,7 +400,7 @@ func chunkLen(gs []Grant) int {
 		if !seenDay[rd] {
 			need++
 		}
-		if keys+need > store.MaxTxnOps {
+		if keys+need > maxOps {
 			return i
 		}
 		seen[r], seenDay[rd] = true, true

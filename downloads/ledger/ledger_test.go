@@ -22,7 +22,8 @@ import (
 // flush that had effects outside its transaction shows them.
 func openDB(t testing.TB, path string) *bolt.DB {
 	t.Helper()
-	db, err := bolt.Open(path, bolt.Options{RunUpdatesTwice: true})
+	// etcd's transaction limit, so flushes split as they would there.
+	db, err := bolt.Open(path, bolt.Options{RunUpdatesTwice: true, MaxTxnOps: store.MaxTxnOps})
 	if err != nil {
 		t.Fatal(err)
 	}
