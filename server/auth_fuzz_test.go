@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/portaldist/portal/app"
@@ -81,6 +82,15 @@ func FuzzAuthorization(f *testing.F) {
 		f.Fatalf("create license: %s", rec.Body)
 	}
 	key := created.Key
+	// The update index learns of the new product through the store's
+	// watch, a moment after the write: wait for it (bounded) so that a
+	// license's 200 is what the fuzzing sees.
+	for i := 0; send("GET", "/v1/me", "License "+key, nil).Code != http.StatusOK; i++ {
+		if i == 2000 {
+			f.Fatal("GET /v1/me with the new license never answered 200")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	basic := base64.StdEncoding.EncodeToString([]byte("license:" + key))
 	secrets := []string{"", admin, key, basic}
 
