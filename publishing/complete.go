@@ -26,10 +26,13 @@ const (
 // declaration.
 //
 // On a match the artifact gets its SHA-512 (base64) and signatures:
-// "ed25519" (Sparkle; the portal's own for files up to
-// Options.SparkleMaxSize, otherwise the publisher-supplied one, if any) and
-// "minisign" (the .minisig text of a prehashed signature whose trusted
-// comment names the file).
+// "ed25519" (Sparkle, by the product's Sparkle key: the portal's own for
+// files up to Options.SparkleMaxSize, otherwise the publisher-supplied one,
+// if any; a product that still has one shared key for both schemes gets no
+// portal Sparkle signature for files of at most
+// signing.SharedKeyMaxMessage bytes, see signing.KeySet) and "minisign" (the
+// .minisig text of a prehashed signature, by the product's minisign key,
+// whose trusted comment names the file).
 //
 // On a mismatch the artifact becomes failed, its object is deleted, and the
 // error is a *portal.Error with code portal.EUnprocessable whose Details hold
@@ -42,10 +45,19 @@ const (
 // artifact returns it unchanged without reading it again; completing a
 // failed one is a conflict.
 //
-// Memory: up to Options.SparkleMaxSize bytes per call are buffered for the
-// Sparkle signature; larger files are streamed.
+// Resources: the object is read in two streaming passes (hashes, then the
+// second half of the Sparkle signature; see signing.SparkleStream), in
+// about 1 MiB of memory whatever its size. At most
+// Options.MaxConcurrentCompletes calls read objects at once; the others
+// wait for a slot or until ctx ends. Concurrent calls for the same artifact
+// share one verification: the later ones wait for the first one's result,
+// which they all return; it is abandoned only when every caller's ctx has
+// ended.
 func (s *Service) Complete(ctx context.Context, product, version, filename string) (releases.Artifact, error) {
-	a, err := s.complete(ctx, product, version, filename)
+	key := product + "\x00" + version + "\x00" + filename
+	a, err := s.flights.do(ctx, key, func(ctx context.Context) (releases.Artifact, error) {
+		return s.complete(ctx, product, version, filename)
+	})
 	if err != nil {
 		return releases.Artifact{}, fmt.Errorf("publishing: complete %s of %s %s: %w", filename, product, version, err)
 	}
@@ -88,14 +100,25 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 		return s.mismatch(ctx, product, version, a, info.Size, info.SHA256)
 	}
 
-	key, err := s.keys.SigningKey(ctx, product)
+	keys, err := s.keys.SigningKeys(ctx, product)
 	if err != nil {
 		// Whatever the key source says (not found, cannot unseal), it is the
 		// server's problem, not the publisher's.
 		return releases.Artifact{}, &portal.Error{Code: portal.EInternal, Message: "the product's signing key is unavailable", Err: err}
 	}
 
-	sum, err := s.readBack(ctx, a)
+	if err := s.slots.acquire(ctx); err != nil {
+		return releases.Artifact{}, err
+	}
+	var sparkle *signing.SparkleStream
+	if a.Size <= s.opts.SparkleMaxSize && keys.SparkleSigns(a.Size) {
+		if sparkle, err = keys.Sparkle.SparkleStream(); err != nil {
+			s.slots.release()
+			return releases.Artifact{}, &portal.Error{Code: portal.EInternal, Message: "the product's signing key is unavailable", Err: err}
+		}
+	}
+	sum, sparkleSig, err := s.readBack(ctx, a, sparkle)
+	s.slots.release()
 	if err != nil {
 		return releases.Artifact{}, err
 	}
@@ -105,12 +128,12 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 
 	now := s.now()
 	sigs := map[string]string{}
-	if sum.Data != nil {
-		sigs["ed25519"] = key.SparkleSign(sum.Data)
+	if sparkleSig != "" {
+		sigs["ed25519"] = sparkleSig
 	} else if sig := a.Signatures["ed25519"]; sig != "" {
 		sigs["ed25519"] = sig
 	}
-	minisig, err := key.MinisignSign(sum.BLAKE2b512, signing.TrustedComment(now, filename))
+	minisig, err := keys.Minisign.MinisignSign(sum.BLAKE2b512, signing.TrustedComment(now, filename))
 	if err != nil {
 		return releases.Artifact{}, fmt.Errorf("minisign: %w", err)
 	}
@@ -162,26 +185,71 @@ func (s *Service) completeMultipart(ctx context.Context, product, version string
 	})
 }
 
-// readBack streams the object once through a Digester. It reads at most one
-// byte more than declared, so a store serving more than it claims is caught
-// without reading all of it.
-func (s *Service) readBack(ctx context.Context, a releases.Artifact) (signing.Digests, error) {
+// readBack reads the object: pass 1 through a Digester (and the first pass
+// of sparkle, when not nil); then, if the size and SHA-256 match the
+// declaration and sparkle is not nil, pass 2 for the Sparkle signature,
+// which it returns in base64. Each pass reads at most one byte more than
+// declared, so a store serving more than it claims is caught without
+// reading all of it. An object that changes between the passes is a
+// conflict (the artifact stays waiting; completing again retries).
+func (s *Service) readBack(ctx context.Context, a releases.Artifact, sparkle *signing.SparkleStream) (signing.Digests, string, error) {
+	d := signing.NewDigester(-1)
+	if sparkle != nil {
+		d.Also(sparkle.Pass1())
+	}
+	if _, err := s.readObject(ctx, a, d); err != nil {
+		return signing.Digests{}, "", err
+	}
+	sum := d.Sum()
+	if sparkle == nil || sum.Size != a.Size || sum.SHA256Hex() != a.SHA256 {
+		return sum, "", nil
+	}
+	n, err := s.readObject(ctx, a, sparkle.Pass2())
+	if err != nil {
+		return signing.Digests{}, "", err
+	}
+	sig, err := sparkle.SumBase64()
+	if n != a.Size || err != nil {
+		return signing.Digests{}, "", &portal.Error{Code: portal.EConflict,
+			Message: "the uploaded file changed while it was being verified: complete again", Err: err}
+	}
+	return sum, sig, nil
+}
+
+// readObject copies the object, at most one byte more than declared, to w.
+func (s *Service) readObject(ctx context.Context, a releases.Artifact, w io.Writer) (int64, error) {
 	rc, err := s.objects.Open(ctx, a.ObjectKey)
 	if portal.IsCode(err, portal.ENotFound) {
-		return signing.Digests{}, portal.Errorf(portal.EConflict, "nothing uploaded yet for %s: PUT the file to the upload URL first", a.Filename)
+		return 0, portal.Errorf(portal.EConflict, "nothing uploaded yet for %s: PUT the file to the upload URL first", a.Filename)
 	}
 	if err != nil {
-		return signing.Digests{}, fmt.Errorf("open object: %w", err)
+		return 0, fmt.Errorf("open object: %w", err)
 	}
 	defer rc.Close()
-	d := signing.NewDigester(s.opts.SparkleMaxSize)
-	if a.Size <= s.opts.SparkleMaxSize {
-		d.Grow(a.Size)
+	// A larger buffer than io.Copy's 32 KiB: fewer reads and, on S3, fewer
+	// round trips of the response body.
+	buf := make([]byte, 256<<10)
+	n, err := io.CopyBuffer(onlyWriter{w}, io.LimitReader(ctxReader{ctx, rc}, a.Size+1), buf)
+	if err != nil {
+		return n, fmt.Errorf("read object back: %w", err)
 	}
-	if _, err := io.Copy(d, io.LimitReader(rc, a.Size+1)); err != nil {
-		return signing.Digests{}, fmt.Errorf("read object back: %w", err)
+	return n, nil
+}
+
+// onlyWriter hides a ReaderFrom, so CopyBuffer uses the buffer.
+type onlyWriter struct{ io.Writer }
+
+// ctxReader stops a long read once ctx ends (every caller gave up).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
 	}
-	return d.Sum(), nil
+	return c.r.Read(p)
 }
 
 // mismatch fails the artifact (catalog first, then the object) and returns

@@ -45,9 +45,9 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, objs objects.ObjectStore
 	}
 }
 
-type keyMap map[string]*signing.Key
+type keyMap map[string]*signing.KeySet
 
-func (m keyMap) SigningKey(_ context.Context, p string) (*signing.Key, error) {
+func (m keyMap) SigningKeys(_ context.Context, p string) (*signing.KeySet, error) {
 	if k, ok := m[p]; ok {
 		return k, nil
 	}
@@ -78,7 +78,7 @@ type env struct {
 	svc     *Service
 	cat     *releases.Service
 	objects objects.ObjectStore
-	key     *signing.Key
+	key     *signing.KeySet
 	clock   *clock
 }
 
@@ -100,7 +100,7 @@ func newEnv(t *testing.T, objs objects.ObjectStore, opts Options) *env {
 	if _, err := cat.CreateRelease(ctx, product, releases.NewRelease{Version: version}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := signing.GenerateKey()
+	key, err := signing.GenerateKeySet()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,7 +270,7 @@ func TestMultipartLarge(t *testing.T) {
 	if _, err := signing.ParseSparkleSignature(got.Signatures["ed25519"]); err != nil {
 		t.Fatalf("Sparkle signature: %v", err)
 	}
-	if _, err := signing.VerifyMinisign(e.key.MinisignPublicKey(), sum.BLAKE2b512, []byte(got.Signatures["minisign"])); err != nil {
+	if _, err := signing.VerifyMinisign(e.key.Minisign.MinisignPublicKey(), sum.BLAKE2b512, []byte(got.Signatures["minisign"])); err != nil {
 		t.Fatalf("minisign: %v", err)
 	}
 	info, err := objs.Stat(e.ctx, a.ObjectKey)

@@ -26,11 +26,11 @@ import (
 	"github.com/portaldist/portal/signing"
 )
 
-// KeySource gives a product's signing key. The server implements it by
-// opening the sealed key stored on the product. It is called once per
-// Complete, before the object is read back.
+// KeySource gives a product's signing keys (its current KeySet). The server
+// implements it by opening the sealed keys stored on the product. It is
+// called once per verification, before the object is read back.
 type KeySource interface {
-	SigningKey(ctx context.Context, product string) (*signing.Key, error)
+	SigningKeys(ctx context.Context, product string) (*signing.KeySet, error)
 }
 
 // Defaults for Options.
@@ -38,8 +38,11 @@ const (
 	DefaultUploadTTL          = time.Hour
 	DefaultMultipartThreshold = 64 << 20
 	DefaultPartSize           = 64 << 20
-	DefaultSparkleMaxSize     = 256 << 20
+	DefaultSparkleMaxSize     = objects.MaxObjectSize
 	DefaultUploadGrace        = 5 * time.Minute
+	// DefaultMaxConcurrentCompletes is how many Completes read objects
+	// back at once by default.
+	DefaultMaxConcurrentCompletes = 2
 	// maxParts is S3's limit on the parts of one multipart upload.
 	maxParts = 10000
 )
@@ -57,11 +60,15 @@ type Options struct {
 	// raised, in whole MiB, when a file would need more than 10000 parts.
 	PartSize int64
 	// SparkleMaxSize: files up to this size get a Sparkle (Ed25519)
-	// signature made by the portal, which needs the whole file in memory
-	// while it is read back, so it bounds Complete's memory use per call
-	// (default 256 MiB). Larger files carry only the signature the publisher
-	// supplied at declaration, or none.
+	// signature made by the portal (default objects.MaxObjectSize, every
+	// file). The signature streams, so memory does not depend on it; it
+	// costs a second read of the object. Larger files carry only the
+	// signature the publisher supplied at declaration, or none.
 	SparkleMaxSize int64
+	// MaxConcurrentCompletes bounds the Completes that read objects back
+	// at the same time (default 2); the others wait for a slot, or until
+	// their context ends. Each holds about 1 MiB of buffers.
+	MaxConcurrentCompletes int
 	// UploadGrace is how long after an artifact's UploadExpiresAt the
 	// sweeper waits before failing it (default 5 min): a PUT that started
 	// just before its URL expired may still be running, and the store signs
@@ -80,6 +87,8 @@ type Service struct {
 	objects objects.ObjectStore
 	keys    KeySource
 	opts    Options
+	flights flights // one verification per artifact at a time
+	slots   *slots  // at most MaxConcurrentCompletes reading objects
 }
 
 // New returns a Service. It panics on a PartSize below objects.MinPartSize,
@@ -100,6 +109,9 @@ func New(catalog *releases.Service, objs objects.ObjectStore, keys KeySource, op
 	if opts.SparkleMaxSize == 0 {
 		opts.SparkleMaxSize = DefaultSparkleMaxSize
 	}
+	if opts.MaxConcurrentCompletes <= 0 {
+		opts.MaxConcurrentCompletes = DefaultMaxConcurrentCompletes
+	}
 	if opts.UploadGrace <= 0 {
 		opts.UploadGrace = DefaultUploadGrace
 	}
@@ -109,7 +121,7 @@ func New(catalog *releases.Service, objs objects.ObjectStore, keys KeySource, op
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Service{catalog: catalog, objects: objs, keys: keys, opts: opts}
+	return &Service{catalog: catalog, objects: objs, keys: keys, opts: opts, slots: newSlots(opts.MaxConcurrentCompletes)}
 }
 
 func (s *Service) now() time.Time { return s.opts.Now().UTC() }

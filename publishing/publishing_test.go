@@ -42,11 +42,11 @@ func (e *env) verifyUploaded(a releases.Artifact, data []byte) {
 	if a.SHA512 != sum.SHA512Base64() {
 		e.t.Fatalf("SHA512 %s, want %s", a.SHA512, sum.SHA512Base64())
 	}
-	if err := signing.VerifySparkle(e.key.PublicKey(), data, a.Signatures["ed25519"]); err != nil {
+	if err := signing.VerifySparkle(e.key.Sparkle.PublicKey(), data, a.Signatures["ed25519"]); err != nil {
 		e.t.Fatalf("Sparkle signature: %v", err)
 	}
 	b := blake2b.Sum512(data)
-	tc, err := signing.VerifyMinisign(e.key.MinisignPublicKey(), b[:], []byte(a.Signatures["minisign"]))
+	tc, err := signing.VerifyMinisign(e.key.Minisign.MinisignPublicKey(), b[:], []byte(a.Signatures["minisign"]))
 	if err != nil {
 		e.t.Fatalf("minisign signature: %v", err)
 	}
@@ -317,7 +317,7 @@ func TestSparkleSignatureSupplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := blake2b.Sum512(big)
-	if _, err := signing.VerifyMinisign(e.key.MinisignPublicKey(), b[:], []byte(got.Signatures["minisign"])); err != nil {
+	if _, err := signing.VerifyMinisign(e.key.Minisign.MinisignPublicKey(), b[:], []byte(got.Signatures["minisign"])); err != nil {
 		t.Fatalf("minisign: %v", err)
 	}
 

@@ -61,7 +61,8 @@ func TestChangedDuringComplete(t *testing.T) {
 			data := []byte("the file")
 			a, up := e.add("app.zip", data)
 			put(t, up, data, 0)
-			hs.onOpen = func() { c.change(e, a.Filename) }
+			// Once: Complete opens the object twice (two passes).
+			hs.onOpen = func() { c.change(e, a.Filename); hs.onOpen = nil }
 			_, err := e.svc.Complete(e.ctx, product, version, a.Filename)
 			portalError(t, err, portal.EConflict)
 			c.check(t, e, a)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"hash"
+	"io"
 	"runtime"
 	"sync"
 
@@ -15,9 +16,9 @@ import (
 // Digester computes, in one pass over an artifact, every digest the portal
 // publishes or signs: SHA-256 (the catalog's integrity hash), SHA-512
 // (electron-updater), BLAKE2b-512 (the message of a prehashed minisign
-// signature). It also keeps the bytes in memory while their total stays
-// within the buffer limit, because a Sparkle signature is pure Ed25519 over
-// the whole file and cannot be computed from a digest.
+// signature), and feeds a fourth writer if asked (Also: the first pass of a
+// SparkleStream). It can also keep the bytes in memory while their total
+// stays within a buffer limit, for callers that want the whole small file.
 //
 // On a machine with more than one CPU, BLAKE2b runs on a second goroutine
 // while SHA-256 and SHA-512 run on the caller's, which nearly doubles the
@@ -37,6 +38,7 @@ type Digester struct {
 	over     bool // the total went past limit; buf has been released
 	parallel bool
 	stage    []byte // written but not yet hashed; parallel mode only
+	also     io.Writer
 	wg       sync.WaitGroup
 }
 
@@ -94,6 +96,11 @@ func (d *Digester) Grow(n int64) {
 	d.buf = append(make([]byte, 0, int64(len(d.buf))+n), d.buf...)
 }
 
+// Also makes w receive every byte hashed from now on, as a fourth hash (for
+// example SparkleStream.Pass1), on the goroutine that runs BLAKE2b. w's
+// Write must not fail and must not keep p. Call it before the first Write.
+func (d *Digester) Also(w io.Writer) { d.also = w }
+
 // Write hashes p and, while the total stays within the buffer limit, copies
 // it. It always returns len(p), nil.
 func (d *Digester) Write(p []byte) (int, error) {
@@ -133,7 +140,12 @@ func (d *Digester) Write(p []byte) (int, error) {
 // large enough and there is a second CPU.
 func (d *Digester) hash(p []byte) {
 	if d.parallel && len(p) >= parallelMin {
-		d.wg.Go(func() { d.blake2b.Write(p) })
+		d.wg.Go(func() {
+			d.blake2b.Write(p)
+			if d.also != nil {
+				d.also.Write(p)
+			}
+		})
 		d.sha256.Write(p)
 		d.sha512.Write(p)
 		d.wg.Wait()
@@ -142,6 +154,9 @@ func (d *Digester) hash(p []byte) {
 	d.sha256.Write(p)
 	d.sha512.Write(p)
 	d.blake2b.Write(p)
+	if d.also != nil {
+		d.also.Write(p)
+	}
 }
 
 // Size returns the number of bytes written so far.
