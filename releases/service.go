@@ -194,6 +194,24 @@ func (s *Service) SetSigningKey(ctx context.Context, slug string, sealed []byte)
 	})
 }
 
+// ReplaceSigningKey stores the product's sealed signing keys new, provided
+// they are still old; otherwise (a concurrent change) it is an EConflict
+// error and nothing changes.
+func (s *Service) ReplaceSigningKey(ctx context.Context, slug string, old, new []byte) error {
+	defer s.products.Delete(slug)
+	return s.db.Update(ctx, func(tx store.Tx) error {
+		var p Product
+		if err := getProduct(tx, slug, &p); err != nil {
+			return err
+		}
+		if !bytes.Equal(p.SigningKey, old) {
+			return portal.Errorf(portal.EConflict, "the signing keys of %s changed meanwhile", slug)
+		}
+		p.SigningKey = new
+		return store.PutJSON(tx, productKey(slug), p)
+	})
+}
+
 // Products returns every product, by slug.
 func (s *Service) Products(ctx context.Context) ([]Product, error) {
 	var out []Product

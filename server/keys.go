@@ -2,41 +2,52 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
 
-// ProductKeys makes, seals and opens the products' Ed25519 signing keys,
+// ProductKeys makes, seals, opens and rotates the products' signing keys,
 // which are stored sealed on the product record (see signing.Sealer: bound
-// to the product's slug, encrypted when a master key is configured).
+// to the product's slug, encrypted when a master key is configured; and
+// signing.KeySet for the one-key-per-scheme split).
 type ProductKeys struct {
 	Catalog *releases.Service
 	// Sealer nil stores keys unencrypted, protected by the data
 	// directory's permissions.
 	Sealer *signing.Sealer
+	// Now is the clock of rotations (default time.Now).
+	Now func() time.Time
 }
 
-func (k ProductKeys) sealer() *signing.Sealer {
+func (k ProductKeys) sealer(product string) *signing.Sealer {
 	if k.Sealer == nil {
 		sl, _ := signing.NewSealer(nil)
-		return sl
+		return sl.For(product)
 	}
-	return k.Sealer
+	return k.Sealer.For(product)
 }
 
-// New makes a key for the product and returns it sealed for storage.
+// New makes a split key set for the product and returns it sealed for
+// storage.
 func (k ProductKeys) New(slug string) ([]byte, error) {
-	key, err := signing.GenerateKey()
+	ks, err := signing.GenerateKeySet()
 	if err != nil {
 		return nil, fmt.Errorf("server: signing key: %w", err)
 	}
-	return k.sealer().For(slug).Seal(key)
+	return k.sealer(slug).SealSet(ks)
 }
 
-// SigningKey opens the sealed signing key of a product.
-func (k ProductKeys) SigningKey(ctx context.Context, product string) (*signing.Key, error) {
+// stored returns the product's stored keys.
+func (k ProductKeys) stored(ctx context.Context, product string) ([]byte, error) {
 	p, err := k.Catalog.Product(ctx, product)
 	if err != nil {
 		return nil, err
@@ -44,5 +55,161 @@ func (k ProductKeys) SigningKey(ctx context.Context, product string) (*signing.K
 	if len(p.SigningKey) == 0 {
 		return nil, fmt.Errorf("server: product %s has no signing key", product)
 	}
-	return k.sealer().For(product).Open(p.SigningKey)
+	return p.SigningKey, nil
+}
+
+// SigningKeys opens the product's current key set, the one that signs.
+func (k ProductKeys) SigningKeys(ctx context.Context, product string) (*signing.KeySet, error) {
+	b, err := k.stored(ctx, product)
+	if err != nil {
+		return nil, err
+	}
+	return k.sealer(product).Current(b)
+}
+
+// Describe returns the public keys of the product: current, staged by a
+// rotation, and previous.
+func (k ProductKeys) Describe(ctx context.Context, product string) (signing.Keys, error) {
+	b, err := k.stored(ctx, product)
+	if err != nil {
+		return signing.Keys{}, err
+	}
+	return k.sealer(product).Describe(b)
+}
+
+// change applies fn to the product's stored keys and stores the result if
+// it differs, unless the stored keys changed meanwhile (then it tries again,
+// a few times). fn must not have effects beyond its result.
+func (k ProductKeys) change(ctx context.Context, product string, fn func(stored []byte) ([]byte, error)) error {
+	for range 5 {
+		b, err := k.stored(ctx, product)
+		if err != nil {
+			return err
+		}
+		out, err := fn(b)
+		if err != nil {
+			return err
+		}
+		if string(out) == string(b) {
+			return nil
+		}
+		err = k.Catalog.ReplaceSigningKey(ctx, product, b, out)
+		if !portal.IsCode(err, portal.EConflict) {
+			return err
+		}
+	}
+	return portal.Errorf(portal.EConflict, "the signing keys of %s keep changing: try again", product)
+}
+
+// SealAll seals, under the master key, every plaintext key of every
+// product, logging a line per product sealed, and returns how many it
+// sealed. Without a master key it does nothing. Public keys do not change.
+// It stops at the first product whose keys do not open.
+func (k ProductKeys) SealAll(ctx context.Context, log *slog.Logger) (int, error) {
+	if k.Sealer == nil || !k.Sealer.Encrypts() {
+		return 0, nil
+	}
+	all, err := k.Catalog.Products(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range all {
+		if !k.sealer(p.Slug).NeedsResealStored(p.SigningKey) {
+			continue
+		}
+		err := k.change(ctx, p.Slug, func(b []byte) ([]byte, error) {
+			out, _, err := k.sealer(p.Slug).ResealStored(b)
+			return out, err
+		})
+		if err != nil {
+			return n, fmt.Errorf("seal the signing keys of %s: %w", p.Slug, err)
+		}
+		n++
+		log.Info("signing key sealed with the master key", "product", p.Slug)
+	}
+	return n, nil
+}
+
+// Stage is the first step of a rotation: it adds a new split key set as the
+// product's next keys, published by /keys so that a transition release can
+// carry them, and returns their public keys; the current keys keep signing.
+// While a set is staged it returns that one (created false).
+func (k ProductKeys) Stage(ctx context.Context, product string) (next signing.PublicKeys, created bool, err error) {
+	err = k.change(ctx, product, func(b []byte) ([]byte, error) {
+		out, pub, c, err := k.sealer(product).Stage(b)
+		next, created = pub, c
+		return out, err
+	})
+	return next, created, err
+}
+
+// Activate is the second step of a rotation: the staged keys sign from now
+// on, and the replaced ones are listed by /keys as previous. Signatures
+// made before stay as they are.
+func (k ProductKeys) Activate(ctx context.Context, product string) (signing.PublicKeys, error) {
+	now := time.Now
+	if k.Now != nil {
+		now = k.Now
+	}
+	var cur signing.PublicKeys
+	err := k.change(ctx, product, func(b []byte) ([]byte, error) {
+		out, pub, err := k.sealer(product).Activate(b, now())
+		cur = pub
+		return out, err
+	})
+	if errors.Is(err, signing.ErrNothingStaged) {
+		return cur, portal.Errorf(portal.EConflict, "%s has no staged key: run portal keys rotate --product %s first", product, product)
+	}
+	return cur, err
+}
+
+// keys answers GET /v1/products/{product}/keys: the product's public
+// signing keys in the forms update clients take (Sparkle's SUPublicEDKey,
+// minisign's public key line and .pub file, Tauri's pubkey), at the top level
+// for the keys that sign now; "next" for keys a rotation has staged (to
+// embed in a transition release), "previous" for keys a rotation replaced.
+// "separate_keys" is false while one key signs both Sparkle files and
+// minisign digests (products made before the split; see signing.KeySet).
+func (s *Server) keys(c *gin.Context) {
+	p, err := s.Catalog.Product(c, c.Param("product"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	d, err := s.Keys.Describe(c, p.Slug)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := gin.H{"product": p.Slug, "algorithm": "ed25519", "ed25519": d.Current.Sparkle}
+	for k, v := range publicKeysJSON(d.Current) {
+		out[k] = v
+	}
+	out["separate_keys"] = d.Current.Separate
+	delete(out, "separate")
+	if d.Next != nil {
+		out["next"] = publicKeysJSON(*d.Next)
+	}
+	prev := make([]gin.H, 0, len(d.Previous))
+	for _, pk := range d.Previous {
+		prev = append(prev, publicKeysJSON(pk))
+	}
+	out["previous"] = prev
+	c.PureJSON(http.StatusOK, out)
+}
+
+func publicKeysJSON(pk signing.PublicKeys) gin.H {
+	h := gin.H{
+		"sparkle":         pk.Sparkle,
+		"minisign":        pk.Minisign,
+		"minisign_key_id": pk.MinisignKeyID,
+		"minisign_pub":    pk.MinisignPub,
+		"tauri_pubkey":    pk.TauriPubkey(),
+		"separate":        pk.Separate,
+	}
+	if pk.RetiredAt != nil {
+		h["retired_at"] = pk.RetiredAt.UTC().Format(time.RFC3339)
+	}
+	return h
 }

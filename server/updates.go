@@ -137,32 +137,6 @@ func (s *Server) writeRendered(c *gin.Context, contentType string, doc rendered)
 	c.Data(http.StatusOK, contentType, doc.body)
 }
 
-// keys returns the product's public signing key in the forms update clients
-// take: Sparkle's SUPublicEDKey, minisign's public key line (Tauri's pubkey,
-// minisign -P) and .pub file.
-func (s *Server) keys(c *gin.Context) {
-	p, err := s.Catalog.Product(c, c.Param("product"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	k, err := s.Keys.SigningKey(c, p.Slug)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.PureJSON(http.StatusOK, gin.H{
-		"product":         p.Slug,
-		"algorithm":       "ed25519",
-		"ed25519":         k.SparklePublicKey(),
-		"sparkle":         k.SparklePublicKey(),
-		"minisign":        k.MinisignPublicKey(),
-		"minisign_key_id": k.KeyIDHex(),
-		"minisign_pub":    k.MinisignPublicKeyFile(),
-		"tauri_pubkey":    base64.StdEncoding.EncodeToString([]byte(k.MinisignPublicKeyFile())),
-	})
-}
-
 // artifactInfo serves GET .../artifacts/{filename}: the artifact's
 // metadata, or, for "{filename}.minisig", its minisign signature file. It
 // applies the same entitlement rules as a download, without counting one.

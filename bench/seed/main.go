@@ -150,7 +150,7 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 	if _, err := catalog.CreateProduct(ctx, releases.Product{Slug: slug, Name: "Benchmark App", Distribution: releases.Licensed, SigningKey: sealed}); err != nil {
 		return err
 	}
-	key, err := keys.SigningKey(ctx, slug)
+	key, err := keys.SigningKeys(ctx, slug)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 
 // directRelease is release i as the services leave it after
 // CreateRelease, AddArtifact, Complete and Publish of four small files.
-func directRelease(key *signing.Key, slug string, i int, created time.Time) (releases.Release, error) {
+func directRelease(key *signing.KeySet, slug string, i int, created time.Time) (releases.Release, error) {
 	ver := version(i)
 	uploaded := created.Add(time.Minute)
 	published := created.Add(2 * time.Minute)
@@ -319,7 +319,7 @@ func directRelease(key *signing.Key, slug string, i int, created time.Time) (rel
 		d.Write(data)
 		s := d.Sum()
 		fn := filename(slug, ver, j)
-		minisig, err := key.MinisignSign(s.BLAKE2b512, signing.TrustedComment(uploaded, fn))
+		minisig, err := key.Minisign.MinisignSign(s.BLAKE2b512, signing.TrustedComment(uploaded, fn))
 		if err != nil {
 			return r, err
 		}
@@ -327,7 +327,7 @@ func directRelease(key *signing.Key, slug string, i int, created time.Time) (rel
 		r.Artifacts = append(r.Artifacts, releases.Artifact{
 			Filename: fn, Platform: p.platform, Arch: p.arch, Size: int64(len(data)),
 			SHA256: s.SHA256Hex(), SHA512: s.SHA512Base64(), Status: releases.Uploaded,
-			Signatures: map[string]string{"ed25519": key.SparkleSign(s.Data), "minisign": string(minisig)},
+			Signatures: map[string]string{"ed25519": key.Sparkle.SparkleSign(s.Data), "minisign": string(minisig)},
 			CreatedAt:  created, UploadedAt: &up,
 			ObjectKey: fmt.Sprintf("p/%s/%s", slug, randomHex(16)),
 		})
