@@ -13,7 +13,9 @@
 //	err = a.Serve(ctx, ln)          // until ctx ends, or Close
 //
 // Open opens, in this order: the bbolt store (DataPath("portal.db")), the
-// signing-key sealer, the catalog, licenses and tokens, the object store
+// signing-key sealer, the catalog, licenses and tokens, then, with a master
+// key configured, seals every product key still in plaintext (a log line
+// per product); then the object store
 // (local disk or S3, or the one given in Options), publishing, the update
 // index (loaded, then kept current by a watch), share links, the download
 // ledger and the server. It then starts the background work: the upload
@@ -65,6 +67,7 @@ import (
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/internal/netlimit"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/objects/local"
@@ -170,6 +173,10 @@ func Open(ctx context.Context, cfg *configs.Config, opts Options) (*App, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.sealKeys(ctx); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
 	if err := a.openRest(ctx); err != nil {
 		a.Close(ctx)
 		return nil, err
@@ -194,7 +201,17 @@ func (a *App) openStore() error {
 	a.Catalog = releases.New(db, now)
 	a.Licenses = licenses.New(db, a.Catalog, now)
 	a.Tokens = tokens.New(db, now)
-	a.Keys = server.ProductKeys{Catalog: a.Catalog, Sealer: a.Sealer}
+	a.Keys = server.ProductKeys{Catalog: a.Catalog, Sealer: a.Sealer, Now: now}
+	return nil
+}
+
+// sealKeys seals, when a master key is configured, every product key still
+// stored in plaintext (logging a line per product), so that none is left:
+// the keys refuse to open in plaintext under a master key.
+func (a *App) sealKeys(ctx context.Context) error {
+	if _, err := a.Keys.SealAll(ctx, a.Log); err != nil {
+		return fmt.Errorf("signing.master_key: %w", err)
+	}
 	return nil
 }
 
@@ -208,7 +225,7 @@ func (a *App) openRest(ctx context.Context) error {
 	a.Publishing = publishing.New(a.Catalog, a.Objects, a.Keys, publishing.Options{
 		UploadTTL: cfg.Uploads.URLTTL, MultipartThreshold: int64(cfg.Uploads.MultipartThreshold),
 		PartSize: int64(cfg.Uploads.MultipartPartSize), SparkleMaxSize: int64(cfg.Signing.SparkleMaxSize),
-		Now: now, Log: a.Log,
+		MaxConcurrentCompletes: cfg.Uploads.MaxConcurrentCompletes, Now: now, Log: a.Log,
 	})
 	// Background work lives until Close, not until Open's ctx ends.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -250,8 +267,11 @@ func (a *App) openRest(ctx context.Context) error {
 		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
 		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
 	})
+	// Every request, API or /blobs/, has progress deadlines on its body
+	// and its answer; Serve caps the connections per address.
 	a.http = &http.Server{
-		Handler: a.Server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		Handler:           netlimit.IdleDeadlines(a.Server, cfg.Limits.BodyIdleTimeout, cfg.Limits.WriteIdleTimeout),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 
@@ -312,11 +332,26 @@ func (a *App) openObjects(ctx context.Context) error {
 // connections and waits up to Options.ShutdownTimeout for in-flight
 // requests. It returns nil after such a shutdown or after Close, and the
 // listener's error otherwise. It closes ln; it does not close the App.
+//
+// Serve refuses (with CheckPublicURL's error) a listener on every interface
+// when public_url is not set, and logs CheckPublicURL's warning for another
+// address that is not loopback. Connections over
+// limits.connections_per_address from one client address are closed as
+// soon as they are accepted.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.http == nil {
 		ln.Close()
 		return errors.New("app: Serve on an App opened with OpenStore")
 	}
+	warning, err := CheckPublicURL(a.Config, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if warning != "" {
+		a.Log.Warn(warning, "key", "public_url", "env", "PORTAL_PUBLIC_URL")
+	}
+	ln = netlimit.Listen(ln, a.Config.Limits.ConnectionsPerAddress, trustedAddrs(a.Config))
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(ln) }()
 	select {
@@ -334,7 +369,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	err := a.shutdownHTTP(sctx)
+	err = a.shutdownHTTP(sctx)
 	<-errc
 	return err
 }

@@ -97,6 +97,8 @@ type UploadsConfig struct {
 	MultipartPartSize Size `mapstructure:"multipart_part_size"`
 	// SweepInterval is how often expired waiting uploads are failed.
 	SweepInterval time.Duration `mapstructure:"sweep_interval"`
+	// MaxConcurrentCompletes bounds the completes verifying at once.
+	MaxConcurrentCompletes int `mapstructure:"max_concurrent_completes"`
 }
 
 // DownloadsConfig governs download URLs, share links and the ledger.

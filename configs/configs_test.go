@@ -31,6 +31,8 @@ func wantDefaults() Config {
 			MultipartThreshold: 64 * MiB,
 			MultipartPartSize:  64 * MiB,
 			SweepInterval:      time.Minute,
+
+			MaxConcurrentCompletes: 2,
 		},
 		Downloads: DownloadsConfig{
 			URLTTL:              5 * time.Minute,
@@ -45,7 +47,7 @@ func wantDefaults() Config {
 
 			AnonymousGrantsPerMinute: 60,
 		},
-		Signing: SigningConfig{SparkleMaxSize: 256 * MiB},
+		Signing: SigningConfig{SparkleMaxSize: 5 * TiB},
 		Limits: LimitsConfig{MaxBody: MiB, AuthFailuresPerMinute: 10,
 			BodyIdleTimeout: 30 * time.Second, WriteIdleTimeout: 30 * time.Second, ConnectionsPerAddress: 256},
 		Log: LogConfig{Level: "info", Access: true},
@@ -361,6 +363,7 @@ func TestLoadInvalidValues(t *testing.T) {
 		{name: "duration from env", env: []string{"PORTAL_UPLOADS_URL_TTL=soon"}, want: `configs: uploads.url_ttl: "soon" is not a duration`},
 		{name: "duration without unit", file: "uploads:\n  sweep_interval: 60\n", want: `configs: uploads.sweep_interval: 60 is not a duration (give a unit`},
 		{name: "negative duration", flags: map[string]string{"uploads.sweep_interval": "-1m"}, want: `configs: uploads.sweep_interval: -1m0s is not positive`},
+		{name: "no completes", env: []string{"PORTAL_UPLOADS_MAX_CONCURRENT_COMPLETES=0"}, want: `configs: uploads.max_concurrent_completes: 0 is not positive`},
 		{name: "zero duration", file: "downloads:\n  ledger_flush_interval: 0s\n", want: `configs: downloads.ledger_flush_interval: 0s is not positive`},
 		{name: "size", file: "limits:\n  max_body: 1 megabyte\n", want: `configs: limits.max_body: "1 megabyte" is not a size`},
 		{name: "negative size", file: "limits:\n  max_body: -1\n", want: `configs: limits.max_body: -1 is not a size`},

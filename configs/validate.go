@@ -115,6 +115,7 @@ func (c *Config) validate() error {
 		fail("uploads.multipart_part_size", "%s is not between %s and %s", u.MultipartPartSize, Size(objects.MinPartSize), maxPartSize)
 	}
 	positive("uploads.sweep_interval", u.SweepInterval)
+	positiveInt("uploads.max_concurrent_completes", int64(u.MaxConcurrentCompletes))
 
 	d := &c.Downloads
 	urlOK := positive("downloads.url_ttl", d.URLTTL)
