@@ -18,6 +18,8 @@ Usage:
                  [--sparkle-signature NAME=BASE64]... [--url URL] [--token TOKEN]
   portal download --product P [--version V|latest] [--channel C] --platform OS --arch ARCH [-o FILE|DIR]
                  [--url URL] [--license KEY | --token TOKEN]
+  portal keys seal [--config FILE] [--data-dir DIR]
+  portal keys rotate --product P [--activate] [--json] [--config FILE] [--data-dir DIR]
   portal config            print the documented default configuration
 
 Client commands read PORTAL_URL, PORTAL_TOKEN and PORTAL_LICENSE (or flags).
@@ -34,6 +36,8 @@ func main() {
 		err = serve(args)
 	case "token":
 		err = token(args)
+	case "keys":
+		err = keys(args)
 	case "publish":
 		err = publish(args)
 	case "download":
