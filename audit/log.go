@@ -99,7 +99,10 @@ func ParseFilter(q url.Values) (Filter, error) {
 			f.Cursor = v
 		}
 	}
-	return f, f.validate()
+	if err := f.validate(); err != nil {
+		return Filter{}, err
+	}
+	return f, nil
 }
 
 func invalid(field, format string, args ...any) *portal.Error {
