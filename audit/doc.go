@@ -73,5 +73,12 @@
 // by the time they were written and then by the "audit" sequence; with
 // several replicas, records are ordered by each writer's clock, so a page
 // may miss a record written later with an older time by a replica whose
-// clock lags.
+// clock lags. Every audited transaction takes the one "audit" sequence, so
+// on etcd concurrent audited writes conflict on it and are retried (the
+// store runs their Update functions again); they stay correct, at the cost
+// of serializing audited writes.
+//
+// Log.Purge deletes records older than a cutoff, for retention, in
+// transactions of the store's MaxTxnOps, and records each of them as
+// audit.purge.
 package audit

@@ -230,3 +230,61 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Record, string, error) {
 	}
 	return out, next, nil
 }
+
+// Purge deletes the records written before cutoff (or before now, when
+// cutoff is later), oldest first, for the retention of the log, and returns
+// how many it deleted. It works in transactions of at most the store's
+// MaxTxnOps keys; each also writes one "audit.purge" record (target
+// "audit", actor from ctx) saying how many records it deleted and up to
+// when, so the trail shows its own trimming. A failure between
+// transactions leaves the oldest records deleted and the rest kept, with
+// the records of the transactions that committed: running Purge again
+// finishes the work.
+func (l *Log) Purge(ctx context.Context, cutoff time.Time) (int, error) {
+	if t := now(); cutoff.After(t) {
+		cutoff = t
+	}
+	end := timeKey(cutoff)
+	batch := l.db.MaxTxnOps() - 2 // the purge record and the sequence
+	own := map[string]bool{}      // this Purge's records, should the clock step back
+	total := 0
+	for {
+		var (
+			deleted int
+			mine    []byte
+		)
+		err := l.db.Update(ctx, func(tx store.Tx) error {
+			deleted, mine = 0, nil
+			var keys [][]byte
+			err := tx.Scan([]byte(recordPrefix), store.ScanOptions{}, func(k, _ []byte) (bool, error) {
+				if bytes.Compare(k, end) >= 0 || len(keys) == batch {
+					return false, nil
+				}
+				if !own[string(k)] {
+					keys = append(keys, bytes.Clone(k))
+				}
+				return true, nil
+			})
+			if err != nil || len(keys) == 0 {
+				return err
+			}
+			for _, k := range keys {
+				if err := tx.Delete(k); err != nil {
+					return err
+				}
+			}
+			deleted = len(keys)
+			mine, err = write(ctx, tx, "audit.purge", "audit", nil, map[string]any{
+				"deleted": deleted, "before": cutoff.UTC().Format(time.RFC3339Nano)})
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("audit: purge: %w", err)
+		}
+		if deleted == 0 {
+			return total, nil
+		}
+		total += deleted
+		own[string(mine)] = true
+	}
+}
