@@ -70,11 +70,12 @@ func snake(s string) string {
 // secretValue matches strings that hold a secret, wherever it sits in them:
 // a portal key or token (the secret package's prefix, underscore and 32
 // characters of its alphabet), a signed URL's signature or credential
-// parameter, an Authorization value, a private key block.
+// parameter, a whole Bearer or Basic Authorization value, a private key
+// block. Ordinary text is left alone ("Basic auth is supported").
 var secretValue = regexp.MustCompile(`(?i)` + strings.Join([]string{
 	`(lic|ptk)_[abcdefghijkmnpqrstuvwxyz23456789]{32}`,
 	`[?&](sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|token|key)=`,
-	`^\s*(bearer|license|basic)\s+\S`,
+	`^\s*(bearer|basic)\s+[a-z0-9._~+/=-]+\s*$`,
 	`-----BEGIN [A-Z0-9 ]*PRIVATE KEY`,
 	`minisign (encrypted )?secret key`,
 }, "|"))

@@ -78,7 +78,7 @@ func TestRedactsRealLicensesAndTokens(t *testing.T) {
 		{"release.edit", "release/app/1.0.0", map[string]any{"notes": "old"}, map[string]any{
 			"notes":    "customer sent their key " + key + " by mail",
 			"metadata": map[string]any{"owner_token": raw, "SigningKey": "PRIVATEBYTES", "apiToken": "x", "ok": "kept", key: "as a map key"},
-			"list":     []any{"fine", "Bearer bearer-secret-abc", map[string]any{"password": "s3cr3t-pass"}},
+			"list":     []any{"fine", "Bearer bearer-secret-abc", "License terms changed", "Basic auth is supported", map[string]any{"password": "s3cr3t-pass"}},
 			"pem":      "-----BEGIN PRIVATE KEY-----\nPRIVATEBYTES\n-----END PRIVATE KEY-----",
 			"webhook":  map[string]any{"url": "https://hooks.example.com/x", "secret": "hmacsecretvalue"},
 		}},
@@ -140,7 +140,7 @@ func TestRedactsRealLicensesAndTokens(t *testing.T) {
 		t.Errorf("token.delete after = %s, want none", r.After)
 	}
 	edit := string(byAction["release.edit"].After)
-	for _, want := range []string{`"notes":"[redacted]"`, `"ok":"kept"`, `"fine"`, `"[redacted]"`, `"url":"https://hooks.example.com/x"`} {
+	for _, want := range []string{`"notes":"[redacted]"`, `"ok":"kept"`, `"fine"`, `"License terms changed"`, `"Basic auth is supported"`, `"[redacted]"`, `"url":"https://hooks.example.com/x"`} {
 		if !strings.Contains(edit, want) {
 			t.Errorf("release.edit after lacks %s: %s", want, edit)
 		}
