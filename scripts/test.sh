@@ -33,3 +33,17 @@ go vet ./...
 # -race: the caches, the ledger queue and the update index are shared by
 # every request goroutine.
 go test -race -count=1 -timeout 14m ./...
+
+# Fuzz targets, a few seconds each after the suite (their seed corpora in
+# testdata/fuzz/ already ran above as ordinary tests). -fuzz takes one
+# package and one target at a time. PORTAL_FUZZTIME changes the time each.
+fuzztime=${PORTAL_FUZZTIME:-2s}
+for target in \
+	./downloads/links:FuzzVerify ./downloads/links:FuzzTokenMutation \
+	./objects/local:FuzzHandler ./objects/local:FuzzSignedLinkMutation ./objects/local:FuzzSignedKey \
+	./releases:FuzzVersionOrder ./releases:FuzzValidateFilename ./licenses:FuzzParseConstraint \
+	./server:FuzzAuthorization ./configs:FuzzLoad ./signing:FuzzSealerOpen; do
+	pkg=${target%%:*} name=${target#*:}
+	echo "test.sh: fuzz $name ($pkg, $fuzztime)"
+	go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$pkg" >"$work/fuzz.log" 2>&1 || { cat "$work/fuzz.log"; exit 1; }
+done
