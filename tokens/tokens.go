@@ -1,5 +1,9 @@
 // Package tokens keeps the API tokens of administrators and publishers. A
-// token is shown once when created; the store keeps only its digest.
+// token is shown once when created; the store keeps only its digest. A
+// token may carry an expiry, after which Authenticate refuses it. When each
+// token was last used is kept in memory by Authenticate and written by
+// FlushUsage at most once per UsageInterval, so a request never writes to
+// the store to authenticate.
 package tokens
 
 import (
@@ -11,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/portaldist/portal"
@@ -36,8 +41,14 @@ type Token struct {
 	Role      string    `json:"role"`
 	Products  []string  `json:"products,omitempty"` // publisher scope
 	CreatedAt time.Time `json:"created_at"`
-	Hint      string    `json:"hint"`
-	Digest    string    `json:"digest,omitempty"`
+	// ExpiresAt, when set, is when the token stops authenticating.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LastUsedAt is when the token last authenticated, to the second, as
+	// far as the store knows: see Service.List and FlushUsage for how late
+	// it may be. Nil for a token never used (or not yet flushed).
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Hint       string     `json:"hint"`
+	Digest     string     `json:"digest,omitempty"`
 }
 
 // Public returns t without server-only fields.
@@ -62,6 +73,11 @@ type Service struct {
 	now func() time.Time
 	// digests knows, in memory, which token digests exist (see MayExist).
 	digests *keyset.Set
+	// usage holds, per token id, when Authenticate last accepted the token
+	// (*usage; see usage.go): last_used_at is kept in memory and written
+	// by FlushUsage, never by the request that used the token.
+	usage   sync.Map
+	flushMu sync.Mutex // one FlushUsage at a time
 }
 
 func New(db store.DB, now func() time.Time) *Service {
@@ -71,9 +87,39 @@ func New(db store.DB, now func() time.Time) *Service {
 	return &Service{db: db, now: now, digests: keyset.Follow(db, digestPrefix)}
 }
 
-// Create stores a new token and returns it with its secret, shown this once.
-// Publisher tokens name at least one product; products need not exist yet.
+// Create stores a new token that never expires; see CreateWith.
 func (s *Service) Create(ctx context.Context, name, role string, products []string) (Token, string, error) {
+	return s.CreateWith(ctx, NewToken{Name: name, Role: role, Products: products})
+}
+
+// NewToken is what an administrator declares when creating a token.
+type NewToken struct {
+	// Name is a label for people (at most 200 bytes); "" means the role.
+	Name string
+	// Role is Admin or Publisher.
+	Role string
+	// Products is a publisher's scope: 1 to 100 product slugs, which need
+	// not exist yet. Admin tokens cover every product and name none.
+	Products []string
+	// ExpiresAt, when not zero, is when the token stops authenticating
+	// (kept to the second, in UTC); it must be in the future.
+	ExpiresAt time.Time
+}
+
+// CreateWith stores a new token and returns it with its secret, shown this
+// once. Errors: EInvalid naming the field (name, role, products,
+// expires_at); nothing is stored then.
+func (s *Service) CreateWith(ctx context.Context, in NewToken) (Token, string, error) {
+	name, role, products := in.Name, in.Role, in.Products
+	now := s.now().UTC()
+	var expires *time.Time
+	if !in.ExpiresAt.IsZero() {
+		exp := in.ExpiresAt.UTC().Truncate(time.Second)
+		if !exp.After(now) {
+			return Token{}, "", portal.Errorf(portal.EInvalid, "expires_at %s is not in the future", in.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		expires = &exp
+	}
 	if name == "" {
 		name = role
 	}
@@ -105,7 +151,7 @@ func (s *Service) Create(ctx context.Context, name, role string, products []stri
 	rand.Read(b)
 	t := Token{
 		ID: hex.EncodeToString(b), Name: name, Role: role, Products: products,
-		CreatedAt: s.now().UTC().Truncate(time.Second), Hint: secret.Hint(raw), Digest: secret.Digest(raw),
+		CreatedAt: now.Truncate(time.Second), ExpiresAt: expires, Hint: secret.Hint(raw), Digest: secret.Digest(raw),
 	}
 	err := s.db.Update(ctx, func(tx store.Tx) error {
 		if err := store.PutJSON(tx, []byte(tokenPrefix+t.ID), t); err != nil {
@@ -123,7 +169,13 @@ func (s *Service) Create(ctx context.Context, name, role string, products []stri
 // ErrBadToken is returned for a malformed, unknown or deleted token.
 var ErrBadToken = portal.Errorf(portal.EUnauthorized, "unknown or deleted API token")
 
-// Authenticate returns the token whose secret is raw.
+// ErrExpired is returned for a token past its ExpiresAt.
+var ErrExpired = portal.Errorf(portal.EUnauthorized, "token expired")
+
+// Authenticate returns the token whose secret is raw: ErrBadToken for a
+// malformed, unknown or deleted one, ErrExpired for one past its expiry.
+// It notes the time of a successful authentication in memory only (no
+// store write on this path): see FlushUsage.
 func (s *Service) Authenticate(ctx context.Context, raw string) (Token, error) {
 	if !secret.WellFormed(raw, Prefix) {
 		return Token{}, ErrBadToken
@@ -153,7 +205,15 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Token, error) {
 		}
 		return nil
 	})
-	return t, err
+	if err != nil {
+		return Token{}, err
+	}
+	now := s.now()
+	if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
+		return Token{}, ErrExpired
+	}
+	s.noteUse(t.ID, t.LastUsedAt, now)
+	return t, nil
 }
 
 // MayExist reports, from memory only, whether raw may be a stored token:
@@ -168,6 +228,7 @@ func (s *Service) MayExist(raw string) bool {
 
 // Delete removes a token; it stops working at once.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	defer s.usage.Delete(id)
 	return s.db.Update(ctx, func(tx store.Tx) error {
 		if id == "" || len(id) > 64 {
 			return portal.Errorf(portal.ENotFound, "no such token")
