@@ -22,6 +22,7 @@ const (
 	EInternal      = "internal"
 	ETooLarge      = "too_large"
 	EUnprocessable = "unprocessable"
+	ETimeout       = "request_timeout" // 408: the client stopped sending its request
 
 	// Refusal reasons (403 unless noted).
 	ELicenseExpired   = "license_expired"

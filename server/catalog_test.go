@@ -14,7 +14,7 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("readyz: %s", r.body)
 	}
 	e.do("GET", "/d/secret-looking-token", "", nil)
-	m := e.must(200, e.do("GET", "/metrics", "", nil))
+	m := e.must(200, e.do("GET", "/metrics", bearer(e.admin), nil))
 	for _, want := range []string{`portal_http_requests_total{method="GET",route="/readyz",status="200"} 1`, `portal_refusals_total{code="signature_invalid"} 1`} {
 		if !strings.Contains(string(m.body), want) {
 			t.Errorf("metrics lack %s", want)

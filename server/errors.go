@@ -22,6 +22,7 @@ var statusOf = map[string]int{
 	portal.ERateLimited:      http.StatusTooManyRequests,
 	portal.ETooLarge:         http.StatusRequestEntityTooLarge,
 	portal.EUnprocessable:    http.StatusUnprocessableEntity,
+	portal.ETimeout:          http.StatusRequestTimeout,
 	portal.EInternal:         http.StatusInternalServerError,
 	portal.ELicenseExpired:   http.StatusForbidden,
 	portal.ELicenseSuspended: http.StatusForbidden,

@@ -151,7 +151,7 @@ func New(d Deps, opts Options) *Server {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	s.metrics = newMetrics(s)
-	e.Use(s.recover, s.metrics.observe)
+	e.Use(s.recover, s.metrics.observe, s.limitBody)
 	if opts.AccessLog {
 		e.Use(s.accessLog)
 	}
@@ -171,7 +171,9 @@ func (s *Server) routes() {
 	e := s.engine
 	e.GET("/healthz", func(c *gin.Context) { c.PureJSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
-	e.GET("/metrics", s.metrics.handler())
+	// The metrics name licensed products and their download counts, which
+	// only an admin may see.
+	e.GET("/metrics", s.authenticate, s.requireAdmin, s.metrics.handler())
 	if s.Blobs != nil {
 		h := gin.WrapH(s.Blobs)
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut} {
