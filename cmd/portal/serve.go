@@ -30,6 +30,12 @@ func serve(args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	// Refuse a listen address no other machine could use the links of
+	// before opening anything; Serve checks the bound address again and
+	// logs the warning for a non-loopback one.
+	if _, err := app.CheckPublicURL(cfg, cfg.Listen); err != nil {
+		return err
+	}
 	// The live heap is small (catalog index, caches) while every request
 	// allocates a few KB, so Go's default GOGC=100 collects many times a
 	// second under load, and each cycle shows up in tail latency. Collect
