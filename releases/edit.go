@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/store"
 )
 
@@ -17,8 +18,7 @@ import (
 // its whole input before writing anything, and leaves the store unchanged
 // when it refuses. None touches object storage: a deletion returns the
 // artifacts whose objects the caller must delete once the call has
-// returned, and the edits return the record before and after the change for
-// the caller's audit trail. The update index and the product cache learn of
+// returned. Every change is audited in its own transaction (see audit.go). The update index and the product cache learn of
 // every change through the store watch; nothing here notifies them.
 
 // ProductEdit is a partial change of a product: a nil field is left as it
@@ -55,8 +55,8 @@ func (e ProductEdit) validate() error {
 
 // EditProduct applies e to the product slug and returns the product before
 // and after the change. Both carry the sealed signing key: pass them
-// through Product.Public before they leave the server (an audit record
-// included). An edit that changes nothing writes nothing and returns
+// through Product.Public before they leave the server (the audit record
+// holds the public form only). An edit that changes nothing writes nothing and returns
 // before == after. Errors: EInvalid naming the field, ENotFound for an
 // unknown product.
 func (s *Service) EditProduct(ctx context.Context, slug string, e ProductEdit) (before, after Product, err error) {
@@ -80,7 +80,10 @@ func (s *Service) EditProduct(ctx context.Context, slug string, e ProductEdit) (
 		if after.Name == before.Name && after.Distribution == before.Distribution {
 			return nil
 		}
-		return store.PutJSON(tx, productKey(slug), after)
+		if err := store.PutJSON(tx, productKey(slug), after); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "product.update", ProductTarget(slug), before.Public(), after.Public())
 	})
 	if err != nil {
 		return Product{}, Product{}, fmt.Errorf("releases: edit product %s: %w", truncate(slug, 80), err)
@@ -97,9 +100,12 @@ func (s *Service) EditProduct(ctx context.Context, slug string, e ProductEdit) (
 // multipart upload and deletes each object (object storage is never touched
 // inside a transaction).
 //
-// The drafts are deleted in transactions of at most db.MaxTxnOps() keys, the
-// last of which also deletes the product, so on etcd a product with more
-// than about 127 drafts takes several transactions. Each one checks again
+// Each deleted draft is audited as release.delete and the product as
+// product.delete, in the transaction that deletes it. The drafts are
+// deleted in transactions of at most db.MaxTxnOps() keys (a draft costs two:
+// its record and its audit record), the last of which also deletes the
+// product, so on etcd a product with more than about 62 drafts takes
+// several transactions. Each one checks again
 // that no release of the product is published or yanked. If one fails (a
 // draft was published meanwhile, the store failed, ctx ended), the product
 // and its remaining drafts are still there, and the error comes with the
@@ -107,7 +113,10 @@ func (s *Service) EditProduct(ctx context.Context, slug string, e ProductEdit) (
 // same. A refusal found by the first transaction deletes nothing.
 func (s *Service) DeleteProduct(ctx context.Context, slug string) (Product, []Release, error) {
 	defer s.products.Delete(slug)
-	limit := s.db.MaxTxnOps() - 1 // one key is kept for the product record
+	// Each draft writes two keys (its deletion and its audit record); three
+	// are kept for the product's deletion, its audit record and the audit
+	// sequence.
+	limit := (s.db.MaxTxnOps() - 3) / 2
 	var gone []Release
 	for {
 		var (
@@ -143,8 +152,12 @@ func (s *Service) DeleteProduct(ctx context.Context, slug string) (Product, []Re
 			if err != nil {
 				return err
 			}
-			for _, k := range keys {
+			for i, k := range keys {
 				if err := tx.Delete(k); err != nil {
+					return err
+				}
+				r := batch[i]
+				if err := audit.Write(ctx, tx, "release.delete", ReleaseTarget(slug, r.Version), r.Public(), nil); err != nil {
 					return err
 				}
 			}
@@ -152,7 +165,10 @@ func (s *Service) DeleteProduct(ctx context.Context, slug string) (Product, []Re
 				return nil
 			}
 			done = true
-			return tx.Delete(productKey(slug))
+			if err := tx.Delete(productKey(slug)); err != nil {
+				return err
+			}
+			return audit.Write(ctx, tx, "product.delete", ProductTarget(slug), p.Public(), nil)
 		})
 		if err != nil {
 			return Product{}, gone, fmt.Errorf("releases: delete product %s: %w", truncate(slug, 80), err)
@@ -217,7 +233,7 @@ func (s *Service) EditRelease(ctx context.Context, slug, ver string, e ReleaseEd
 		}
 		channel = ch
 	}
-	before, after, err = s.updateRelease(ctx, slug, ver, func(r *Release) error {
+	before, after, err = s.updateRelease(ctx, slug, ver, Change{Action: "release.update"}, func(r *Release) error {
 		if e.Channel != nil && channel != r.Channel {
 			if r.Status != Draft {
 				return portal.Errorf(portal.EConflict, "channel of %s %s cannot change: the release is %s, and only a draft may move to another channel (publish a new version on %s instead)", slug, r.Version, r.Status, channel)
@@ -276,7 +292,10 @@ func (s *Service) DeleteDraft(ctx context.Context, slug, ver string) (Release, e
 		if r.Status != Draft {
 			return portal.Errorf(portal.EConflict, "%s %s is %s: only a draft can be deleted (yank a published release instead)", slug, r.Version, r.Status)
 		}
-		return tx.Delete(key)
+		if err := tx.Delete(key); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "release.delete", ReleaseTarget(slug, r.Version), r.Public(), nil)
 	})
 	if err != nil {
 		return Release{}, fmt.Errorf("releases: delete %s %s: %w", truncate(slug, 80), truncate(ver, 80), err)
@@ -290,7 +309,7 @@ func (s *Service) DeleteDraft(ctx context.Context, slug, ver string) (Release, e
 // that is not yanked is an EConflict saying it was never yanked (a draft is
 // published with Publish). It returns the release as stored.
 func (s *Service) Unyank(ctx context.Context, slug, ver string) (Release, error) {
-	_, after, err := s.updateRelease(ctx, slug, ver, func(r *Release) error {
+	_, after, err := s.updateRelease(ctx, slug, ver, Change{Action: "release.unyank"}, func(r *Release) error {
 		if r.Status != Yanked {
 			return portal.Errorf(portal.EConflict, "%s %s was never yanked: it is %s", slug, r.Version, r.Status)
 		}
@@ -329,10 +348,11 @@ func releaseRecord(tx store.Tx, slug, ver string) (key, raw []byte, err error) {
 }
 
 // updateRelease is Update that also returns the release as it was, and
-// writes nothing when fn leaves the stored encoding unchanged (so a no-op
-// edit wakes no watcher and changes no feed's ETag). fn follows Update's
-// rules: it may run more than once, each time on a fresh copy.
-func (s *Service) updateRelease(ctx context.Context, slug, ver string, fn func(*Release) error) (before, after Release, err error) {
+// writes nothing, not even an audit record, when fn leaves the stored
+// encoding unchanged (so a no-op edit wakes no watcher and changes no
+// feed's ETag). fn follows Update's rules: it may run more than once, each
+// time on a fresh copy.
+func (s *Service) updateRelease(ctx context.Context, slug, ver string, ch Change, fn func(*Release) error) (before, after Release, err error) {
 	err = s.db.Update(ctx, func(tx store.Tx) error {
 		before, after = Release{}, Release{}
 		key, raw, err := releaseRecord(tx, slug, ver)
@@ -349,6 +369,9 @@ func (s *Service) updateRelease(ctx context.Context, slug, ver string, fn func(*
 		if err := fn(&after); err != nil {
 			return err
 		}
+		if after.Version != before.Version || after.Product != before.Product {
+			return fmt.Errorf("releases: an update may not change the product or version of %s %s", slug, before.Version)
+		}
 		b, err := json.Marshal(after)
 		if err != nil {
 			return fmt.Errorf("releases: encode %s: %w", key, err)
@@ -356,7 +379,27 @@ func (s *Service) updateRelease(ctx context.Context, slug, ver string, fn func(*
 		if bytes.Equal(b, raw) {
 			return nil
 		}
-		return tx.Put(key, b)
+		if err := tx.Put(key, b); err != nil {
+			return err
+		}
+		return writeChange(ctx, tx, slug, ch, &before, &after)
 	})
 	return before, after, err
+}
+
+// writeChange records ch, a change of a release from before to after, in
+// the audit log.
+func writeChange(ctx context.Context, tx store.Tx, slug string, ch Change, before, after *Release) error {
+	if ch.Filename == "" {
+		return audit.Write(ctx, tx, ch.Action, ReleaseTarget(slug, after.Version), before.Public(), after.Public())
+	}
+	// An untyped nil says "no artifact" (created or deleted).
+	var b, a any
+	if x, ok := before.Artifact(ch.Filename); ok {
+		b = x.Public()
+	}
+	if x, ok := after.Artifact(ch.Filename); ok {
+		a = x.Public()
+	}
+	return audit.Write(ctx, tx, ch.Action, ArtifactTarget(slug, after.Version, ch.Filename), b, a)
 }

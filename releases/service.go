@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/store"
 )
@@ -144,7 +145,10 @@ func (s *Service) CreateProduct(ctx context.Context, p Product) (Product, error)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		return store.PutJSON(tx, productKey(p.Slug), p)
+		if err := store.PutJSON(tx, productKey(p.Slug), p); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "product.create", ProductTarget(p.Slug), nil, p.Public())
 	})
 	s.products.Delete(p.Slug)
 	if err != nil {
@@ -190,7 +194,10 @@ func (s *Service) SetSigningKey(ctx context.Context, slug string, sealed []byte)
 			return err
 		}
 		p.SigningKey = sealed
-		return store.PutJSON(tx, productKey(slug), p)
+		if err := store.PutJSON(tx, productKey(slug), p); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "product.update_keys", ProductTarget(slug), nil, p.Public())
 	})
 }
 
@@ -208,7 +215,10 @@ func (s *Service) ReplaceSigningKey(ctx context.Context, slug string, old, new [
 			return portal.Errorf(portal.EConflict, "the signing keys of %s changed meanwhile", slug)
 		}
 		p.SigningKey = new
-		return store.PutJSON(tx, productKey(slug), p)
+		if err := store.PutJSON(tx, productKey(slug), p); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "product.update_keys", ProductTarget(slug), nil, p.Public())
 	})
 }
 
@@ -308,7 +318,10 @@ func (s *Service) CreateRelease(ctx context.Context, slug string, in NewRelease)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		return store.PutJSON(tx, key, r)
+		if err := store.PutJSON(tx, key, r); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "release.create", ReleaseTarget(slug, r.Version), nil, r.Public())
 	})
 	if err != nil {
 		return Release{}, fmt.Errorf("releases: create %s %s: %w", slug, in.Version, err)
@@ -426,30 +439,18 @@ func (s *Service) Each(ctx context.Context, slug string, fn func(Release) error)
 }
 
 // Update applies fn to a release in one transaction and stores the result
-// when fn returns nil. fn sees a copy and must not do I/O. Like the store's
-// Update, it may run fn more than once, each time on a fresh copy: fn must
-// have no effect outside the release but setting the caller's variables,
-// all of them on every run. It returns the release as stored.
-func (s *Service) Update(ctx context.Context, slug, ver string, fn func(*Release) error) (Release, error) {
-	var r Release
-	err := s.db.Update(ctx, func(tx store.Tx) error {
-		r = Release{} // decode into a fresh value on every run
-		if err := getRelease(tx, slug, ver, &r); err != nil {
-			return err
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-		v, err := ParseVersion(r.Version)
-		if err != nil {
-			return err
-		}
-		return store.PutJSON(tx, releaseKey(slug, VersionKey(v)), r)
-	})
+// when fn returns nil, with the audit record ch names (see Change). fn sees
+// a copy and must not do I/O. Like the store's Update, it may run fn more
+// than once, each time on a fresh copy: fn must have no effect outside the
+// release but setting the caller's variables, all of them on every run.
+// When fn leaves the release as it was, nothing is written and no record
+// either. It returns the release as stored.
+func (s *Service) Update(ctx context.Context, slug, ver string, ch Change, fn func(*Release) error) (Release, error) {
+	_, after, err := s.updateRelease(ctx, slug, ver, ch, fn)
 	if err != nil {
 		return Release{}, err
 	}
-	return r, nil
+	return after, nil
 }
 
 // NewArtifact is what a publisher declares for one file.
@@ -493,7 +494,7 @@ func (s *Service) AddArtifact(ctx context.Context, slug, ver string, in NewArtif
 		Status: Waiting, CreatedAt: now, UploadExpiresAt: &exp,
 		ObjectKey: fmt.Sprintf("p/%s/%s", slug, randomHex(16)),
 	}
-	_, err = s.Update(ctx, slug, ver, func(r *Release) error {
+	_, err = s.Update(ctx, slug, ver, Change{Action: "artifact.create", Filename: in.Filename}, func(r *Release) error {
 		old = nil
 		if r.Status != Draft {
 			return portal.Errorf(portal.EConflict, "%s %s is %s: artifacts can be added only to a draft release", slug, r.Version, r.Status)
@@ -523,7 +524,7 @@ func (s *Service) AddArtifact(ctx context.Context, slug, ver string, in NewArtif
 // the caller can delete its object.
 func (s *Service) DeleteArtifact(ctx context.Context, slug, ver, filename string) (Artifact, error) {
 	var gone Artifact
-	_, err := s.Update(ctx, slug, ver, func(r *Release) error {
+	_, err := s.Update(ctx, slug, ver, Change{Action: "artifact.delete", Filename: filename}, func(r *Release) error {
 		gone = Artifact{}
 		if r.Status != Draft {
 			return portal.Errorf(portal.EConflict, "%s %s is %s: its artifacts can no longer change", slug, r.Version, r.Status)
@@ -543,7 +544,7 @@ func (s *Service) DeleteArtifact(ctx context.Context, slug, ver, filename string
 // Publish makes a draft release available. It needs at least one artifact
 // and every artifact uploaded; publishing a published release is a no-op.
 func (s *Service) Publish(ctx context.Context, slug, ver string) (Release, error) {
-	return s.Update(ctx, slug, ver, func(r *Release) error {
+	return s.Update(ctx, slug, ver, Change{Action: "release.publish"}, func(r *Release) error {
 		switch r.Status {
 		case Published:
 			return nil
@@ -567,7 +568,7 @@ func (s *Service) Publish(ctx context.Context, slug, ver string) (Release, error
 // Yank withdraws a published release: never offered as an update again and
 // never downloadable by customers. Yanking twice is a no-op.
 func (s *Service) Yank(ctx context.Context, slug, ver string) (Release, error) {
-	return s.Update(ctx, slug, ver, func(r *Release) error {
+	return s.Update(ctx, slug, ver, Change{Action: "release.yank"}, func(r *Release) error {
 		switch r.Status {
 		case Yanked:
 			return nil

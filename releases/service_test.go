@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/store/bolt"
@@ -24,6 +25,10 @@ type clock struct {
 	mu sync.Mutex
 	t  time.Time
 }
+
+// bg is the context of the tests' calls: every catalog change is audited
+// and needs an actor.
+var bg = audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindSystem})
 
 func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
 
@@ -60,14 +65,14 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) product(t *testing.T, slug string) {
 	t.Helper()
-	if _, err := f.svc.CreateProduct(context.Background(), releases.Product{Slug: slug, Name: slug}); err != nil {
+	if _, err := f.svc.CreateProduct(bg, releases.Product{Slug: slug, Name: slug}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (f *fixture) release(t *testing.T, slug, ver, channel string) releases.Release {
 	t.Helper()
-	r, err := f.svc.CreateRelease(context.Background(), slug, releases.NewRelease{Version: ver, Channel: channel})
+	r, err := f.svc.CreateRelease(bg, slug, releases.NewRelease{Version: ver, Channel: channel})
 	if err != nil {
 		t.Fatalf("CreateRelease(%s %s on %s): %v", slug, ver, channel, err)
 	}
@@ -82,7 +87,7 @@ func artifact(name string) releases.NewArtifact {
 
 func (f *fixture) addArtifact(t *testing.T, slug, ver, name string) releases.Artifact {
 	t.Helper()
-	a, _, err := f.svc.AddArtifact(context.Background(), slug, ver, artifact(name), f.clock.Now().Add(time.Hour))
+	a, _, err := f.svc.AddArtifact(bg, slug, ver, artifact(name), f.clock.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatalf("AddArtifact(%s %s %s): %v", slug, ver, name, err)
 	}
@@ -93,7 +98,7 @@ func (f *fixture) addArtifact(t *testing.T, slug, ver, name string) releases.Art
 // once it has verified (or failed) an upload.
 func (f *fixture) setStatus(t *testing.T, slug, ver, name, status string) {
 	t.Helper()
-	_, err := f.svc.Update(context.Background(), slug, ver, func(r *releases.Release) error {
+	_, err := f.svc.Update(bg, slug, ver, releases.Change{Action: "release.update"}, func(r *releases.Release) error {
 		a, ok := r.Artifact(name)
 		if !ok {
 			return fmt.Errorf("no artifact %s", name)
@@ -112,7 +117,7 @@ func (f *fixture) published(t *testing.T, slug, ver, channel string) releases.Re
 	f.release(t, slug, ver, channel)
 	f.addArtifact(t, slug, ver, "app.tar.gz")
 	f.setStatus(t, slug, ver, "app.tar.gz", releases.Uploaded)
-	r, err := f.svc.Publish(context.Background(), slug, ver)
+	r, err := f.svc.Publish(bg, slug, ver)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +129,7 @@ func (f *fixture) published(t *testing.T, slug, ver, channel string) releases.Re
 func (f *fixture) dump(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := f.db.View(context.Background(), func(tx store.Tx) error {
+	err := f.db.View(bg, func(tx store.Tx) error {
 		return tx.Scan([]byte("rel/"), store.ScanOptions{}, func(k, v []byte) (bool, error) {
 			out[string(k)] = string(v)
 			return true, nil
@@ -148,7 +153,7 @@ func wantCode(t *testing.T, err error, code string) {
 
 func TestCreateProduct(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	p, err := f.svc.CreateProduct(ctx, releases.Product{Slug: "app"})
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +209,7 @@ func TestCreateProduct(t *testing.T) {
 
 func TestCreateRelease(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	f.release(t, "app", "1.2.3", "")
 	f.release(t, "app", "2.0.0-beta.1", "beta")
@@ -276,7 +281,7 @@ func TestCreateRelease(t *testing.T) {
 // newest version first, no duplicates and no gaps.
 func TestReleasesPagination(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	f.product(t, "app-2") // its releases must never leak into app's listing (prefix "rel/r/app-2/" vs "rel/r/app/")
 	f.product(t, "ap")
@@ -370,7 +375,7 @@ func TestReleasesPagination(t *testing.T) {
 
 func TestReleasesFilters(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	byChannel := map[string][]string{
 		"stable": {"1.0.0", "1.1.0", "2.0.0"},
@@ -470,7 +475,7 @@ func TestReleasesFilters(t *testing.T) {
 
 func TestAddArtifact(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	f.release(t, "app", "1.0.0", "")
 	exp := f.clock.Now().Add(time.Hour)
@@ -631,7 +636,7 @@ func TestAddArtifact(t *testing.T) {
 
 func TestPublishAndYank(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	f.release(t, "app", "1.0.0", "")
 
@@ -733,7 +738,7 @@ func TestPublishAndYank(t *testing.T) {
 
 func TestDeleteArtifact(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	f.release(t, "app", "1.0.0", "")
 	a := f.addArtifact(t, "app", "1.0.0", "a.zip")
@@ -784,12 +789,12 @@ func TestDeleteArtifact(t *testing.T) {
 // back, even after the callback modified its copy.
 func TestUpdateErrorLeavesStoreUnchanged(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	f.release(t, "app", "1.0.0", "")
 	f.addArtifact(t, "app", "1.0.0", "a.zip")
 	before := f.dump(t)
-	_, err := f.svc.Update(ctx, "app", "1.0.0", func(r *releases.Release) error {
+	_, err := f.svc.Update(ctx, "app", "1.0.0", releases.Change{Action: "release.update"}, func(r *releases.Release) error {
 		r.Notes = "changed"
 		r.Artifacts[0].Status = releases.Uploaded
 		r.Artifacts = append(r.Artifacts, releases.Artifact{Filename: "x"})
@@ -800,7 +805,7 @@ func TestUpdateErrorLeavesStoreUnchanged(t *testing.T) {
 		t.Error("an Update whose callback failed changed the store")
 	}
 	// A callback that changes the version to something unparsable fails too.
-	_, err = f.svc.Update(ctx, "app", "1.0.0", func(r *releases.Release) error {
+	_, err = f.svc.Update(ctx, "app", "1.0.0", releases.Change{Action: "release.update"}, func(r *releases.Release) error {
 		r.Version = "garbage"
 		return nil
 	})
@@ -814,7 +819,7 @@ func TestUpdateErrorLeavesStoreUnchanged(t *testing.T) {
 
 func TestWatch(t *testing.T) {
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
 	f.product(t, "app")
 	ch, err := f.svc.Watch(ctx)
@@ -908,7 +913,7 @@ func TestProductOfKey(t *testing.T) {
 // before ProductCacheTTL.
 func TestProductCacheFollowsTheStore(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := bg
 	f.product(t, "app")
 	other := releases.New(f.db, nil)
 	if p, err := f.svc.Product(ctx, "app"); err != nil || p.SigningKey != nil {
