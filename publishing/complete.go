@@ -139,7 +139,7 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 	}
 	sigs["minisign"] = string(minisig)
 
-	return s.updateArtifact(ctx, product, version, filename, a.ObjectKey, func(cur *releases.Artifact) error {
+	return s.updateArtifact(ctx, "artifact.uploaded", product, version, filename, a.ObjectKey, func(cur *releases.Artifact) error {
 		switch cur.Status {
 		case releases.Uploaded:
 			return nil // a concurrent Complete verified the same object
@@ -179,7 +179,7 @@ func (s *Service) completeMultipart(ctx context.Context, product, version string
 			return a, &portal.Error{Code: portal.EConflict, Message: "upload not complete: " + msg, Err: err}
 		}
 	}
-	return s.updateArtifact(ctx, product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+	return s.updateArtifact(ctx, "artifact.update", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
 		cur.UploadID = ""
 		return nil
 	})
@@ -257,7 +257,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func (s *Service) mismatch(ctx context.Context, product, version string, a releases.Artifact, size int64, sha256 string) (releases.Artifact, error) {
 	failure := fmt.Sprintf("uploaded file does not match the declaration: %d bytes, sha256 %s; declared %d bytes, sha256 %s",
 		size, orUnknown(sha256), a.Size, a.SHA256)
-	failed, err := s.updateArtifact(ctx, product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+	failed, err := s.updateArtifact(ctx, "artifact.failed", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
 		if cur.Status == releases.Uploaded {
 			return portal.Errorf(portal.EConflict, "%s was verified meanwhile", a.Filename)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/objects/objectstest"
 	"github.com/portaldist/portal/objects/s3store/s3test"
@@ -87,7 +88,8 @@ type env struct {
 // env.clock (the current time) unless given.
 func newEnv(t *testing.T, objs objects.ObjectStore, opts Options) *env {
 	t.Helper()
-	ctx := context.Background()
+	// Every catalog change is audited: the tests act as a background job.
+	ctx := audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindSystem})
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)

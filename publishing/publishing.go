@@ -158,9 +158,11 @@ func (s *Service) cleanup(ctx context.Context, product, version string, a releas
 // updateArtifact applies fn to the artifact filename of a release in one
 // catalog transaction, provided it still has object key key; otherwise the
 // artifact was deleted or declared again meanwhile, which is a conflict.
-func (s *Service) updateArtifact(ctx context.Context, product, version, filename, key string, fn func(*releases.Artifact) error) (releases.Artifact, error) {
+// The change is audited as action (artifact.uploaded, artifact.failed, or
+// artifact.update for the steps between), in the same transaction.
+func (s *Service) updateArtifact(ctx context.Context, action, product, version, filename, key string, fn func(*releases.Artifact) error) (releases.Artifact, error) {
 	var out releases.Artifact
-	_, err := s.catalog.Update(ctx, product, version, func(r *releases.Release) error {
+	_, err := s.catalog.Update(ctx, product, version, releases.Change{Action: action, Filename: filename}, func(r *releases.Release) error {
 		a, ok := r.Artifact(filename)
 		if !ok || a.ObjectKey != key {
 			return portal.Errorf(portal.EConflict, "%s of %s %s was deleted or declared again meanwhile: look at the release and retry", filename, product, version)
@@ -184,4 +186,42 @@ func (s *Service) DeleteArtifact(ctx context.Context, product, version, filename
 	}
 	s.cleanup(ctx, product, version, a)
 	return nil
+}
+
+// DeleteDraft deletes a draft release (releases.Service.DeleteDraft, which
+// refuses any other), then the objects of its artifacts, aborting their
+// multipart uploads in progress. It returns the release as it was. The
+// objects are deleted even when ctx ends after the catalog change (the
+// request that asked for it may be gone): a failure is logged, not
+// returned, and leaves at worst an orphaned object.
+func (s *Service) DeleteDraft(ctx context.Context, product, version string) (releases.Release, error) {
+	r, err := s.catalog.DeleteDraft(ctx, product, version)
+	if err != nil {
+		return releases.Release{}, fmt.Errorf("publishing: %w", err)
+	}
+	s.cleanupRelease(context.WithoutCancel(ctx), r)
+	return r, nil
+}
+
+// DeleteProduct deletes a product that has nothing but drafts
+// (releases.Service.DeleteProduct), then the objects of every draft it
+// deleted, aborting their multipart uploads. It returns the product as it
+// was. When the catalog change fails part way, the drafts already deleted
+// still have their objects deleted, and the error is returned.
+func (s *Service) DeleteProduct(ctx context.Context, product string) (releases.Product, error) {
+	p, gone, err := s.catalog.DeleteProduct(ctx, product)
+	bg := context.WithoutCancel(ctx)
+	for _, r := range gone {
+		s.cleanupRelease(bg, r)
+	}
+	if err != nil {
+		return releases.Product{}, fmt.Errorf("publishing: %w", err)
+	}
+	return p, nil
+}
+
+func (s *Service) cleanupRelease(ctx context.Context, r releases.Release) {
+	for _, a := range r.Artifacts {
+		s.cleanup(ctx, r.Product, r.Version, a)
+	}
 }

@@ -54,7 +54,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			break
 		}
 		changed := false
-		_, err := s.updateArtifact(ctx, e.product, e.version, e.artifact.Filename, e.artifact.ObjectKey, func(cur *releases.Artifact) error {
+		_, err := s.updateArtifact(ctx, "artifact.failed", e.product, e.version, e.artifact.Filename, e.artifact.ObjectKey, func(cur *releases.Artifact) error {
 			// The function may run again (a store may retry a
 			// transaction): only its last run's verdict counts.
 			changed = false

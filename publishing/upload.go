@@ -89,7 +89,7 @@ func (s *Service) AddArtifact(ctx context.Context, product, version string, in r
 		}
 	}
 	if uploadID != "" || sparkle != "" {
-		upd, err := s.updateArtifact(ctx, product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		upd, err := s.updateArtifact(ctx, "artifact.update", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
 			cur.UploadID = uploadID
 			if sparkle != "" {
 				cur.Signatures = map[string]string{"ed25519": sparkle}
