@@ -50,6 +50,7 @@ type Config struct {
 	Updates   UpdatesConfig   `mapstructure:"updates"`
 	Limits    LimitsConfig    `mapstructure:"limits"`
 	Log       LogConfig       `mapstructure:"log"`
+	Admin     AdminConfig     `mapstructure:"admin"`
 }
 
 // StoreConfig selects the metadata store.
@@ -148,6 +149,26 @@ type LimitsConfig struct {
 	// ConnectionsPerAddress caps the connections open at once from one
 	// client address; 0 means no cap, never negative.
 	ConnectionsPerAddress int `mapstructure:"connections_per_address"`
+}
+
+// AdminConfig configures the local administration socket.
+type AdminConfig struct {
+	// Socket is the unix socket path as configured: relative to DataDir
+	// unless absolute; "" or "off" disables it. Use AdminSocketPath.
+	Socket string `mapstructure:"socket"`
+}
+
+// AdminSocketPath is the path of the unix socket on which a running server
+// accepts `portal token create` from this machine, "" when disabled.
+func (c *Config) AdminSocketPath() string {
+	switch s := c.Admin.Socket; {
+	case s == "" || s == "off":
+		return ""
+	case filepath.IsAbs(s):
+		return filepath.Clean(s)
+	default:
+		return c.DataPath(s)
+	}
 }
 
 // LogConfig configures logging.

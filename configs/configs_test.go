@@ -50,7 +50,8 @@ func wantDefaults() Config {
 		Signing: SigningConfig{SparkleMaxSize: 5 * TiB},
 		Limits: LimitsConfig{MaxBody: MiB, AuthFailuresPerMinute: 10,
 			BodyIdleTimeout: 30 * time.Second, WriteIdleTimeout: 30 * time.Second, ConnectionsPerAddress: 256},
-		Log: LogConfig{Level: "info", Access: true},
+		Log:   LogConfig{Level: "info", Access: true},
+		Admin: AdminConfig{Socket: "portal.sock"},
 	}
 }
 
@@ -80,6 +81,34 @@ func TestLoadDefaults(t *testing.T) {
 		}
 		if got, want := cfg.DataPath("portal.db"), filepath.Join("data", "portal.db"); got != want {
 			t.Errorf("DataPath = %q, want %q", got, want)
+		}
+	}
+}
+
+// TestAdminSocketPath: relative to data_dir, absolute as given, and ""
+// (from a file or a flag) or "off" (from anywhere, the environment too)
+// disables the socket.
+func TestAdminSocketPath(t *testing.T) {
+	abs := filepath.Join(t.TempDir(), "run", "portal.sock")
+	for _, tc := range []struct {
+		name string
+		opts LoadOptions
+		want string
+	}{
+		{"default", LoadOptions{Flags: map[string]string{"data_dir": "/srv/p"}}, filepath.Join("/srv/p", "portal.sock")},
+		{"relative", LoadOptions{Flags: map[string]string{"data_dir": "/srv/p", "admin.socket": "run/a.sock"}}, filepath.Join("/srv/p", "run", "a.sock")},
+		{"absolute", LoadOptions{Env: []string{"PORTAL_ADMIN_SOCKET=" + abs}}, abs},
+		{"flag empty", LoadOptions{Flags: map[string]string{"admin.socket": ""}}, ""},
+		{"file empty", LoadOptions{File: writeFile(t, "c.yaml", "admin:\n  socket: \"\"\n")}, ""},
+		{"env off", LoadOptions{Env: []string{"PORTAL_ADMIN_SOCKET=off"}}, ""},
+		{"env empty is unset", LoadOptions{Env: []string{"PORTAL_ADMIN_SOCKET="}, Flags: map[string]string{"data_dir": "/d"}}, filepath.Join("/d", "portal.sock")},
+	} {
+		cfg, err := Load(tc.opts)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := cfg.AdminSocketPath(); got != tc.want {
+			t.Errorf("%s: AdminSocketPath() = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
