@@ -1,7 +1,6 @@
 package tokens_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
@@ -18,7 +17,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 	defer db.Close()
 	svc := tokens.New(db, nil)
-	ctx := context.Background()
+	ctx := bg
 	var raws []string
 	for range 20 {
 		_, raw, err := svc.Create(ctx, "bot", tokens.Publisher, []string{"app", "tool"})

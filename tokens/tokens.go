@@ -1,5 +1,9 @@
 // Package tokens keeps the API tokens of administrators and publishers. A
-// token is shown once when created; the store keeps only its digest. A
+// token is shown once when created; the store keeps only its digest.
+// Creating and deleting a token are audited (token.create, token.delete)
+// in the same transaction, without the digest, so both need an actor in
+// their context (see package audit); the last-use times FlushUsage writes
+// are bookkeeping and are not audited. A
 // token may carry an expiry, after which Authenticate refuses it. When each
 // token was last used is kept in memory by Authenticate and written by
 // FlushUsage at most once per UsageInterval, so a request never writes to
@@ -19,6 +23,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/internal/keyset"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
@@ -157,7 +162,10 @@ func (s *Service) CreateWith(ctx context.Context, in NewToken) (Token, string, e
 		if err := store.PutJSON(tx, []byte(tokenPrefix+t.ID), t); err != nil {
 			return err
 		}
-		return tx.Put([]byte(digestPrefix+t.Digest), []byte(t.ID))
+		if err := tx.Put([]byte(digestPrefix+t.Digest), []byte(t.ID)); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "token.create", Target(t.ID), nil, t.Public())
 	})
 	if err != nil {
 		return Token{}, "", fmt.Errorf("tokens: create: %w", err)
@@ -226,6 +234,9 @@ func (s *Service) MayExist(raw string) bool {
 	return secret.WellFormed(raw, Prefix) && s.digests.MayHave(sha256.Sum256([]byte(raw)))
 }
 
+// Target is the audit target of the token id.
+func Target(id string) string { return "token/" + id }
+
 // Delete removes a token; it stops working at once.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	defer s.usage.Delete(id)
@@ -247,7 +258,10 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if err := tx.Delete([]byte(digestPrefix + t.Digest)); err != nil {
 			return err
 		}
-		return tx.Delete([]byte(tokenPrefix + id))
+		if err := tx.Delete([]byte(tokenPrefix + id)); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, "token.delete", Target(id), t.Public(), nil)
 	})
 }
 

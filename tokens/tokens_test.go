@@ -10,12 +10,17 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/secret"
 	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 )
 
 var t0 = time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC)
+
+// bg is the context of the tests' calls: creating and deleting a token is
+// audited and needs an actor.
+var bg = audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 
 func newService(t *testing.T) *tokens.Service {
 	t.Helper()
@@ -30,7 +35,7 @@ func newService(t *testing.T) *tokens.Service {
 
 func TestCreate(t *testing.T) {
 	svc := newService(t)
-	ctx := context.Background()
+	ctx := bg
 	tests := []struct {
 		name     string
 		tokName  string
@@ -103,7 +108,7 @@ func TestCreate(t *testing.T) {
 
 func TestAuthenticateAndDelete(t *testing.T) {
 	svc := newService(t)
-	ctx := context.Background()
+	ctx := bg
 	if found, err := svc.Any(ctx); err != nil || found {
 		t.Fatalf("Any on an empty store = %v, %v", found, err)
 	}
@@ -170,7 +175,7 @@ func TestSecretsNotInDatabaseFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := tokens.New(db, nil)
-	ctx := context.Background()
+	ctx := bg
 	var raws []string
 	for _, role := range []string{tokens.Admin, tokens.Publisher, tokens.Admin} {
 		var products []string

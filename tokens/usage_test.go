@@ -70,7 +70,7 @@ func (f *fixture) dump(t *testing.T) string {
 }
 
 func TestCreateWithExpiry(t *testing.T) {
-	ctx := context.Background()
+	ctx := bg
 	now := t0.Add(500 * time.Millisecond)
 	tests := []struct {
 		name    string
@@ -141,7 +141,7 @@ func TestCreateWithExpiry(t *testing.T) {
 }
 
 func TestListAndUsage(t *testing.T) {
-	ctx := context.Background()
+	ctx := bg
 	f := newFixture(t)
 	admin, adminRaw, err := f.svc.Create(ctx, "ops", tokens.Admin, nil)
 	if err != nil {
@@ -295,7 +295,7 @@ func TestListAndUsage(t *testing.T) {
 
 // FlushUsage of more tokens than one transaction may write.
 func TestFlushUsageManyTokens(t *testing.T) {
-	ctx := context.Background()
+	ctx := bg
 	f := newFixture(t)
 	n := 2*store.MaxTxnOps + 7
 	var raws []string
@@ -328,7 +328,7 @@ func TestFlushUsageManyTokens(t *testing.T) {
 
 // FlushUsage stops at a failed transaction and keeps the unwritten times.
 func TestFlushUsageKeepsTimesOnError(t *testing.T) {
-	ctx := context.Background()
+	ctx := bg
 	f := newFixture(t)
 	tok, raw, err := f.svc.Create(ctx, "", tokens.Admin, nil)
 	if err != nil {
@@ -353,7 +353,7 @@ func TestFlushUsageKeepsTimesOnError(t *testing.T) {
 
 // Authenticate, List, FlushUsage and Delete at once (run with -race).
 func TestUsageConcurrent(t *testing.T) {
-	ctx := context.Background()
+	ctx := bg
 	f := newFixture(t)
 	var raws []string
 	for range 8 {
