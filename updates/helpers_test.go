@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/store/bolt"
@@ -33,7 +34,8 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{t: t, ctx: context.Background(), db: db, now: t0}
+	// Catalog changes are audited and need an actor.
+	f := &fixture{t: t, ctx: audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindSystem}), db: db, now: t0}
 	f.cat = releases.New(db, func() time.Time { return f.now })
 	return f
 }
@@ -75,7 +77,7 @@ func (f *fixture) draft(slug, ver, channel string, rollout int, arts ...art) rel
 			f.t.Fatal(err)
 		}
 	}
-	r, err := f.cat.Update(f.ctx, slug, ver, func(r *releases.Release) error {
+	r, err := f.cat.Update(f.ctx, slug, ver, releases.Change{Action: "release.update"}, func(r *releases.Release) error {
 		for i := range r.Artifacts {
 			up := f.now
 			r.Artifacts[i].Status, r.Artifacts[i].UploadedAt = releases.Uploaded, &up
@@ -148,7 +150,7 @@ func (f *fixture) seed(slug string, n int) []string {
 }
 
 func contextWithCancel(t testing.TB) (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
+	return context.WithCancel(audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindSystem}))
 }
 
 // waitFor polls cond for up to five seconds.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
@@ -151,7 +152,7 @@ func TestPlatforms(t *testing.T) {
 	// 4.0.0 has a Windows artifact whose upload failed: published releases
 	// cannot have one through the Service, so write it directly.
 	r := f.release("app", "4.0.0", "stable", 0, "app-4.AppImage linux amd64")
-	if _, err := f.cat.Update(f.ctx, "app", r.Version, func(r *releases.Release) error {
+	if _, err := f.cat.Update(f.ctx, "app", r.Version, releases.Change{Action: "release.update"}, func(r *releases.Release) error {
 		r.Artifacts = append(r.Artifacts, releases.Artifact{Filename: "app-4.exe", Platform: "windows", Arch: "amd64", Status: releases.Failed})
 		return nil
 	}); err != nil {
@@ -289,7 +290,7 @@ func TestWatchReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindSystem}))
 	defer cancel()
 	cat := releases.New(db, nil)
 	x := NewIndex(cat)
@@ -520,7 +521,7 @@ func TestRollout(t *testing.T) {
 	check(t, x, Query{Product: "app", Platform: "linux", Arch: "amd64", ClientID: out, Bucket: func(string, string, string) int { return 29 }}, "1.2.0", "")
 	check(t, x, Query{Product: "app", Platform: "linux", Arch: "amd64", ClientID: in, Bucket: func(string, string, string) int { return 30 }}, "1.1.0", "")
 	// Raising the rollout to everyone reaches the anonymous caller.
-	if _, err := f.cat.Update(f.ctx, "app", "1.2.0", func(r *releases.Release) error { r.Rollout = 0; return nil }); err != nil {
+	if _, err := f.cat.Update(f.ctx, "app", "1.2.0", releases.Change{Action: "release.update"}, func(r *releases.Release) error { r.Rollout = 0; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.Refresh(f.ctx, "app"); err != nil {

@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/publishing"
@@ -123,7 +124,9 @@ func filename(slug, ver string, i int) string {
 
 func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, smallSize int64) (err error) {
 	start := time.Now()
-	ctx := context.Background()
+	// The seed writes offline, as a command on the store: its changes are
+	// audited as the local operator's.
+	ctx := audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 	for _, d := range []string{dataDir, out} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return err
