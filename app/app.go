@@ -18,7 +18,8 @@
 // per product); then the object store
 // (local disk or S3, or the one given in Options), publishing, the update
 // index (loaded, then kept current by a watch), share links, the download
-// ledger and the server. It then starts the background work: the upload
+// ledger, the server and the admin socket (admin.socket, see
+// internal/adminsock). It then starts the background work: the upload
 // sweep, the index watch and the retention purge of the ledger and the
 // share links (the ledger runs its own flusher). When any
 // step fails Open closes everything it had opened and returns the error;
@@ -30,8 +31,9 @@
 //
 // Close takes the App down in the reverse order, and waits at each step:
 //
-//  1. HTTP: stop accepting connections and wait for in-flight requests
-//     (until Close's ctx ends; then the remaining connections are cut);
+//  1. HTTP and the admin socket: stop accepting connections and wait for
+//     in-flight requests (until Close's ctx ends; then the remaining
+//     connections are cut), and remove the socket file;
 //  2. background work: cancel it, and wait for the upload sweep and the
 //     retention purge to return;
 //  3. the server's own work and the ledger: stop its flusher, and write
@@ -67,6 +69,7 @@ import (
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/internal/adminsock"
 	"github.com/portaldist/portal/internal/netlimit"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
@@ -104,8 +107,8 @@ type Options struct {
 	// corrupt recent writes. Only for benchmarks and seeding.
 	NoSync bool
 	// Offline starts no background work besides the ledger's flusher: no
-	// upload sweep and no index watch, so the index (and the server's
-	// update answers) stay as Open loaded them. For tools that write
+	// upload sweep, no index watch and no admin socket, so the index (and
+	// the server's update answers) stay as Open loaded them. For tools that write
 	// through the services while no server runs (the benchmark seed), where
 	// index reloads would compete with the writes.
 	Offline bool
@@ -144,6 +147,7 @@ type App struct {
 
 	opts         Options
 	closeObjects func() error // the object store's Close when the App opened it
+	adminSock    *adminsock.Server
 	http         *http.Server
 	cancel       context.CancelFunc // ends the background work
 	wg           sync.WaitGroup     // the background goroutines the App started
@@ -275,10 +279,34 @@ func (a *App) openRest(ctx context.Context) error {
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 
+	if err := a.listenAdmin(); err != nil {
+		return err
+	}
 	if !a.opts.Offline {
 		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
 		a.wg.Go(func() { a.Downloads.RunRetention(bg, downloads.RetentionInterval) })
 	}
+	return nil
+}
+
+// listenAdmin opens the admin socket (admin.socket), on which `portal token
+// create` on this machine creates tokens while the App holds the store. Not
+// in Offline mode, nor when admin.socket is "". Where the system offers no
+// peer credentials the App runs without it, saying so in the log.
+func (a *App) listenAdmin() error {
+	path := a.Config.AdminSocketPath()
+	if path == "" || a.opts.Offline {
+		return nil
+	}
+	s, err := adminsock.Listen(path, a.Tokens, a.Log)
+	if errors.Is(err, errors.ErrUnsupported) {
+		a.Log.Warn("no admin socket: `portal token create` needs the server stopped", "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin.socket: %w (set admin.socket to \"\" to run without it)", err)
+	}
+	a.adminSock = s
 	return nil
 }
 
@@ -396,6 +424,9 @@ func (a *App) close(ctx context.Context) error {
 	var errs []error
 	if a.http != nil {
 		errs = append(errs, a.shutdownHTTP(ctx))
+	}
+	if a.adminSock != nil {
+		errs = append(errs, a.adminSock.Close(ctx))
 	}
 	if a.cancel != nil {
 		a.cancel()
