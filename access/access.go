@@ -131,7 +131,7 @@ func (c Caller) MayView(p releases.Product, now time.Time, updateCheck, updatesP
 // when none does: managers, and everyone on an open product, have no
 // license rules. Read it, never modify it.
 func (c Caller) Entitlement(p releases.Product) *licenses.License {
-	if c.license == nil || p.Distribution == releases.Open || c.license.Product != p.Slug {
+	if c.license == nil || p.Distribution == releases.Open || !c.license.Covers(p.Slug) {
 		return nil
 	}
 	return c.license
@@ -166,8 +166,8 @@ func (c Caller) MayAdminister() error {
 // MayShare decides whether the caller may create share links, and whether
 // the links it made still work: only a license, which the link then
 // shares, and only while the license is alive. A revoked, suspended or
-// expired (on_expiry revoke) license shares nothing, on any product, and
-// its links stop at once.
+// expired (on_expiry revoke) license shares nothing, on any of its
+// products, and its links stop at once.
 func (c Caller) MayShare(now time.Time) error {
 	switch {
 	case c.token != nil:
@@ -175,7 +175,16 @@ func (c Caller) MayShare(now time.Time) error {
 	case c.license == nil:
 		return portal.Errorf(portal.EUnauthorized, "share links are made with a license: send Authorization: License <key>")
 	}
-	return c.license.RefusesAll(c.license.Product, now)
+	return c.license.RefusesAll(firstProduct(c.license), now)
+}
+
+// firstProduct is a product l covers: the refusals RefusesAll gives for it
+// (revoked, suspended, expired) hold for every product of l.
+func firstProduct(l *licenses.License) string {
+	if ps := l.ProductList(); len(ps) > 0 {
+		return ps[0]
+	}
+	return ""
 }
 
 // LinkOwner says whose share links the caller may revoke: its own license's

@@ -76,6 +76,20 @@ func TestAccess(t *testing.T) {
 			view: [3]string{revoked, revoked, ok}, update: revoked, pub: forbid, admin: unauth, share: revoked, owner: "lic1", bound: true},
 		{name: "license of other", c: lic(func(l *licenses.License) { l.Product = "other" }), role: Customer,
 			view: [3]string{notEnt, ok, ok}, update: notEnt, pub: forbid, admin: unauth, share: ok, owner: "lic1"},
+		{name: "license of other (products)", c: lic(func(l *licenses.License) { l.Product = ""; l.Products = []string{"other"} }), role: Customer,
+			view: [3]string{notEnt, ok, ok}, update: notEnt, pub: forbid, admin: unauth, share: ok, owner: "lic1"},
+		{name: "license of app and other", c: lic(func(l *licenses.License) { l.Product = ""; l.Products = []string{"other", "app"} }), role: Customer,
+			view: [3]string{ok, ok, ok}, update: ok, pub: forbid, admin: unauth, share: ok, owner: "lic1", bound: true},
+		{name: "license of app and other, suspended", c: lic(func(l *licenses.License) {
+			l.Product = ""
+			l.Products = []string{"other", "app"}
+			l.Status = licenses.Suspended
+		}), role: Customer, view: [3]string{suspend, suspend, ok}, update: suspend, pub: forbid, admin: unauth, share: suspend, owner: "lic1", bound: true},
+		{name: "license of app and other, expired", c: lic(func(l *licenses.License) {
+			l.Product = ""
+			l.Products = []string{"other", "app"}
+			l.ExpiresAt = &past
+		}), role: Customer, view: [3]string{expired, expired, ok}, update: expired, pub: forbid, admin: unauth, share: expired, owner: "lic1", bound: true},
 	}
 	code := func(err error) string { return portal.ErrorCode(err) }
 	for _, r := range rows {

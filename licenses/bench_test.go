@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
@@ -95,7 +96,7 @@ func seedLicenses(b *testing.B, n int) (*licenses.Service, []string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	ctx := context.Background()
+	ctx := audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 	cat := releases.New(db, nil)
 	if _, err := cat.CreateProduct(ctx, releases.Product{Slug: "app"}); err != nil {
 		b.Fatal(err)

@@ -30,11 +30,24 @@ const (
 // KeyPrefix starts every license key.
 const KeyPrefix = "lic"
 
-// License is one customer's right to one product.
+// Computed status (StatusAt): an active license past its expires_at.
+const Expired = "expired"
+
+// MaxProducts is the most products one license may cover.
+const MaxProducts = 100
+
+// License is one customer's right to one or more products.
 type License struct {
 	ID       string `json:"id"`
 	Customer string `json:"customer"`
-	Product  string `json:"product"`
+	// Products are the products the license covers (at least one).
+	Products []string `json:"products"`
+	// Product is the one-product shorthand: accepted on create and read
+	// from licenses stored before Products existed. Validate and the
+	// service's reads move it into Products and clear it, so it is never
+	// written or shown. Decide honours it only while Products is empty
+	// (a License built in code that was never validated).
+	Product string `json:"product,omitempty"`
 	// Constraint limits versions (go-version syntax, ">= 2.0, < 3.0").
 	Constraint string `json:"constraint,omitempty"`
 	// Channels the license may use; empty means every channel.
@@ -51,6 +64,9 @@ type License struct {
 	KeyHint string `json:"key_hint"`
 	// KeyDigest is the SHA-256 of the key; the key itself is never stored.
 	KeyDigest string `json:"key_digest,omitempty"`
+	// Metadata is the vendor's own data (a CRM id, an order number),
+	// limited like release metadata.
+	Metadata map[string]string `json:"metadata,omitempty"`
 
 	constraint version.Constraints
 }
@@ -59,6 +75,65 @@ type License struct {
 func (l License) Public() License {
 	l.KeyDigest = ""
 	return l
+}
+
+// StatusAt is the license's status as shown: revoked or suspended as
+// stored, else expired once now reaches expires_at (whatever on_expiry
+// says: a maintained license keeps older releases but is expired), else
+// active.
+func (l *License) StatusAt(now time.Time) string {
+	switch l.Status {
+	case Revoked, Suspended:
+		return l.Status
+	}
+	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
+		return Expired
+	}
+	return Active
+}
+
+// View is a license as every answer shows it: without server-only fields,
+// and with status computed at the time of the answer (StatusAt).
+type View struct {
+	License
+	// Status shadows License.Status in JSON.
+	Status string `json:"status"`
+}
+
+// ViewAt returns l's view at now.
+func (l License) ViewAt(now time.Time) View {
+	return View{License: l.Public(), Status: l.StatusAt(now)}
+}
+
+// Covers reports whether the license is for product. It allocates nothing.
+func (l *License) Covers(product string) bool {
+	if len(l.Products) == 0 {
+		return l.Product != "" && l.Product == product
+	}
+	for _, p := range l.Products {
+		if p == product {
+			return true
+		}
+	}
+	return false
+}
+
+// ProductList returns the products the license covers (Products, or the
+// one-product shorthand when Products is empty). Read it, never modify it.
+func (l *License) ProductList() []string {
+	if len(l.Products) == 0 && l.Product != "" {
+		return []string{l.Product}
+	}
+	return l.Products
+}
+
+// normalize moves the one-product shorthand into Products: licenses stored
+// with "product" are read as "products": [product].
+func (l *License) normalize() {
+	if len(l.Products) == 0 && l.Product != "" {
+		l.Products = []string{l.Product}
+	}
+	l.Product = ""
 }
 
 // Target is what a license asks for: a release (and, when known, the
@@ -108,7 +183,7 @@ func (l *License) judge(t Target, now time.Time) refusal {
 	case Suspended:
 		return refusedSuspended
 	}
-	if t.Product != l.Product {
+	if !l.Covers(t.Product) {
 		return refusedProduct
 	}
 	if t.Status != "" && t.Status != releases.Published {
@@ -165,7 +240,7 @@ func (l *License) Decide(t Target, now time.Time) error {
 	case refusedSuspended:
 		return portal.Errorf(portal.ELicenseSuspended, "this license is suspended")
 	case refusedProduct:
-		return portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", l.Product, t.Product)
+		return portal.Errorf(portal.ENotEntitled, "this license is for %s, not %s", strings.Join(l.ProductList(), ", "), t.Product)
 	case refusedUnavailable:
 		return portal.Errorf(portal.ENotFound, "%s %s is not available", t.Product, t.Version)
 	case refusedExpired:
@@ -216,10 +291,15 @@ func (l *License) RefusesAll(product string, now time.Time) error {
 // Standing says what the license gives at now, for showing to its holder:
 // "ok"; "maintained" (expired with on_expiry maintain: it keeps the
 // releases published before expires_at); or the code of the refusal that
-// holds for every release of its product (license_revoked,
-// license_suspended, license_expired).
+// holds for every release of every product it covers (license_revoked,
+// license_suspended, license_expired). None of these depends on the
+// product, so its first product stands for all.
 func (l *License) Standing(now time.Time) string {
-	if err := l.RefusesAll(l.Product, now); err != nil {
+	var first string
+	if ps := l.ProductList(); len(ps) > 0 {
+		first = ps[0]
+	}
+	if err := l.RefusesAll(first, now); err != nil {
 		return portal.ErrorCode(err)
 	}
 	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
@@ -267,7 +347,7 @@ func (l *License) Validate() error {
 	if strings.TrimSpace(l.Customer) == "" {
 		return portal.Errorf(portal.EInvalid, "customer is required")
 	}
-	if err := releases.ValidateSlug(l.Product); err != nil {
+	if err := l.validateProducts(); err != nil {
 		return err
 	}
 	if l.Constraint != "" {
@@ -276,6 +356,12 @@ func (l *License) Validate() error {
 			return err
 		}
 		l.constraint = cs
+	}
+	if len(l.Channels) > 5 {
+		return portal.Errorf(portal.EInvalid, "channels: at most 5")
+	}
+	if len(l.Platforms) > 8 {
+		return portal.Errorf(portal.EInvalid, "platforms: at most 8")
 	}
 	for i, ch := range l.Channels {
 		c, err := releases.ParseChannel(ch)
@@ -287,12 +373,9 @@ func (l *License) Validate() error {
 	for i, p := range l.Platforms {
 		c, err := releases.ParsePlatform(p)
 		if err != nil {
-			return err
+			return portal.Errorf(portal.EInvalid, "platforms: %s", portal.ErrorMessage(err))
 		}
 		l.Platforms[i] = c
-	}
-	if len(l.Channels) > 5 || len(l.Platforms) > 8 {
-		return portal.Errorf(portal.EInvalid, "too many channels or platforms")
 	}
 	switch l.OnExpiry {
 	case "":
@@ -308,6 +391,40 @@ func (l *License) Validate() error {
 		t := l.ExpiresAt.UTC()
 		l.ExpiresAt = &t
 	}
+	if err := releases.ValidateMetadata(l.Metadata); err != nil {
+		return err
+	}
+	if len(l.Metadata) == 0 {
+		l.Metadata = nil
+	}
+	return nil
+}
+
+// validateProducts checks the products and moves the one-product form into
+// Products. Both may be given only when they agree.
+func (l *License) validateProducts() error {
+	if l.Product != "" && len(l.Products) > 0 && !(len(l.Products) == 1 && l.Products[0] == l.Product) {
+		return portal.Errorf(portal.EInvalid, "give products, or product for one product, not both")
+	}
+	l.normalize()
+	if len(l.Products) == 0 {
+		return portal.Errorf(portal.EInvalid, "products is required: the products the license covers")
+	}
+	if len(l.Products) > MaxProducts {
+		return portal.Errorf(portal.EInvalid, "products: at most %d", MaxProducts)
+	}
+	seen := make(map[string]bool, len(l.Products))
+	out := l.Products[:0:0]
+	for _, p := range l.Products {
+		if err := releases.ValidateSlug(p); err != nil {
+			return portal.Errorf(portal.EInvalid, "products: %s", portal.ErrorMessage(err))
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	l.Products = out
 	return nil
 }
 

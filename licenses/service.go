@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/internal/keyset"
 	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/releases"
@@ -120,13 +121,45 @@ func rawDigest(hexDigest string) ([sha256.Size]byte, bool) {
 	return raw, err == nil && n == sha256.Size && len(hexDigest) == 2*sha256.Size
 }
 
+// Audit actions of the license writes. Every write through Service appends
+// its record (package audit) in the transaction of the change, with the
+// actor of the context; a context without an actor is refused
+// (audit.ErrNoActor) and nothing is written.
+const (
+	ActionCreate    = "license.create"
+	ActionUpdate    = "license.update"
+	ActionSuspend   = "license.suspend"
+	ActionReinstate = "license.reinstate"
+	ActionRevoke    = "license.revoke"
+	ActionReissue   = "license.reissue"
+)
+
+func target(id string) string { return "license/" + id }
+
+// Now returns the service's clock, for computing statuses (StatusAt) as
+// the service does.
+func (s *Service) Now() time.Time { return s.now() }
+
+// checkProducts refuses a product the catalog does not hold.
+func (s *Service) checkProducts(ctx context.Context, products []string) error {
+	for _, p := range products {
+		if _, err := s.catalog.Product(ctx, p); err != nil {
+			if portal.IsCode(err, portal.ENotFound) {
+				return portal.Errorf(portal.ENotFound, "products: no product %q", p)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Create stores a new active license and returns it with its key. The key
 // is returned this once; only its digest is kept.
 func (s *Service) Create(ctx context.Context, l License) (License, string, error) {
 	if err := l.Validate(); err != nil {
 		return License{}, "", err
 	}
-	if _, err := s.catalog.Product(ctx, l.Product); err != nil {
+	if err := s.checkProducts(ctx, l.Products); err != nil {
 		return License{}, "", err
 	}
 	key := secret.New(KeyPrefix)
@@ -140,7 +173,10 @@ func (s *Service) Create(ctx context.Context, l License) (License, string, error
 		if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
 			return err
 		}
-		return tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID))
+		if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l.Public())
 	})
 	if err != nil {
 		return License{}, "", fmt.Errorf("licenses: create: %w", err)
@@ -176,7 +212,17 @@ func getLicense(tx store.Tx, id string, l *License) error {
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(b, l)
+	return decode(b, l)
+}
+
+// decode reads a stored license, in either shape (products, or the single
+// product of older records).
+func decode(b []byte, l *License) error {
+	if err := json.Unmarshal(b, l); err != nil {
+		return err
+	}
+	l.normalize()
+	return nil
 }
 
 // ErrBadKey is returned by ByKey for a key that is malformed or unknown.
@@ -243,6 +289,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (License, error) {
 }
 
 func (s *Service) setStatus(ctx context.Context, id, status string) (License, error) {
+	action := map[string]string{Suspended: ActionSuspend, Active: ActionReinstate, Revoked: ActionRevoke}[status]
 	var l License
 	err := s.db.Update(ctx, func(tx store.Tx) error {
 		l = License{} // decode into a fresh value on every run
@@ -255,9 +302,13 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (License, er
 		if l.Status == Revoked {
 			return portal.Errorf(portal.EConflict, "license %s is revoked; revocation is final", id)
 		}
+		before := l.Public()
 		l.Status = status
 		l.UpdatedAt = s.now().UTC().Truncate(time.Second)
-		return store.PutJSON(tx, []byte(licensePrefix+id), l)
+		if err := store.PutJSON(tx, []byte(licensePrefix+id), l); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, action, target(id), before, l.Public())
 	})
 	s.forget(l)
 	if err != nil {
@@ -266,30 +317,9 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (License, er
 	return l, nil
 }
 
-// List returns licenses in id order, at most limit, after the id cursor.
-func (s *Service) List(ctx context.Context, product, after string, limit int) ([]License, error) {
-	out := []License{}
-	var start []byte
-	if after != "" {
-		start = []byte(licensePrefix + after)
-	}
-	err := s.db.View(ctx, func(tx store.Tx) error {
-		return tx.Scan([]byte(licensePrefix), store.ScanOptions{After: start}, func(k, v []byte) (bool, error) {
-			var l License
-			if err := json.Unmarshal(v, &l); err != nil {
-				return false, err
-			}
-			if product == "" || l.Product == product {
-				out = append(out, l)
-			}
-			return len(out) < limit, nil
-		})
-	})
-	return out, err
-}
-
 // Put stores licenses as they are, with their key digests; seeding and
-// imports use it. Each license must have ID and KeyDigest set. It writes
+// imports use it. Each license must have ID and KeyDigest set. Each is
+// audited as license.create with the actor of ctx. It writes
 // PutBatch licenses per transaction, in order: when one fails, the licenses
 // before it are stored and the rest are not, and Put returns the error.
 // Putting the same licenses again is harmless.
@@ -300,10 +330,14 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 		chunk := ls[:min(len(ls), PutBatch)]
 		err := s.db.Update(ctx, func(tx store.Tx) error {
 			for _, l := range chunk {
+				l.normalize()
 				if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
 					return err
 				}
 				if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
+					return err
+				}
+				if err := audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l.Public()); err != nil {
 					return err
 				}
 			}
@@ -320,9 +354,10 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 	return nil
 }
 
-// PutBatch is how many licenses Put writes per transaction: each takes two
-// keys of store.MaxTxnOps.
-const PutBatch = store.MaxTxnOps / 2
+// PutBatch is how many licenses Put writes per transaction: each takes
+// three keys of store.MaxTxnOps (the license, its key index and its audit
+// record), and the audit sequence one more.
+const PutBatch = (store.MaxTxnOps - 1) / 3
 
 // SetCacheTTL changes how long looked-up licenses stay in memory and drops
 // what is cached; 0 turns the cache off (every lookup reads the store).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
@@ -23,6 +24,12 @@ type fixture struct {
 	db   *bolt.DB
 	lic  *licenses.Service
 	now  time.Time
+}
+
+// actorCtx is the context of an offline command: the audit records name
+// the cli actor.
+func actorCtx() context.Context {
+	return audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -39,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	clock := func() time.Time { return f.now }
 	catalog := releases.New(db, clock)
 	for _, slug := range []string{"app", "tool"} {
-		if _, err := catalog.CreateProduct(context.Background(), releases.Product{Slug: slug}); err != nil {
+		if _, err := catalog.CreateProduct(actorCtx(), releases.Product{Slug: slug}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,7 +69,7 @@ func (f *fixture) fileBytes(t *testing.T) []byte {
 
 func TestCreateAndByKey(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, key, err := f.lic.Create(ctx, licenses.License{
 		Customer: "ACME", Product: "app", Constraint: ">= 2.0, < 3.0", Channels: []string{"stable"},
 		ExpiresAt: ptr(expiry), OnExpiry: licenses.OnExpiryMaintain, DownloadsPerDay: 10,
@@ -169,7 +176,7 @@ func TestCreateAndByKey(t *testing.T) {
 
 func TestCreateRefusals(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	tests := []struct {
 		name string
 		in   licenses.License
@@ -193,7 +200,7 @@ func TestCreateRefusals(t *testing.T) {
 			}
 		})
 	}
-	ls, err := f.lic.List(ctx, "", "", 100)
+	ls, _, err := f.lic.List(ctx, licenses.Filter{})
 	if err != nil || len(ls) != 0 {
 		t.Errorf("after refused creates the store holds %d licenses (%v)", len(ls), err)
 	}
@@ -201,7 +208,7 @@ func TestCreateRefusals(t *testing.T) {
 
 func TestStatusTransitions(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, key, err := f.lic.Create(ctx, licenses.License{Customer: "ACME", Product: "app"})
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +290,7 @@ func TestStatusTransitions(t *testing.T) {
 
 func TestList(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	var ids []string
 	for i, p := range []string{"app", "tool", "app", "app", "tool"} {
 		l, _, err := f.lic.Create(ctx, licenses.License{Customer: "c" + string(rune('0'+i)), Product: p})
@@ -292,8 +299,8 @@ func TestList(t *testing.T) {
 		}
 		ids = append(ids, l.ID)
 	}
-	all, err := f.lic.List(ctx, "", "", 100)
-	if err != nil || len(all) != 5 {
+	all, next, err := f.lic.List(ctx, licenses.Filter{})
+	if err != nil || len(all) != 5 || next != "" {
 		t.Fatalf("List = %d, %v", len(all), err)
 	}
 	for i := 1; i < len(all); i++ {
@@ -301,28 +308,28 @@ func TestList(t *testing.T) {
 			t.Errorf("List not in id order: %s, %s", all[i-1].ID, all[i].ID)
 		}
 	}
-	apps, _ := f.lic.List(ctx, "app", "", 100)
+	apps, _, _ := f.lic.List(ctx, licenses.Filter{Product: "app"})
 	if len(apps) != 3 {
 		t.Errorf("List(app) = %d licenses, want 3", len(apps))
 	}
 	for _, l := range apps {
-		if l.Product != "app" {
-			t.Errorf("List(app) holds a %s license", l.Product)
+		if !l.Covers("app") {
+			t.Errorf("List(app) holds a %v license", l.Products)
 		}
 	}
 	// Paging by id.
 	var paged []licenses.License
 	after := ""
 	for range 10 {
-		page, err := f.lic.List(ctx, "", after, 2)
+		page, next, err := f.lic.List(ctx, licenses.Filter{Cursor: after, Limit: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page) == 0 {
+		paged = append(paged, page...)
+		if next == "" {
 			break
 		}
-		paged = append(paged, page...)
-		after = page[len(page)-1].ID
+		after = next
 	}
 	if !reflect.DeepEqual(paged, all) {
 		t.Errorf("paged listing differs from the full one")
@@ -334,7 +341,7 @@ func TestList(t *testing.T) {
 // watch, well before CacheTTL, by key and by id.
 func TestCacheFollowsTheStore(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, key, err := f.lic.Create(ctx, licenses.License{Customer: "ACME", Product: "app"})
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +383,7 @@ func TestCacheFollowsTheStore(t *testing.T) {
 
 func TestPutManyLicenses(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	const n = 3*licenses.PutBatch + 5
 	ls := make([]licenses.License, n)
 	keys := make([]string, n)
@@ -396,7 +403,7 @@ func TestPutManyLicenses(t *testing.T) {
 			t.Fatalf("license %d by key: %+v, %v", i, got, err)
 		}
 	}
-	all, err := f.lic.List(ctx, "", "", 2*n)
+	all, _, err := f.lic.List(ctx, licenses.Filter{Limit: licenses.MaxListLimit})
 	if err != nil || len(all) != n {
 		t.Fatalf("List: %d licenses, %v; want %d", len(all), err, n)
 	}
