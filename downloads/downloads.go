@@ -52,6 +52,7 @@ type Service struct {
 	licenses *licenses.Service
 	opts     Options
 	anon     *grantLimit
+	recent   *recentGrants
 }
 
 // New returns the download service.
@@ -70,7 +71,8 @@ func New(objs objects.ObjectStore, led *ledger.Ledger, ls *links.Service, lics *
 		opts.Logger = slog.Default()
 	}
 	return &Service{objects: objs, ledger: led, links: ls, licenses: lics, opts: opts,
-		anon: &grantLimit{perMinute: opts.AnonymousGrantsPerMinute, seen: map[string]*grantWindow{}}}
+		anon:   &grantLimit{perMinute: opts.AnonymousGrantsPerMinute, seen: map[string]*grantWindow{}},
+		recent: newRecentGrants(maxRecentGrants)}
 }
 
 // Ledger returns the ledger grants are recorded in.
@@ -98,7 +100,16 @@ type Origin struct {
 
 // Grant mints a storage URL valid ttl for the resolved build, counts it
 // against the license's daily quota (quota_exceeded, with RetryAt, when
-// used up) and records it in the ledger. The URL is minted first: minting
+// used up) and records it in the ledger.
+//
+// One download is one artifact for one license: a grant of an artifact
+// that the same license was granted while an earlier URL for it is still
+// valid (a JSON probe before the redirect, curl -i, a retry after a
+// network failure) is a repeat. A repeat is minted and recorded in the
+// ledger like any grant, but not counted against the quota, and so never
+// refused by it. What was granted is remembered in memory, per replica and
+// bounded (see recentGrants): a repeat on another replica, or after the
+// record was dropped, counts once more, never less. The URL is minted first: minting
 // is offline and cheap, and a request that fails must not use up quota (a
 // reservation cannot be given back).
 //
@@ -121,10 +132,14 @@ func (s *Service) Grant(ctx context.Context, res updates.Resolution, ttl time.Du
 	}
 	now := s.opts.Now()
 	lic := res.License
-	if lic != nil && lic.DownloadsPerDay > 0 {
-		if err := s.ledger.Reserve(ctx, lic.ID, lic.DownloadsPerDay, now); err != nil {
-			return Grant{}, err
+	if lic != nil {
+		key := grantKey{license: lic.ID, product: r.Product, version: r.Version, filename: a.Filename}
+		if !s.recent.repeat(key, now) {
+			if err := s.ledger.Reserve(ctx, lic.ID, lic.DownloadsPerDay, now); err != nil {
+				return Grant{}, err
+			}
 		}
+		s.recent.note(key, signed.ExpiresAt, now)
 	}
 	g := ledger.Grant{
 		Time: now.UTC(), Product: r.Product, Version: r.Version, Filename: a.Filename,
@@ -175,14 +190,104 @@ func (s *Service) ParseLinkTTL(raw json.RawMessage) (time.Duration, error) {
 
 // CreateLink makes a share link for the resolved build, owned by the
 // caller's license (access.Caller.MayShare), living ttl. It returns the link
-// and its token, which is shown once.
+// and its token, which is shown once. For a link an admin makes on behalf
+// of a license, ctx comes from ActAs.
 func (s *Service) CreateLink(ctx context.Context, res updates.Resolution, ttl time.Duration) (links.Link, string, error) {
 	c := access.FromContext(ctx)
 	if err := c.MayShare(s.opts.Now()); err != nil {
 		return links.Link{}, "", err
 	}
-	l := links.Link{License: c.License().ID, Product: res.Product.Slug, Version: res.Release.Version, Filename: res.Artifact.Filename}
+	l := links.Link{License: c.License().ID, Product: res.Product.Slug, Version: res.Release.Version, Filename: res.Artifact.Filename,
+		CreatedBy: "license " + c.License().KeyHint}
+	if by, ok := ctx.Value(onBehalfKey{}).(string); ok {
+		l.CreatedBy = by
+	}
 	return s.links.Create(ctx, l, ttl, s.opts.LinkMaxTTL)
+}
+
+type onBehalfKey struct{}
+
+// ActAs returns ctx in which the caller is license licenseID, read afresh,
+// for an admin making a share link on its behalf (customer support): the
+// link is then resolved, checked and owned as if the license had asked, and
+// its created_by names the admin token. The audit actor stays the admin's.
+// licenseID "" returns ctx as it is. Only an admin may name a license
+// (forbidden otherwise, unless it is the caller's own); an unknown license
+// is not_found.
+func (s *Service) ActAs(ctx context.Context, licenseID string) (context.Context, error) {
+	if licenseID == "" {
+		return ctx, nil
+	}
+	c := access.FromContext(ctx)
+	if own := c.License(); own != nil && own.ID == licenseID {
+		return ctx, nil
+	}
+	if err := c.MayAdminister(); err != nil {
+		if c.Role() == access.Anonymous {
+			return ctx, err
+		}
+		return ctx, portal.Errorf(portal.EForbidden, "only an admin may make a link on behalf of another license")
+	}
+	l, err := s.licenses.Get(ctx, licenseID)
+	if err != nil {
+		return ctx, err
+	}
+	ctx = access.NewContext(ctx, access.ForLicense(l))
+	return context.WithValue(ctx, onBehalfKey{}, "admin token "+c.Token().Name), nil
+}
+
+// ListLinks returns share links, newest first, with expired and revoked
+// ones until retention purges them: a license's own links (licenseID must
+// be "" or its own), or, for an admin, the links of license licenseID
+// (required). Publishers are refused (access.Caller.LinkOwner).
+func (s *Service) ListLinks(ctx context.Context, licenseID string) ([]links.Link, error) {
+	owner, err := access.FromContext(ctx).LinkOwner()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case owner != "" && licenseID != "" && licenseID != owner:
+		return nil, portal.Errorf(portal.EForbidden, "a license lists only its own links")
+	case owner != "":
+		licenseID = owner
+	case licenseID == "":
+		return nil, portal.Errorf(portal.EInvalid, "license: name the license whose links to list (?license=ID)")
+	}
+	ls, err := s.links.List(ctx, licenseID)
+	if ls == nil {
+		ls = []links.Link{}
+	}
+	return ls, err
+}
+
+// Quota is a license's downloads today (UTC).
+type Quota struct {
+	// Limit is downloads_per_day, 0 for unlimited.
+	Limit int `json:"limit"`
+	// Used is how many downloads the license had today (see Grant for
+	// what one download is).
+	Used uint64 `json:"used"`
+	// Remaining is what is left today; nil when unlimited.
+	Remaining *uint64 `json:"remaining"`
+	// ResetAt is the next UTC midnight, when Used starts again from 0.
+	ResetAt time.Time `json:"reset_at"`
+}
+
+// Quota returns license l's quota now.
+func (s *Service) Quota(ctx context.Context, l *licenses.License) (Quota, error) {
+	used, reset, err := s.ledger.Used(ctx, l.ID, s.opts.Now())
+	if err != nil {
+		return Quota{}, err
+	}
+	q := Quota{Limit: l.DownloadsPerDay, Used: used, ResetAt: reset}
+	if l.DownloadsPerDay > 0 {
+		left := uint64(0)
+		if used < uint64(l.DownloadsPerDay) {
+			left = uint64(l.DownloadsPerDay) - used
+		}
+		q.Remaining = &left
+	}
+	return q, nil
 }
 
 // OpenLink checks a share link's token now and returns the link and the

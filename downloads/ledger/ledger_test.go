@@ -471,11 +471,22 @@ func TestQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 10 {
-		if err := l.Reserve(ctx, "lic1", 0, day); err != nil {
+		if err := l.Reserve(ctx, "lic3", 0, day); err != nil {
 			t.Fatalf("unlimited: %v", err)
 		}
 		if err := l.Reserve(ctx, "", limit, day); err != nil {
 			t.Fatalf("open product: %v", err)
+		}
+	}
+	// Unlimited licenses are counted, never refused; Used says each count
+	// and when it resets.
+	for _, c := range []struct {
+		license string
+		want    uint64
+	}{{"lic1", limit}, {"lic2", 1}, {"lic3", 10}, {"", 0}, {"nobody", 0}} {
+		used, reset, err := l.Used(ctx, c.license, day)
+		if err != nil || used != c.want || !reset.Equal(time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("Used(%q) = %d, %v, %v; want %d at 2025-03-03", c.license, used, reset, err, c.want)
 		}
 	}
 	// The next UTC day starts afresh.

@@ -58,13 +58,14 @@ func dayStart(day int64) time.Time { return time.Unix(day*86400, 0).UTC() }
 // counts nothing and returns a *portal.Error with code quota_exceeded and
 // details {"limit": limit, "reset_at": next UTC midnight, RFC 3339}.
 //
-// limit <= 0 means unlimited: nothing is counted. An empty licenseID (open
-// products) is never limited. The count is in memory, so it is exact under
+// limit <= 0 means unlimited: the download is counted (Used reports it)
+// but never refused. An empty licenseID (open products) is neither counted
+// nor limited. The count is in memory, so it is exact under
 // any concurrency within this process; it is persisted by the next flush.
 // Call Reserve after every other check has passed, just before minting the
 // download, so that a refused request does not use up quota.
 func (l *Ledger) Reserve(ctx context.Context, licenseID string, limit int, now time.Time) error {
-	if limit <= 0 || licenseID == "" {
+	if licenseID == "" {
 		return nil
 	}
 	if len(licenseID) > MaxKeyField {
@@ -78,20 +79,11 @@ func (l *Ledger) Reserve(ctx context.Context, licenseID string, limit int, now t
 			e.mu.Unlock()
 			continue
 		}
-		if !e.loaded {
-			var stored uint64
-			err := l.db.View(ctx, func(tx store.Tx) error {
-				var err error
-				stored, err = getUint64(tx, []byte(quotaKeyOf(k)))
-				return err
-			})
-			if err != nil {
-				e.mu.Unlock()
-				return fmt.Errorf("ledger: load quota of license %s: %w", licenseID, err)
-			}
-			e.count, e.loaded = stored, true
+		if err := l.load(ctx, k, e); err != nil {
+			e.mu.Unlock()
+			return err
 		}
-		if e.count >= uint64(limit) {
+		if limit > 0 && e.count >= uint64(limit) {
 			e.mu.Unlock()
 			resetAt := dayStart(k.day + 1)
 			reset := resetAt.Format(time.RFC3339)
@@ -106,6 +98,48 @@ func (l *Ledger) Reserve(ctx context.Context, licenseID string, limit int, now t
 		e.pending++
 		e.mu.Unlock()
 		return nil
+	}
+}
+
+// load reads e's stored count once. The caller holds e.mu.
+func (l *Ledger) load(ctx context.Context, k quotaKey, e *quotaEntry) error {
+	if e.loaded {
+		return nil
+	}
+	var stored uint64
+	err := l.db.View(ctx, func(tx store.Tx) error {
+		var err error
+		stored, err = getUint64(tx, []byte(quotaKeyOf(k)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: load quota of license %s: %w", k.license, err)
+	}
+	e.count, e.loaded = stored, true
+	return nil
+}
+
+// Used returns how many downloads license licenseID has had on now's UTC
+// day (those Reserve counted, here and, as of the last load, on other
+// replicas), and when that day's count resets (the next UTC midnight).
+func (l *Ledger) Used(ctx context.Context, licenseID string, now time.Time) (used uint64, resetAt time.Time, err error) {
+	day := dayOf(now)
+	resetAt = dayStart(day + 1)
+	if licenseID == "" || len(licenseID) > MaxKeyField {
+		return 0, resetAt, nil
+	}
+	k := quotaKey{license: licenseID, day: day}
+	for {
+		e := l.quota.entry(k)
+		e.mu.Lock()
+		if e.evicted {
+			e.mu.Unlock()
+			continue
+		}
+		err := l.load(ctx, k, e)
+		used = e.count
+		e.mu.Unlock()
+		return used, resetAt, err
 	}
 }
 

@@ -1,7 +1,6 @@
 package links_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,7 +28,7 @@ func FuzzTokenMutation(f *testing.F) {
 		f.Fatal(err)
 	}
 	fx := fixture{db: db, svc: svc}
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, valid, err := fx.svc.Create(ctx, sample("0123456789abcdef"), time.Hour, links.MaxTTL)
 	if err != nil {
 		f.Fatal(err)

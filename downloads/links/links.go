@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
 )
@@ -93,6 +94,19 @@ type Link struct {
 	// an admin token name); free text, shown to admins.
 	CreatedBy string `json:"created_by,omitempty"`
 }
+
+// Audit actions of link writes, each recorded (package audit) in the
+// transaction of the change with the actor of the context; a context
+// without an actor is refused and nothing is written. The token is never
+// recorded (it is not stored either).
+const (
+	ActionCreate = "link.create"
+	ActionRevoke = "link.revoke"
+	// ActionDelete records a dead link that Create deleted to make room.
+	ActionDelete = "link.delete"
+)
+
+func target(id string) string { return "link/" + id }
 
 // DefaultPerLicense is how many links a license may keep stored unless
 // SetPerLicense says otherwise.
@@ -166,7 +180,7 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 
 	max := int(s.perLicense.Load())
 	err := s.db.Update(ctx, func(tx store.Tx) error {
-		if err := makeRoom(tx, l.License, max, now); err != nil {
+		if err := makeRoom(ctx, tx, l.License, max, now); err != nil {
 			return err
 		}
 		for range 3 {
@@ -180,7 +194,10 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 				if err := tx.Put(recordKey(l.ID), v); err != nil {
 					return err
 				}
-				return tx.Put(indexKey(l.License, l.ID), nil)
+				if err := tx.Put(indexKey(l.License, l.ID), nil); err != nil {
+					return err
+				}
+				return audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l)
 			}
 			if err != nil {
 				return err
@@ -198,11 +215,13 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 }
 
 // makeRoom deletes dead links of license until it holds fewer than max
-// links, or refuses with EConflict when its live links alone reach max. It
-// deletes at most (store.MaxTxnOps-2)/2 links, leaving room in the
-// transaction for the new link (after a lowered limit, a license over it
-// shrinks by that many per Create).
-func makeRoom(tx store.Tx, license string, max int, now time.Time) error {
+// links, or refuses with EConflict when its live links alone reach max.
+// Each deletion is audited (link.delete). It deletes at most
+// (store.MaxTxnOps-4)/3 links (two keys and a record each), leaving room in
+// the transaction for the new link, its record and the audit sequence
+// (after a lowered limit, a license over it shrinks by that many per
+// Create).
+func makeRoom(ctx context.Context, tx store.Tx, license string, max int, now time.Time) error {
 	prefix := indexKey(license, "")
 	var ids []string
 	err := tx.Scan(prefix, store.ScanOptions{}, func(k, _ []byte) (bool, error) {
@@ -237,12 +256,15 @@ func makeRoom(tx store.Tx, license string, max int, now time.Time) error {
 		return portal.Errorf(portal.EConflict, "this license already has %d live share links, the most it may hold: revoke one (DELETE /v1/links/{id}) or wait until one expires", live)
 	}
 	slices.SortFunc(dead, func(a, b Link) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
-	n := min(len(ids)-max+1, len(dead), (store.MaxTxnOps-2)/2)
+	n := min(len(ids)-max+1, len(dead), (store.MaxTxnOps-4)/3)
 	for _, l := range dead[:n] {
 		if err := tx.Delete(recordKey(l.ID)); err != nil {
 			return err
 		}
 		if err := tx.Delete(indexKey(license, l.ID)); err != nil {
+			return err
+		}
+		if err := audit.Write(ctx, tx, ActionDelete, target(l.ID), l, nil); err != nil {
 			return err
 		}
 	}
@@ -433,12 +455,16 @@ func (s *Service) Revoke(ctx context.Context, id, license string) error {
 		if l.RevokedAt != nil {
 			return nil
 		}
+		before := l
 		now := s.now().UTC().Truncate(time.Second)
 		l.RevokedAt = &now
 		if v, err = json.Marshal(l); err != nil {
 			return err
 		}
-		return tx.Put(recordKey(id), v)
+		if err := tx.Put(recordKey(id), v); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, ActionRevoke, target(id), before, l)
 	})
 	if err != nil && portal.ErrorCode(err) != portal.ENotFound {
 		return fmt.Errorf("links: revoke %s: %w", id, err)

@@ -13,10 +13,17 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/store/bolt"
 )
+
+// actorCtx is the context of an offline command, whose writes the audit
+// log records as the cli actor.
+func actorCtx() context.Context {
+	return audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
+}
 
 type clock struct {
 	mu sync.Mutex
@@ -59,7 +66,7 @@ func sample(license string) links.Link {
 
 func (f fixture) create(t *testing.T, l links.Link, ttl time.Duration) (links.Link, string) {
 	t.Helper()
-	l, tok, err := f.svc.Create(context.Background(), l, ttl, links.MaxTTL)
+	l, tok, err := f.svc.Create(actorCtx(), l, ttl, links.MaxTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 	if !strings.HasPrefix(tok, l.ID+".") || len(tok) > 80 {
 		t.Fatalf("token %q", tok)
 	}
-	got, err := f.svc.Verify(context.Background(), tok)
+	got, err := f.svc.Verify(actorCtx(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +108,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestTampered(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, tok := f.create(t, sample("lic1"), time.Hour)
 	other, otherTok := f.create(t, sample("lic2"), 2*time.Hour)
 	parts := strings.Split(tok, ".")
@@ -173,7 +180,7 @@ func nonCanonical(c byte) string {
 
 func TestExpired(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	_, tok := f.create(t, sample("lic1"), time.Hour)
 	f.clock.add(time.Hour - time.Second) // CreatedAt was truncated by 500ns
 	if _, err := f.svc.Verify(ctx, tok); err != nil {
@@ -189,7 +196,7 @@ func TestExpired(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, tok := f.create(t, sample("lic1"), time.Hour)
 
 	wantCode(t, f.svc.Revoke(ctx, l.ID, "lic2"), portal.ENotFound)
@@ -227,7 +234,7 @@ func TestRevoke(t *testing.T) {
 
 func TestDeletedRecord(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	l, tok := f.create(t, sample("lic1"), time.Hour)
 	if err := f.db.Update(ctx, func(tx store.Tx) error { return tx.Delete([]byte("lnk/" + l.ID)) }); err != nil {
 		t.Fatal(err)
@@ -238,7 +245,7 @@ func TestDeletedRecord(t *testing.T) {
 
 func TestGarbageTokens(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	_, tok := f.create(t, sample("lic1"), time.Hour)
 	parts := strings.Split(tok, ".")
 	for _, bad := range []string{
@@ -278,14 +285,14 @@ func FuzzVerify(f *testing.F) {
 	}
 	defer db.Close()
 	svc, _ := links.New(db, secret, time.Now)
-	_, tok, err := svc.Create(context.Background(), sample("lic1"), time.Hour, 0)
+	_, tok, err := svc.Create(actorCtx(), sample("lic1"), time.Hour, 0)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(tok)
 	f.Add("0123456789abcdef.1.AAAA")
 	f.Fuzz(func(t *testing.T, s string) {
-		l, err := svc.Verify(context.Background(), s)
+		l, err := svc.Verify(actorCtx(), s)
 		if err == nil && s != tok {
 			t.Fatalf("%q verified as %+v", s, l)
 		}
@@ -294,7 +301,7 @@ func FuzzVerify(f *testing.F) {
 
 func TestTTL(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	for _, tc := range []struct {
 		name        string
 		ttl, maxTTL time.Duration
@@ -333,7 +340,7 @@ func TestTTL(t *testing.T) {
 
 func TestCreateValidates(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	for name, mut := range map[string]func(*links.Link){
 		"no license":        func(l *links.Link) { l.License = "" },
 		"license with /":    func(l *links.Link) { l.License = "a/b" },
@@ -361,7 +368,7 @@ func TestCreateValidates(t *testing.T) {
 
 func TestListAndPurge(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	a1, _ := f.create(t, sample("lic1"), time.Hour)
 	f.clock.add(time.Second)
 	b1, _ := f.create(t, sample("lic10"), 3*time.Hour)
@@ -470,7 +477,7 @@ func TestLoadOrCreateSecret(t *testing.T) {
 // pages and removes them all.
 func TestPurgeMany(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	const n = 150
 	f.svc.SetPerLicense(1000)
 	for range n {
@@ -493,7 +500,7 @@ func TestPurgeMany(t *testing.T) {
 // (revoked or expired) make room, so the stored links never exceed the cap.
 func TestLinksPerLicense(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	f.svc.SetPerLicense(3)
 	var made []links.Link
 	for range 3 {
@@ -541,7 +548,7 @@ func TestLinksPerLicense(t *testing.T) {
 // as it was.
 func TestPerLicenseRefusalChangesNothing(t *testing.T) {
 	f := setup(t)
-	ctx := context.Background()
+	ctx := actorCtx()
 	f.svc.SetPerLicense(1)
 	f.create(t, sample("lic1"), time.Hour)
 	before := dump(t, f.db)
@@ -555,7 +562,7 @@ func TestPerLicenseRefusalChangesNothing(t *testing.T) {
 func dump(t *testing.T, db store.DB) string {
 	t.Helper()
 	var b strings.Builder
-	err := db.View(context.Background(), func(tx store.Tx) error {
+	err := db.View(actorCtx(), func(tx store.Tx) error {
 		return tx.Scan(nil, store.ScanOptions{}, func(k, v []byte) (bool, error) {
 			b.WriteString(string(k) + "=" + string(v) + "\n")
 			return true, nil
