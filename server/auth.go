@@ -8,6 +8,7 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/access"
+	auditcaller "github.com/portaldist/portal/audit/caller"
 	"github.com/portaldist/portal/secret"
 )
 
@@ -70,8 +71,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		caller = access.ForLicense(l)
 	}
 	// The caller travels in the request's context, where every domain
-	// service below reads it (access.FromContext).
-	c.Request = c.Request.WithContext(access.NewContext(c.Request.Context(), caller))
+	// service below reads it (access.FromContext), with the audit actor it
+	// makes (replacing requestContext's anonymous one).
+	c.Request = c.Request.WithContext(auditcaller.NewContext(c.Request.Context(), caller))
 	c.Next()
 }
 

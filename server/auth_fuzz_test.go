@@ -35,7 +35,7 @@ import (
 // from its own client address so that the per-address failure limit does
 // not hide the rest of the handler behind 429.
 func FuzzAuthorization(f *testing.F) {
-	ctx := context.Background()
+	ctx := cliCtx
 	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{
 		"data_dir": f.TempDir(), "log.access": "false", "log.level": "error",
 	}})

@@ -182,7 +182,7 @@ func TestLimitedBadKeysDoNotTouchTheStore(t *testing.T) {
 	catalog := releases.New(db, nil)
 	lic := licenses.New(db, catalog, nil)
 	tok := tokens.New(db, nil)
-	ctx := context.Background()
+	ctx := cliCtx
 	_, admin, err := tok.Create(ctx, "admin", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)

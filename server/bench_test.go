@@ -81,7 +81,7 @@ func BenchmarkHandlers(b *testing.B) {
 // keys and the path of a share link.
 func benchServer(b *testing.B) (http.Handler, []string, string) {
 	b.Helper()
-	ctx := context.Background()
+	ctx := cliCtx
 	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{"data_dir": b.TempDir(), "log.access": "false"}})
 	if err != nil {
 		b.Fatal(err)

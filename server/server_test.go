@@ -96,7 +96,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		}
 	})
 	e.app, e.db, e.srv, e.index, e.ledger = a, a.DB, a.Server, a.Index, a.Ledger
-	_, raw, err := a.Tokens.Create(context.Background(), "root", tokens.Admin, nil)
+	_, raw, err := a.Tokens.Create(cliCtx, "root", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
