@@ -20,8 +20,10 @@
 // index (loaded, then kept current by a watch), share links, the download
 // ledger, the server and the admin socket (admin.socket, see
 // internal/adminsock). It then starts the background work: the upload
-// sweep, the index watch and the retention purge of the ledger and the
-// share links (the ledger runs its own flusher). When any
+// sweep, the index watch, the retention purge of the ledger and the
+// share links, and the flush of the tokens' last-use times every
+// tokens.UsageInterval (the ledger runs its own flusher). Background work
+// acts as audit.KindSystem. When any
 // step fails Open closes everything it had opened and returns the error;
 // the caller has nothing to clean up.
 //
@@ -34,8 +36,9 @@
 //  1. HTTP and the admin socket: stop accepting connections and wait for
 //     in-flight requests (until Close's ctx ends; then the remaining
 //     connections are cut), and remove the socket file;
-//  2. background work: cancel it, and wait for the upload sweep and the
-//     retention purge to return;
+//  2. background work: cancel it, and wait for the upload sweep, the
+//     retention purge and the token-usage flush to return, then write the
+//     tokens' last-use times once more;
 //  3. the server's own work and the ledger: stop its flusher, and write
 //     everything still queued in one last transaction;
 //  4. the object store the App opened (not one given in Options);
@@ -65,6 +68,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
@@ -213,6 +217,11 @@ func (a *App) openStore() error {
 // stored in plaintext (logging a line per product), so that none is left:
 // the keys refuse to open in plaintext under a master key.
 func (a *App) sealKeys(ctx context.Context) error {
+	// Sealing at start is the portal's own doing, audited as the system's
+	// unless the caller (`portal keys seal`) says who acts.
+	if _, ok := audit.ActorFrom(ctx); !ok {
+		ctx = audit.WithActor(ctx, audit.Actor{Kind: audit.KindSystem})
+	}
 	if _, err := a.Keys.SealAll(ctx, a.Log); err != nil {
 		return fmt.Errorf("signing.master_key: %w", err)
 	}
@@ -231,8 +240,9 @@ func (a *App) openRest(ctx context.Context) error {
 		PartSize: int64(cfg.Uploads.MultipartPartSize), SparkleMaxSize: int64(cfg.Signing.SparkleMaxSize),
 		MaxConcurrentCompletes: cfg.Uploads.MaxConcurrentCompletes, Now: now, Log: a.Log,
 	})
-	// Background work lives until Close, not until Open's ctx ends.
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Background work lives until Close, not until Open's ctx ends; what it
+	// changes is audited as the system's.
+	bg, cancel := context.WithCancel(audit.WithActor(context.WithoutCancel(ctx), audit.Actor{Kind: audit.KindSystem}))
 	a.cancel = cancel
 	a.Index = updates.NewIndex(a.Catalog)
 	if !a.opts.Offline {
@@ -285,6 +295,7 @@ func (a *App) openRest(ctx context.Context) error {
 	if !a.opts.Offline {
 		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
 		a.wg.Go(func() { a.Downloads.RunRetention(bg, downloads.RetentionInterval) })
+		a.wg.Go(func() { a.runTokenUsage(bg) })
 	}
 	return nil
 }
@@ -308,6 +319,24 @@ func (a *App) listenAdmin() error {
 	}
 	a.adminSock = s
 	return nil
+}
+
+// runTokenUsage writes the tokens' last-use times (tokens.FlushUsage) every
+// tokens.UsageInterval until ctx ends; Close flushes once more after it
+// returns.
+func (a *App) runTokenUsage(ctx context.Context) {
+	t := time.NewTicker(tokens.UsageInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := a.Tokens.FlushUsage(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Warn("tokens: flush last use", "err", err)
+		}
+	}
 }
 
 // s3ProbeTimeout bounds the start-up check of an S3 store: an endpoint
@@ -438,6 +467,12 @@ func (a *App) close(ctx context.Context) error {
 	// The final flush must run even when ctx is over: the store refuses a
 	// transaction under a done context, and the queued grants would be lost.
 	after := context.WithoutCancel(ctx)
+	if a.Server != nil {
+		// The last uses noted since the last periodic flush.
+		if _, err := a.Tokens.FlushUsage(after); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if a.Server != nil {
 		errs = append(errs, a.Server.Close(after))
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/releases"
@@ -27,6 +28,10 @@ import (
 // config is the default configuration on dir, reached at url. The ledger
 // flushes only on Close or when half its queue is full, so whatever a test
 // finds stored after Close was written by Close.
+// cliCtx is the context of the tests' direct calls to the services, which
+// audit every change: they act as an offline command would.
+var cliCtx = audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
+
 func config(t *testing.T, dir, url string) *configs.Config {
 	t.Helper()
 	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{
@@ -85,7 +90,7 @@ func settle(n int) int {
 // and checks that Close waited for the background work, wrote the queued
 // ledger grants and released the store.
 func TestServeAndClose(t *testing.T) {
-	ctx := context.Background()
+	ctx := cliCtx
 	dir := t.TempDir()
 	client := &http.Client{
 		Transport:     &http.Transport{},
@@ -245,7 +250,7 @@ func TestServeStopsWithContext(t *testing.T) {
 // leaves nothing open: the bbolt file can be opened at once, no goroutine
 // stays behind, and an object store it was given is not closed.
 func TestOpenFailsCleanly(t *testing.T) {
-	ctx := context.Background()
+	ctx := cliCtx
 	cases := []struct {
 		name  string
 		setup func(t *testing.T, cfg *configs.Config, opts *app.Options)
@@ -315,7 +320,7 @@ func TestOpenFailsCleanly(t *testing.T) {
 // TestOpenStoreLocked: a store held by another process (here another
 // handle) fails Open and OpenStore with store.ErrLocked, at once.
 func TestOpenStoreLocked(t *testing.T) {
-	ctx := context.Background()
+	ctx := cliCtx
 	cfg := config(t, t.TempDir(), "http://127.0.0.1:1")
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		t.Fatal(err)
@@ -346,7 +351,7 @@ func TestOpenStoreLocked(t *testing.T) {
 // TestOpenStore opens the store and its services only: a token written
 // through it is there for the next Open, and Serve refuses to run.
 func TestOpenStore(t *testing.T) {
-	ctx := context.Background()
+	ctx := cliCtx
 	dir := t.TempDir()
 	cfg := config(t, dir, "http://127.0.0.1:1")
 	a, err := app.OpenStore(ctx, cfg, app.Options{})

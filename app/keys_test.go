@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // starts with one: a log line per product, no plaintext left, the same
 // public keys; a plaintext key planted afterwards is refused.
 func TestSealKeysAtStart(t *testing.T) {
-	ctx := context.Background()
+	ctx := cliCtx
 	dir := t.TempDir()
 	plain := config(t, dir, "http://127.0.0.1:1")
 	a, err := app.OpenStore(ctx, plain, app.Options{})

@@ -185,7 +185,7 @@ func limited(t *testing.T) (*app.App, string, string) {
 			t.Error(err)
 		}
 	})
-	_, admin, err := a.Tokens.Create(context.Background(), "root", tokens.Admin, nil)
+	_, admin, err := a.Tokens.Create(cliCtx, "root", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/signing"
 )
 
@@ -51,7 +52,8 @@ func keysSeal(args []string, stdout io.Writer) error {
 	if cfg.Signing.MasterKey == "" {
 		return errors.New("keys seal: signing.master_key (PORTAL_SIGNING_MASTER_KEY) is not set: there is nothing to seal with")
 	}
-	ctx := context.Background()
+	// An offline command: its changes are audited as the local operator's.
+	ctx := audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 	a, err := app.OpenStore(ctx, cfg, app.Options{})
 	if err != nil {
 		return err
@@ -81,7 +83,8 @@ func keysRotate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	// An offline command: its changes are audited as the local operator's.
+	ctx := audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 	a, err := app.OpenStore(ctx, cfg, app.Options{})
 	if err != nil {
 		return err
