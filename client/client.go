@@ -51,6 +51,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// URL is the address that answered (without its query), so an answer
+	// from something that is not a portal can say where it came from.
+	URL string
 	// Expected and Actual are set on the 422 that completing an artifact
 	// whose stored bytes do not match its declaration returns. Actual.SHA256
 	// may be empty when the store could not tell.
@@ -70,6 +73,11 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
+// FromPortal reports whether the answer carried the portal's error
+// envelope. A 404 without one usually means the base URL points at another
+// server, or at the wrong path of this one.
+func (e *Error) FromPortal() bool { return e.Code != "" }
+
 // IsStatus reports whether err is an *Error with the given HTTP status.
 func IsStatus(err error, status int) bool {
 	var e *Error
@@ -78,14 +86,17 @@ func IsStatus(err error, status int) bool {
 
 // Release is a release as the API shows it.
 type Release struct {
-	Product     string     `json:"product"`
-	Version     string     `json:"version"`
-	Channel     string     `json:"channel"`
-	Status      string     `json:"status"`
-	Notes       string     `json:"notes,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	PublishedAt *time.Time `json:"published_at,omitempty"`
-	Artifacts   []Artifact `json:"artifacts"`
+	Product     string            `json:"product"`
+	Version     string            `json:"version"`
+	Channel     string            `json:"channel"`
+	Status      string            `json:"status"`
+	Notes       string            `json:"notes,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Rollout     int               `json:"rollout,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	PublishedAt *time.Time        `json:"published_at,omitempty"`
+	YankedAt    *time.Time        `json:"yanked_at,omitempty"`
+	Artifacts   []Artifact        `json:"artifacts"`
 }
 
 // Artifact returns the artifact named filename, or nil.
@@ -113,9 +124,13 @@ type Artifact struct {
 
 // NewRelease declares a release; empty Channel means stable.
 type NewRelease struct {
-	Version string `json:"version"`
-	Channel string `json:"channel,omitempty"`
-	Notes   string `json:"notes,omitempty"`
+	Version  string            `json:"version"`
+	Channel  string            `json:"channel,omitempty"`
+	Notes    string            `json:"notes,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Rollout is the staged rollout percentage; nil leaves the portal's
+	// default (everyone).
+	Rollout *int `json:"rollout,omitempty"`
 }
 
 // NewArtifact declares a file of a release.
@@ -302,7 +317,9 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if res.StatusCode/100 != 2 {
 		defer res.Body.Close()
-		return nil, decodeError(res)
+		e := decodeError(res)
+		e.URL = stripQuery(c.BaseURL + path)
+		return nil, e
 	}
 	return res, nil
 }
