@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,51 +11,71 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portaldist/portal/client"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
 
-func download(args []string) error {
-	ctx, stop := signalContext()
-	defer stop()
-	return osCLI().download(ctx, args)
+// downloadOpts are the flags of portal download.
+type downloadOpts struct {
+	product, version, channel, platform, arch string
+	output, license, token, url               string
 }
 
+// download runs portal download with args (the flags after the command
+// name).
 func (c cli) download(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("download", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	product := fs.String("product", "", "product slug (required)")
-	version := fs.String("version", "latest", "release version, or latest")
-	channel := fs.String("channel", "", "channel latest is looked up on (default stable)")
-	platformFlag := fs.String("platform", "", "platform: linux, darwin, windows, ... (required)")
-	archFlag := fs.String("arch", "", "arch: amd64, arm64, 386, ... (required)")
-	var output string
-	fs.StringVar(&output, "o", "", "file to write, or a directory to write into (default: the artifact's name in the current directory)")
-	fs.StringVar(&output, "output", "", "same as -o")
-	license := fs.String("license", "", "license key (default $PORTAL_LICENSE)")
-	token := fs.String("token", "", "API token, for admins and publishers (default $PORTAL_TOKEN)")
-	baseURL := fs.String("url", "", "portal URL (default $PORTAL_URL, else "+defaultPortalURL+")")
-	rest, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+	return c.run(ctx, append([]string{"download"}, args...))
+}
+
+func (c cli) downloadCommand() *cobra.Command {
+	var o downloadOpts
+	cmd := &cobra.Command{
+		Use:   "download --product P [--version V|latest] --platform OS --arch ARCH [-o FILE|DIR]",
+		Short: "download a build and verify its size, SHA-256 and signature",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.runDownload(cmd.Context(), o)
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.product, "product", "", "product slug (required)")
+	f.StringVar(&o.version, "version", "latest", "release version, or latest")
+	f.StringVar(&o.channel, "channel", "", "channel latest is looked up on (default stable)")
+	f.StringVar(&o.platform, "platform", "", "platform: linux, darwin, windows, ... (required)")
+	f.StringVar(&o.arch, "arch", "", "arch: amd64, arm64, 386, ... (required)")
+	f.StringVarP(&o.output, "output", "o", "", "file to write, or a directory to write into (default: the artifact's name in the current directory)")
+	f.StringVar(&o.license, "license", "", "license key (default $PORTAL_LICENSE)")
+	f.StringVar(&o.token, "token", "", "API token, for admins and publishers (default $PORTAL_TOKEN)")
+	f.StringVar(&o.url, "url", "", "portal URL (default $PORTAL_URL, else "+defaultPortalURL+")")
+	return cmd
+}
+
+func (c cli) runDownload(ctx context.Context, o downloadOpts) error {
+	product, version, channel := &o.product, &o.version, &o.channel
+	platformFlag, archFlag, output := &o.platform, &o.arch, o.output
+	license, token, baseURL := &o.license, &o.token, &o.url
 	switch {
-	case len(rest) > 0:
-		return fmt.Errorf("download: unexpected argument %q", rest[0])
 	case *product == "":
-		return errors.New("download: --product is required")
+		return usagef("download: --product is required")
 	case *platformFlag == "" || *archFlag == "":
-		return errors.New("download: --platform and --arch are required")
+		return usagef("download: --platform and --arch are required")
 	}
 	platform, err := releases.ParsePlatform(*platformFlag)
 	if err != nil {
-		return fmt.Errorf("download: --platform: %w", err)
+		return &usageError{fmt.Errorf("download: --platform: %w", err)}
 	}
 	arch, err := releases.ParseArch(*archFlag)
 	if err != nil {
-		return fmt.Errorf("download: --arch: %w", err)
+		return &usageError{fmt.Errorf("download: --arch: %w", err)}
 	}
 
 	// A license key is how customers authenticate; a token lets an admin
@@ -83,11 +102,18 @@ func (c cli) download(ctx context.Context, args []string) error {
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) {
+			if !ce.FromPortal() {
+				return &refusedError{fmt.Sprintf("download: %s answered HTTP %d (%s), which is not the portal's API: check --url or PORTAL_URL (now %s)",
+					ce.URL, ce.Status, ce.Message, u), ce}
+			}
 			msg := fmt.Sprintf("refused: %s: %s", cmp.Or(ce.Code, fmt.Sprint(ce.Status)), ce.Message)
 			if ce.Status == http.StatusUnauthorized {
 				msg += " (set PORTAL_LICENSE or pass --license)"
 			}
-			return errors.New(msg)
+			if ce.Status >= 500 {
+				return fmt.Errorf("download: the portal failed: %s", msg[len("refused: "):])
+			}
+			return &refusedError{msg, ce}
 		}
 		return fmt.Errorf("download: %w (is the portal at %s? set PORTAL_URL or --url)", err, u)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
@@ -23,6 +24,10 @@ import (
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/tokens"
 )
+
+// cliCtx is the context of what tests do straight on the services: the
+// audit log records it as the offline operator's.
+var cliCtx = audit.WithActor(context.Background(), audit.Actor{Kind: audit.KindCLI})
 
 // testPortal is a real portal (app.Open on a temporary data directory)
 // behind a real listener.
@@ -81,7 +86,7 @@ func newTestPortal(t *testing.T, objs objects.ObjectStore, pub publishing.Option
 			t.Error(err)
 		}
 	})
-	_, admin, err := a.Tokens.Create(context.Background(), "root", tokens.Admin, nil)
+	_, admin, err := a.Tokens.Create(cliCtx, "root", tokens.Admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +123,7 @@ func (p *testPortal) product(slug, distribution string) {
 
 func (p *testPortal) publisher(products ...string) string {
 	p.t.Helper()
-	_, raw, err := p.tokens.Create(context.Background(), "ci", tokens.Publisher, products)
+	_, raw, err := p.tokens.Create(cliCtx, "ci", tokens.Publisher, products)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -6,77 +6,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/spf13/cobra"
 
 	"github.com/portaldist/portal/client"
 	"github.com/portaldist/portal/releases"
 )
-
-const defaultPortalURL = "http://127.0.0.1:8080"
-
-// cli is what the client commands read and write; tests build their own.
-type cli struct {
-	stdout, stderr io.Writer
-	getenv         func(string) string
-	http           *http.Client
-	// bars draws progress bars on stderr; off when stderr is not a
-	// terminal, where plain lines are printed instead.
-	bars bool
-	// retryDelay is the pause before retrying a failed upload request.
-	retryDelay time.Duration
-}
-
-func osCLI() cli {
-	return cli{
-		stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, http: http.DefaultClient,
-		bars: term.IsTerminal(int(os.Stderr.Fd())), retryDelay: time.Second,
-	}
-}
-
-// signalContext is cancelled by Ctrl-C or SIGTERM, so an interrupted
-// transfer stops at once; publish and download can be run again.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-func publish(args []string) error {
-	ctx, stop := signalContext()
-	defer stop()
-	return osCLI().publish(ctx, args)
-}
-
-// parseInterleaved parses flags that may come before, between or after
-// the positional arguments (portal publish a.zip b.zip --product p) and
-// returns the positional ones. Everything after "--" is positional.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
 
 // pubFile is one file to publish.
 type pubFile struct {
@@ -89,46 +33,87 @@ type pubFile struct {
 	sparkleSig string
 }
 
+// publishOpts are the flags of portal publish.
+type publishOpts struct {
+	product, version, channel, notesFile string
+	platform, arch                       string
+	publish                              bool
+	url, token                           string
+	sparkleSigs, metadata                []string
+	rollout                              int
+}
+
+// publish runs portal publish with args (the files and flags after the
+// command name).
 func (c cli) publish(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	product := fs.String("product", "", "product slug (required)")
-	version := fs.String("version", "", "release version (required)")
-	channel := fs.String("channel", "", "channel of a new release (default stable)")
-	notesFile := fs.String("notes", "", "file holding the release notes of a new release")
-	platformFlag := fs.String("platform", "", "platform of every file (default: from each file name)")
-	archFlag := fs.String("arch", "", "arch of every file (default: from each file name)")
-	doPublish := fs.Bool("publish", false, "publish the release once every file is uploaded")
-	baseURL := fs.String("url", "", "portal URL (default $PORTAL_URL, else "+defaultPortalURL+")")
-	token := fs.String("token", "", "API token (default $PORTAL_TOKEN)")
-	var sparkleSigs multiFlag
-	fs.Var(&sparkleSigs, "sparkle-signature", "NAME=BASE64: the Sparkle EdDSA signature of file NAME (`sign_update` output), for files above the portal's signing.sparkle_max_size (repeatable)")
-	paths, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+	return c.run(ctx, append([]string{"publish"}, args...))
+}
+
+func (c cli) publishCommand() *cobra.Command {
+	var o publishOpts
+	cmd := &cobra.Command{
+		Use:   "publish FILE... --product P --version V",
+		Short: "hash, upload, verify and (with --publish) publish the files of a release",
+		Long: `publish hashes each file, creates the release as a draft when it does not
+exist, uploads each file straight to object storage through the URLs the
+portal signs, has the portal verify it, and with --publish publishes the
+release. Running it again resumes: files already uploaded are skipped.
+The platform and arch of each file are read from its name unless
+--platform and --arch are given.`,
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			if cmd.Flags().Changed("rollout") && (o.rollout < 0 || o.rollout > 100) {
+				return usagef("publish: --rollout %d: use a percentage from 0 to 100", o.rollout)
+			}
+			return c.runPublish(cmd.Context(), o, paths, cmd.Flags().Changed("rollout"))
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.product, "product", "", "product slug (required)")
+	f.StringVar(&o.version, "version", "", "release version (required)")
+	f.StringVar(&o.channel, "channel", "", "channel of a new release (default stable)")
+	f.StringVar(&o.notesFile, "notes", "", "file holding the release notes of a new release")
+	f.StringVar(&o.platform, "platform", "", "platform of every file (default: from each file name)")
+	f.StringVar(&o.arch, "arch", "", "arch of every file (default: from each file name)")
+	f.BoolVar(&o.publish, "publish", false, "publish the release once every file is uploaded")
+	f.IntVar(&o.rollout, "rollout", 0, "staged rollout of a new release: the percentage of customers update checks offer it to (0 or 100: everyone)")
+	f.StringArrayVar(&o.metadata, "metadata", nil, "KEY=VALUE metadata of a new release (repeatable)")
+	f.StringVar(&o.url, "url", "", "portal URL (default $PORTAL_URL, else "+defaultPortalURL+")")
+	f.StringVar(&o.token, "token", "", "API token (default $PORTAL_TOKEN)")
+	f.StringArrayVar(&o.sparkleSigs, "sparkle-signature", nil, "NAME=BASE64: the Sparkle EdDSA signature of file NAME (`sign_update` output), for files above the portal's signing.sparkle_max_size (repeatable)")
+	return cmd
+}
+
+func (c cli) runPublish(ctx context.Context, o publishOpts, paths []string, rolloutSet bool) error {
+	product, version, channel, notesFile := &o.product, &o.version, &o.channel, &o.notesFile
+	platformFlag, archFlag, doPublish, baseURL, token := &o.platform, &o.arch, &o.publish, &o.url, &o.token
+	sparkleSigs := o.sparkleSigs
+	var err error
 	switch {
 	case len(paths) == 0:
-		return errors.New("publish: name at least one file to upload")
+		return usagef("publish: name at least one file to upload")
 	case *product == "":
-		return errors.New("publish: --product is required")
+		return usagef("publish: --product is required")
 	case *version == "":
-		return errors.New("publish: --version is required")
+		return usagef("publish: --version is required")
+	}
+	metadata, err := kvFlags("metadata", o.metadata)
+	if err != nil {
+		return err
 	}
 	if *token == "" {
 		*token = c.getenv("PORTAL_TOKEN")
 	}
 	if *token == "" {
-		return errors.New("publish: no API token: set PORTAL_TOKEN or pass --token")
+		return usagef("publish: no API token: set PORTAL_TOKEN or pass --token")
 	}
 	if *platformFlag != "" {
 		if *platformFlag, err = releases.ParsePlatform(*platformFlag); err != nil {
-			return fmt.Errorf("publish: --platform: %w", err)
+			return &usageError{fmt.Errorf("publish: --platform: %w", err)}
 		}
 	}
 	if *archFlag != "" {
 		if *archFlag, err = releases.ParseArch(*archFlag); err != nil {
-			return fmt.Errorf("publish: --arch: %w", err)
+			return &usageError{fmt.Errorf("publish: --arch: %w", err)}
 		}
 	}
 	var notes string
@@ -144,7 +129,7 @@ func (c cli) publish(ctx context.Context, args []string) error {
 	for _, kv := range sparkleSigs {
 		name, sig, ok := strings.Cut(kv, "=")
 		if !ok || name == "" || sig == "" {
-			return fmt.Errorf("publish: --sparkle-signature %q: use NAME=BASE64", kv)
+			return usagef("publish: --sparkle-signature %q: use NAME=BASE64", kv)
 		}
 		sigs[name] = sig
 	}
@@ -157,23 +142,27 @@ func (c cli) publish(ctx context.Context, args []string) error {
 		f.sparkleSig = sigs[f.name]
 		delete(sigs, f.name)
 		if prev, ok := seen[f.name]; ok {
-			return fmt.Errorf("publish: %s and %s have the same file name; a release holds one file of each name", prev, p)
+			return usagef("publish: %s and %s have the same file name; a release holds one file of each name", prev, p)
 		}
 		seen[f.name] = p
 		if f.platform == "" || f.arch == "" {
 			platform, arch, err := detectPlatform(f.name)
 			if err != nil {
-				return fmt.Errorf("publish: %w", err)
+				return &usageError{fmt.Errorf("publish: %w", err)}
 			}
 			f.platform, f.arch = cmp.Or(f.platform, platform), cmp.Or(f.arch, arch)
 		}
 		files = append(files, f)
 	}
 	for name := range sigs {
-		return fmt.Errorf("publish: --sparkle-signature names %s, which is not among the files", name)
+		return usagef("publish: --sparkle-signature names %s, which is not among the files", name)
 	}
 	for _, f := range files {
 		if err := c.hashFile(ctx, f); err != nil {
+			var ue *usageError
+			if errors.As(err, &ue) {
+				return usagef("publish: %w", err)
+			}
 			return fmt.Errorf("publish: %w", err)
 		}
 		fmt.Fprintf(c.stdout, "%s: %s/%s, %d bytes, sha256 %s\n", f.name, f.platform, f.arch, f.size, f.sha256)
@@ -186,7 +175,8 @@ func (c cli) publish(ctx context.Context, args []string) error {
 
 	rel, err := api.Release(ctx, *product, *version)
 	if client.IsStatus(err, http.StatusNotFound) {
-		rel, err = api.CreateRelease(ctx, *product, client.NewRelease{Version: *version, Channel: *channel, Notes: notes})
+		rel, err = api.CreateRelease(ctx, *product, client.NewRelease{Version: *version, Channel: *channel, Notes: notes,
+			Metadata: metadata, Rollout: rollout(rolloutSet, o.rollout)})
 		if err == nil {
 			fmt.Fprintf(c.stdout, "created release %s %s (%s, draft)\n", *product, rel.Version, rel.Channel)
 		}
@@ -194,8 +184,9 @@ func (c cli) publish(ctx context.Context, args []string) error {
 		if *channel != "" && rel.Channel != *channel {
 			return fmt.Errorf("publish: %s %s exists on channel %s, not %s: drop --channel or bump the version", *product, rel.Version, rel.Channel, *channel)
 		}
-		if *notesFile != "" {
-			fmt.Fprintf(c.stderr, "note: %s %s exists already; --notes applies only to a new release and was ignored\n", *product, rel.Version)
+		if *notesFile != "" || metadata != nil || rolloutSet {
+			fmt.Fprintf(c.stderr, "note: %s %s exists already; --notes, --metadata and --rollout apply only to a new release and were ignored (change them with: portal release edit %s %s)\n",
+				*product, rel.Version, *product, rel.Version)
 		}
 	}
 	if err != nil {
@@ -246,9 +237,20 @@ func (c cli) publish(ctx context.Context, args []string) error {
 	return nil
 }
 
+// rollout is the rollout to send: nil when the flag was not given.
+func rollout(set bool, n int) *int {
+	if !set {
+		return nil
+	}
+	return &n
+}
+
 // hashFile fills in f's size and SHA-256, reading the file once.
 func (c cli) hashFile(ctx context.Context, f *pubFile) error {
 	fd, err := os.Open(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return usagef("no such file %s", f.path)
+	}
 	if err != nil {
 		return err
 	}
@@ -332,6 +334,10 @@ func explainPublish(err error, baseURL, product, version string) error {
 			return fmt.Errorf("publish: %w (is the portal at %s? set PORTAL_URL or --url)", err, baseURL)
 		}
 		return fmt.Errorf("publish: %w", err)
+	}
+	if !ce.FromPortal() {
+		return &refusedError{fmt.Sprintf("publish: %s answered HTTP %d (%s), which is not the portal's API: check --url or PORTAL_URL (now %s)",
+			ce.URL, ce.Status, ce.Message, baseURL), ce}
 	}
 	switch ce.Status {
 	case http.StatusUnauthorized:

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/portaldist/portal/client"
 	"github.com/portaldist/portal/objects/s3store/s3test"
@@ -373,24 +374,28 @@ func TestPublishS3Multipart(t *testing.T) {
 	}
 }
 
-func TestParseInterleaved(t *testing.T) {
+// TestPublishArgsInterleaved: files may come before, between and after
+// the flags; everything after "--" is a file.
+func TestPublishArgsInterleaved(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		pos  []string
 		p    string
 		b    bool
 	}{
-		{[]string{"a", "b", "-p", "x"}, []string{"a", "b"}, "x", false},
-		{[]string{"-p", "x", "a", "-b", "b"}, []string{"a", "b"}, "x", true},
-		{[]string{"a", "--p=x", "--", "-b", "c"}, []string{"a", "-b", "c"}, "x", false},
-		{nil, nil, "", false},
+		{[]string{"a", "b", "--product", "x"}, []string{"a", "b"}, "x", false},
+		{[]string{"--product", "x", "a", "--publish", "b"}, []string{"a", "b"}, "x", true},
+		{[]string{"a", "--product=x", "--", "--publish", "c"}, []string{"a", "--publish", "c"}, "x", false},
 	} {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		p := fs.String("p", "", "")
-		b := fs.Bool("b", false, "")
-		pos, err := parseInterleaved(fs, c.args)
-		if err != nil || !reflect.DeepEqual(pos, c.pos) || *p != c.p || *b != c.b {
-			t.Errorf("%q: %q %q %v %v", c.args, pos, *p, *b, err)
+		cmd := newTestCLI(nil).publishCommand()
+		var pos []string
+		cmd.RunE = func(cmd *cobra.Command, args []string) error { pos = args; return nil }
+		cmd.SetArgs(c.args)
+		err := cmd.Execute()
+		p, _ := cmd.Flags().GetString("product")
+		b, _ := cmd.Flags().GetBool("publish")
+		if err != nil || !reflect.DeepEqual(pos, c.pos) || p != c.p || b != c.b {
+			t.Errorf("%q: %q %q %v %v", c.args, pos, p, b, err)
 		}
 	}
 }

@@ -1,15 +1,22 @@
 package main
 
 import (
-	"flag"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/portaldist/portal/configs"
 )
 
+// stringFlags is what configFlags needs of a flag set: the standard
+// library's and pflag's (cobra's) both have it.
+type stringFlags interface {
+	String(name, value, usage string) *string
+}
+
 // configFlags registers the flags every store-opening command shares and
 // returns a loader that merges them over file and environment.
-func configFlags(fs *flag.FlagSet) func() (*configs.Config, error) {
+func configFlags(fs stringFlags) func() (*configs.Config, error) {
 	file := fs.String("config", "", "config file (YAML)")
 	listen := fs.String("listen", "", "address to listen on (listen)")
 	dataDir := fs.String("data-dir", "", "data directory (data_dir)")
@@ -25,7 +32,13 @@ func configFlags(fs *flag.FlagSet) func() (*configs.Config, error) {
 	}
 }
 
-func printConfig() error {
-	_, err := os.Stdout.Write(configs.DefaultYAML)
-	return err
+// configDefault is the documented default configuration.
+func configDefault() []byte { return configs.DefaultYAML }
+
+// readerOr returns r, or an empty reader when r is nil.
+func readerOr(r io.Reader) io.Reader {
+	if r == nil {
+		return strings.NewReader("")
+	}
+	return r
 }
