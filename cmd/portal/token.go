@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/app"
@@ -73,6 +75,10 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// socketWait is how long token create waits for the admin socket of a
+// server that holds the store but does not listen yet.
+const socketWait = 3 * time.Second
+
 // tokenCreateRunning asks the server that holds the store (locked is
 // OpenStore's error) to create the token through its admin socket.
 func tokenCreateRunning(ctx context.Context, cfg *configs.Config, locked error, req adminsock.TokenRequest, stdout, stderr io.Writer) error {
@@ -80,7 +86,15 @@ func tokenCreateRunning(ctx context.Context, cfg *configs.Config, locked error, 
 	if path == "" {
 		return fmt.Errorf("%w; and admin.socket is disabled, so the running server cannot be asked instead", locked)
 	}
+	// A server that is starting holds the store a moment before its
+	// socket listens: wait for it a little, as long as no connection was
+	// made (so no request can have been sent twice).
+	deadline := time.Now().Add(socketWait)
 	t, err := adminsock.CreateToken(ctx, path, req)
+	for (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED)) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		t, err = adminsock.CreateToken(ctx, path, req)
+	}
 	if _, refused := errors.AsType[*portal.Error](err); refused {
 		return err
 	}

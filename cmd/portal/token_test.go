@@ -10,11 +10,14 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/app"
 	"github.com/portaldist/portal/configs"
+	"github.com/portaldist/portal/internal/adminsock"
 	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 )
 
@@ -153,5 +156,39 @@ func TestTokenCreateOfflineAndNeither(t *testing.T) {
 	_, _, err = runTokenCreate(t, "--role", "admin", "--data-dir", dir)
 	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "admin.socket is disabled") {
 		t.Fatalf("locked, socket disabled: %v", err)
+	}
+}
+
+// TestTokenCreateServerStarting: a server that holds the store but does not
+// listen on its socket yet (it is still opening) is waited for.
+func TestTokenCreateServerStarting(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the admin socket reads peer credentials on Linux only")
+	}
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "portal.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ts := tokens.New(db, nil)
+	listening := make(chan *adminsock.Server, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond) // past the 1s lock wait of OpenStore
+		s, err := adminsock.Listen(filepath.Join(dir, "portal.sock"), ts, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		listening <- s
+	}()
+	stdout, _, err := runTokenCreate(t, "--role", "admin", "--data-dir", dir)
+	if s := <-listening; s != nil {
+		defer s.Close(context.Background())
+	}
+	if err != nil {
+		t.Fatalf("token create while the server starts: %v", err)
+	}
+	if tok, err := ts.Authenticate(context.Background(), strings.TrimSpace(stdout)); err != nil || tok.Role != tokens.Admin {
+		t.Fatalf("the token: %+v %v", tok, err)
 	}
 }
