@@ -151,7 +151,7 @@ func New(d Deps, opts Options) *Server {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	s.metrics = newMetrics(s)
-	e.Use(s.recover, s.metrics.observe, s.limitBody)
+	e.Use(s.recover, s.requestContext, s.metrics.observe, s.limitBody)
 	if opts.AccessLog {
 		e.Use(s.accessLog)
 	}
@@ -213,8 +213,9 @@ func (s *Server) routes() {
 	f.GET("/tauri/:target/:arch/:current", s.tauri)
 	f.GET("/squirrel/:platform/:version", s.squirrel)
 
-	v1.POST("/tokens", s.requireAdmin, s.createToken)
-	v1.DELETE("/tokens/:id", s.requireAdmin, s.deleteToken)
+	s.tokenRoutes(v1)
+	s.catalogAdminRoutes(v1)
+	s.auditRoutes(v1)
 	v1.POST("/licenses", s.requireAdmin, s.createLicense)
 	v1.GET("/licenses", s.requireAdmin, s.listLicenses)
 	v1.GET("/licenses/:id", s.requireAdmin, s.getLicense)
@@ -264,8 +265,9 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-// accessLog logs method, route pattern, status and duration. It logs the
-// path without its query, which may hold a signature, and never a header.
+// accessLog logs method, route pattern, status, duration and the request
+// id (the one the request's audit records carry). It logs the path
+// without its query, which may hold a signature, and never a header.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -274,7 +276,8 @@ func (s *Server) accessLog(c *gin.Context) {
 		route = "(no route)"
 	}
 	s.log.Info("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-		"bytes", c.Writer.Size(), "ms", time.Since(start).Milliseconds(), "client", c.ClientIP())
+		"bytes", c.Writer.Size(), "ms", time.Since(start).Milliseconds(), "client", c.ClientIP(),
+		"request_id", requestID(c))
 }
 
 // Close stops background work and flushes what is queued. Call it after
