@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/internal/adminsock"
 )
 
@@ -121,6 +122,16 @@ func TestAdminSocketLifecycle(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/products with the socket's token: %d, want 201", res.StatusCode)
+	}
+
+	// Audited as the local operator, with the peer as the client.
+	recs, _, err := audit.New(a.DB).List(ctx, audit.Filter{Action: "token.create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Actor.Kind != audit.KindCLI || !strings.HasPrefix(recs[0].Client, "unix uid=") ||
+		recs[0].RequestID == "" || strings.Contains(string(recs[0].After), created.Token) {
+		t.Fatalf("audit of the socket's token.create: %+v", recs)
 	}
 
 	if err := a.Close(ctx); err != nil {
