@@ -93,8 +93,11 @@ func (s *Server) download(c *gin.Context, req updates.Request) {
 	s.grant(c, res, ttl, "")
 }
 
-// me tells a license holder what the license allows and which releases it
-// may download now, with the builds of each.
+// me tells a license holder what the license allows, which releases of
+// each product it covers it may download now, with the builds of each, and
+// today's download quota. "releases" is the list of the first product (the
+// one product of most licenses); "products" lists every covered product with
+// its own releases.
 func (s *Server) me(c *gin.Context) {
 	who := caller(c)
 	if t := who.Token(); t != nil {
@@ -104,11 +107,6 @@ func (s *Server) me(c *gin.Context) {
 	l := who.License()
 	if l == nil {
 		s.fail(c, portal.Errorf(portal.EUnauthorized, "send Authorization: License <key>"))
-		return
-	}
-	p, err := s.Catalog.Product(c, l.Product)
-	if err != nil {
-		s.fail(c, err)
 		return
 	}
 	type build struct {
@@ -125,38 +123,68 @@ func (s *Server) me(c *gin.Context) {
 		Platforms   []string   `json:"platforms"`
 		Builds      []build    `json:"builds"`
 	}
-	avail := []available{}
+	type product struct {
+		Slug         string      `json:"slug"`
+		Name         string      `json:"name"`
+		Distribution string      `json:"distribution"`
+		Releases     []available `json:"releases"`
+	}
 	status := l.Standing(s.now())
-	if status == "ok" || status == "maintained" {
-		rs, err := s.Resolver.Available(c, p.Slug, 20)
+	products := []product{}
+	for _, slug := range l.ProductList() {
+		p, err := s.Catalog.Product(c, slug)
+		if portal.IsCode(err, portal.ENotFound) {
+			continue // deleted since the license was written
+		}
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		for _, r := range rs {
-			a := available{Version: r.Release.Version, Channel: r.Release.Channel, PublishedAt: r.Release.PublishedAt}
-			for _, b := range r.Release.Artifacts {
-				a.Platforms = append(a.Platforms, b.Platform+"/"+b.Arch)
-				a.Builds = append(a.Builds, build{b.Filename, b.Platform, b.Arch, b.Size, b.SHA256})
+		avail := []available{}
+		if status == "ok" || status == "maintained" {
+			rs, err := s.Resolver.Available(c, p.Slug, 20)
+			if err != nil {
+				s.fail(c, err)
+				return
 			}
-			avail = append(avail, a)
+			for _, r := range rs {
+				a := available{Version: r.Release.Version, Channel: r.Release.Channel, PublishedAt: r.Release.PublishedAt}
+				for _, b := range r.Release.Artifacts {
+					a.Platforms = append(a.Platforms, b.Platform+"/"+b.Arch)
+					a.Builds = append(a.Builds, build{b.Filename, b.Platform, b.Arch, b.Size, b.SHA256})
+				}
+				avail = append(avail, a)
+			}
 		}
+		products = append(products, product{Slug: p.Slug, Name: p.Name, Distribution: p.Distribution, Releases: avail})
+	}
+	first := []available{}
+	if len(products) > 0 {
+		first = products[0].Releases
+	}
+	quota, err := s.Downloads.Quota(c, l)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	c.PureJSON(http.StatusOK, gin.H{
-		"license": l.Public(),
+		"license": s.licenseView(*l),
 		"access":  status,
 		"entitlements": gin.H{
-			"product": l.Product, "constraint": l.Constraint, "channels": l.Channels, "platforms": l.Platforms,
+			"products": l.ProductList(), "constraint": l.Constraint, "channels": l.Channels, "platforms": l.Platforms,
 			"expires_at": l.ExpiresAt, "on_expiry": l.OnExpiry, "downloads_per_day": l.DownloadsPerDay,
 		},
-		"products": []gin.H{{"slug": p.Slug, "name": p.Name, "distribution": p.Distribution}},
-		"releases": avail,
+		"quota":    quota,
+		"products": products,
+		"releases": first,
 	})
 }
 
 // createLink makes a share link for one build the caller's license may
 // have: a version (or "latest" on ?channel, stable by default) and a file
-// name, or a platform and arch.
+// name, or a platform and arch. An admin names the license the link is
+// made for ("license"); the link is then checked and owned as that
+// license's.
 func (s *Server) createLink(c *gin.Context) {
 	var in struct {
 		Product  string          `json:"product"`
@@ -166,12 +194,30 @@ func (s *Server) createLink(c *gin.Context) {
 		Arch     string          `json:"arch"`
 		Channel  string          `json:"channel"`
 		TTL      json.RawMessage `json:"ttl"`
+		License  string          `json:"license"`
 	}
-	if err := caller(c).MayShare(s.now()); err != nil {
+	who := caller(c)
+	if who.Role() != access.Admin {
+		if err := who.MayShare(s.now()); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if err := s.decode(c, &in); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.decode(c, &in); err != nil {
+	if who.Role() == access.Admin && in.License == "" {
+		s.fail(c, portal.Errorf(portal.EForbidden, "share links are made with the license they share: an admin names that license's id in license"))
+		return
+	}
+	ctx, err := s.Downloads.ActAs(c.Request.Context(), in.License)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Request = c.Request.WithContext(ctx)
+	if err := caller(c).MayShare(s.now()); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -198,7 +244,8 @@ func (s *Server) createLink(c *gin.Context) {
 	}
 	signedURLHeaders(c)
 	c.PureJSON(http.StatusCreated, gin.H{"id": link.ID, "url": s.opts.PublicURL + "/d/" + token, "expires_at": link.ExpiresAt,
-		"product": link.Product, "version": link.Version, "filename": link.Filename})
+		"product": link.Product, "version": link.Version, "filename": link.Filename, "license": link.License,
+		"created_by": link.CreatedBy})
 }
 
 func (s *Server) deleteLink(c *gin.Context) {

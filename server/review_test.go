@@ -136,5 +136,9 @@ func TestReviewFailedMintKeepsQuota(t *testing.T) {
 	e.must(500, e.get(path, lic))
 	objs.fail.Store(false)
 	e.must(303, e.get(path, lic))
+	// Asking again while that URL is valid is the same download; once it
+	// expired, it is another, past the quota.
+	e.must(303, e.get(path, lic))
+	e.advance(6 * time.Minute)
 	e.must(403, e.get(path, lic)) // quota_exceeded
 }

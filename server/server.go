@@ -216,6 +216,7 @@ func (s *Server) routes() {
 	s.tokenRoutes(v1)
 	s.catalogAdminRoutes(v1)
 	s.auditRoutes(v1)
+	s.licenseRoutes(v1)
 	v1.POST("/licenses", s.requireAdmin, s.createLicense)
 	v1.GET("/licenses", s.requireAdmin, s.listLicenses)
 	v1.GET("/licenses/:id", s.requireAdmin, s.getLicense)
