@@ -65,9 +65,13 @@ func serve(args []string) (err error) {
 	a.Log.Info("portal serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL(), "data_dir", cfg.DataDir,
 		"objects", cfg.Objects.Backend)
 	if any, err := a.Tokens.Any(ctx); err == nil && !any {
-		fmt.Fprintf(os.Stderr, "\nNo API tokens yet. Create the first admin token while the server is stopped:\n"+
+		when := "while the server is stopped (admin.socket is off)"
+		if sock := cfg.AdminSocketPath(); sock != "" {
+			when = "on this machine, as this server's user or root (it goes through " + sock + " while the server runs)"
+		}
+		fmt.Fprintf(os.Stderr, "\nNo API tokens yet. Create the first admin token %s:\n"+
 			"    portal token create --role admin --data-dir %s\n"+
-			"or, from a checkout: go run ./cmd/portal token create --role admin --data-dir %s\n\n", cfg.DataDir, cfg.DataDir)
+			"or, from a checkout: go run ./cmd/portal token create --role admin --data-dir %s\n\n", when, cfg.DataDir, cfg.DataDir)
 	}
 	return a.Serve(ctx, ln)
 }
