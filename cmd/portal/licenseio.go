@@ -360,9 +360,12 @@ func (o *exportOpts) add(cmd *cobra.Command) {
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"csv", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// exportLicenses writes the licenses the query selects, oldest first (by
-// creation time, then id), in the form import reads: importing an export
-// and exporting again gives the same file.
+// exportLicenses writes the licenses the query selects in the form import
+// reads, oldest first. The portal keeps creation times to the second and
+// ids are random, so licenses created in the same second (an import) are
+// ordered by customer, then by their record, then by id: importing an
+// export and exporting again gives the same file, and so does a file
+// whose rows are sorted by customer.
 func (s *session) exportLicenses(ctx context.Context, q url.Values, o exportOpts) error {
 	format, err := licenseFormat(o.format, o.output)
 	if err != nil {
@@ -384,10 +387,17 @@ func (s *session) exportLicenses(ctx context.Context, q url.Values, o exportOpts
 		return s.explain(err)
 	}
 	sort.SliceStable(ls, func(i, j int) bool {
-		if !ls[i].CreatedAt.Equal(ls[j].CreatedAt) {
-			return ls[i].CreatedAt.Before(ls[j].CreatedAt)
+		a, b := ls[i], ls[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
 		}
-		return ls[i].ID < ls[j].ID
+		if a.Customer != b.Customer {
+			return a.Customer < b.Customer
+		}
+		if ra, rb := strings.Join(recordOf(a).csvRow(), "\x00"), strings.Join(recordOf(b).csvRow(), "\x00"); ra != rb {
+			return ra < rb
+		}
+		return a.ID < b.ID
 	})
 	var buf bytes.Buffer
 	if format == "jsonl" {
