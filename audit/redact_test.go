@@ -88,6 +88,17 @@ func TestRedactsRealLicensesAndTokens(t *testing.T) {
 			URL:        "https://s3.example.com/b/o?X-Amz-Credential=AKIA&X-Amz-Signature=abc123",
 		}},
 	}
+	// The services audit their own changes: those records come first (the
+	// clock is fixed, so they are ordered by sequence) and must hold no
+	// secret either.
+	own := storedRecords(t, db)
+	for _, b := range own {
+		for _, s := range secrets {
+			if bytes.Contains(bytes.ToLower(b), bytes.ToLower([]byte(s))) {
+				t.Errorf("a service's record holds %q: %s", s, b)
+			}
+		}
+	}
 	for _, w := range writes {
 		if err := db.Update(ctx, func(tx store.Tx) error {
 			return audit.Write(ctx, tx, w.action, w.target, w.before, w.after)
@@ -95,7 +106,7 @@ func TestRedactsRealLicensesAndTokens(t *testing.T) {
 			t.Fatalf("%s: %v", w.action, err)
 		}
 	}
-	stored := storedRecords(t, db)
+	stored := storedRecords(t, db)[len(own):]
 	if len(stored) != len(writes) {
 		t.Fatalf("%d records, want %d", len(stored), len(writes))
 	}

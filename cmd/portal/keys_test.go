@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
@@ -37,7 +38,9 @@ func TestKeysRotateAndSeal(t *testing.T) {
 	k, _ := signing.GenerateKey()
 	plain, _ := signing.NewSealer(nil)
 	stored, _ := plain.For("app").Seal(k)
-	if _, err := a.Catalog.CreateProduct(ctx, releases.Product{Slug: "app", Name: "App", Distribution: releases.Open, SigningKey: stored}); err != nil {
+	// The catalog audits its changes: the test acts as an offline command.
+	cli := audit.WithActor(ctx, audit.Actor{Kind: audit.KindCLI})
+	if _, err := a.Catalog.CreateProduct(cli, releases.Product{Slug: "app", Name: "App", Distribution: releases.Open, SigningKey: stored}); err != nil {
 		t.Fatal(err)
 	}
 	orig := signing.SharedKeySet(k).Public()
