@@ -59,12 +59,27 @@ type listFlags struct {
 	limit  int
 	cursor string
 	all    bool
+	quiet  bool
 }
 
 func (l *listFlags) add(cmd *cobra.Command, def int) {
 	cmd.Flags().IntVar(&l.limit, "limit", def, "items per page")
 	cmd.Flags().StringVar(&l.cursor, "cursor", "", "start at this cursor (printed after a page that is not the last)")
 	cmd.Flags().BoolVar(&l.all, "all", false, "follow the cursors to the last page")
+	cmd.Flags().BoolVarP(&l.quiet, "quiet", "q", false, "print only the ids (for scripts: ID=$(portal license list --customer bob -q))")
+}
+
+// itemID is what --quiet prints of an item: its id, slug or version.
+func itemID(raw json.RawMessage) string {
+	var v struct{ ID, Slug, Version string }
+	json.Unmarshal(raw, &v)
+	if v.ID != "" {
+		return v.ID
+	}
+	if v.Slug != "" {
+		return v.Slug
+	}
+	return v.Version
 }
 
 // list prints the items of a list route: one page, or every page with
@@ -97,6 +112,12 @@ func (s *session) list(ctx context.Context, path string, q url.Values, field str
 			return s.explain(err)
 		}
 		items, next = p.Items, p.NextCursor
+	}
+	if l.quiet && !s.json {
+		for _, it := range items {
+			fmt.Fprintln(s.c.stdout, itemID(it))
+		}
+		return nil
 	}
 	if s.json {
 		page := map[string]any{field: items}
