@@ -165,7 +165,7 @@ func (s *Service) CreateWith(ctx context.Context, in NewToken) (Token, string, e
 		if err := tx.Put([]byte(digestPrefix+t.Digest), []byte(t.ID)); err != nil {
 			return err
 		}
-		return audit.Write(ctx, tx, "token.create", Target(t.ID), nil, t.Public())
+		return audit.Write(ctx, tx, "token.create", Target(t.ID), nil, t.audited())
 	})
 	if err != nil {
 		return Token{}, "", fmt.Errorf("tokens: create: %w", err)
@@ -234,6 +234,13 @@ func (s *Service) MayExist(raw string) bool {
 	return secret.WellFormed(raw, Prefix) && s.digests.MayHave(sha256.Sum256([]byte(raw)))
 }
 
+// audited is t as its audit records hold it: neither the digest nor the
+// hint, which is the start of the secret.
+func (t Token) audited() Token {
+	t.Digest, t.Hint = "", ""
+	return t
+}
+
 // Target is the audit target of the token id.
 func Target(id string) string { return "token/" + id }
 
@@ -261,7 +268,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if err := tx.Delete([]byte(tokenPrefix + id)); err != nil {
 			return err
 		}
-		return audit.Write(ctx, tx, "token.delete", Target(id), t.Public(), nil)
+		return audit.Write(ctx, tx, "token.delete", Target(id), t.audited(), nil)
 	})
 }
 
