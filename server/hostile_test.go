@@ -194,9 +194,20 @@ func TestHostile(t *testing.T) {
 		{name: "query over the header limit", method: "GET", path: "/v1/products?x=" + strings.Repeat("a", 2<<20), auth: admin, status: 431},
 		{name: "bad cursor", method: "GET", path: "/v1/products/acme/releases?cursor=%FF%FE", auth: admin, status: 400, code: "invalid"},
 
-		// Limits, rate limits, metrics and body deadlines (the other
-		// parts of issue 11): add their hostile cases here, in the same
-		// form, so every one is checked to leave the store unchanged.
+		// Metrics name products and counts: admins only.
+		{name: "metrics anonymously", method: "GET", path: "/metrics", status: 401, code: "unauthorized"},
+		{name: "metrics as a publisher", method: "GET", path: "/metrics", auth: pub, status: 403, code: "forbidden"},
+		{name: "metrics with a bad token", method: "GET", path: "/metrics", auth: "Bearer ptk_nope", status: 401, code: "unauthorized"},
+
+		// Bodies declared over the limit are refused before they are read.
+		{name: "declared length over the limit", method: "POST", path: "/v1/licenses", auth: admin,
+			header: map[string]string{"Expect": "100-continue"}, body: strings.Repeat(" ", 2<<20), status: 413, code: "too_large"},
+
+		// Stateful limits (failed-authentication floods, anonymous grant
+		// floods, share links per license, connections per address, idle
+		// bodies) need a sequence of requests, not one: they are in
+		// authlimit_test.go, retention_test.go, limits_test.go and
+		// internal/netlimit, each also checking the store.
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

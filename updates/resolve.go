@@ -57,6 +57,10 @@ type Query struct {
 	// view of the release, holding only builds the license permits, and
 	// must not modify or keep it.
 	Pick func(r *releases.Release) (releases.Artifact, bool)
+	// KnownProduct says the caller found the product in the catalog: if the
+	// index does not hold it yet (a product created moments ago, before the
+	// watch reloaded it), the answer is "nothing published", not not_found.
+	KnownProduct bool
 	// Now is the time entitlements are decided at; zero means time.Now().
 	Now time.Time
 	// Bucket, when set, replaces the package's Bucket (tests, experiments).
@@ -203,7 +207,10 @@ func (x *Index) prepare(q *Query, w *walk) error {
 		if err := x.prepareFor(q, w); err != nil {
 			return err
 		}
-		return portal.Errorf(portal.ENotFound, "no product %q", truncate(q.Product, 80))
+		if !q.KnownProduct {
+			return portal.Errorf(portal.ENotFound, "no product %q", truncate(q.Product, 80))
+		}
+		pi = &productIndex{} // nothing published that the index has seen yet
 	}
 	w.pi = pi
 	return x.prepareFor(q, w)

@@ -95,7 +95,7 @@ func (rs *Resolver) query(req *Request, p releases.Product, c access.Caller) Que
 	return Query{
 		Product: p.Slug, Current: req.Current, Platform: req.Platform, Arch: req.Arch, AnyBuild: req.AnyBuild,
 		Filename: req.Filename, Channel: req.Channel, Constraint: req.Constraint, License: c.Entitlement(p),
-		ClientID: req.ClientID, IgnoreRollout: !req.Rollout, Pick: req.Pick, Now: rs.now(),
+		ClientID: req.ClientID, IgnoreRollout: !req.Rollout, Pick: req.Pick, Now: rs.now(), KnownProduct: true,
 	}
 }
 
