@@ -106,8 +106,10 @@ func TestHostile(t *testing.T) {
 	e.release("free", "1.0.0", "stable", "linux/amd64")
 	e.must(201, e.do("POST", "/v1/products/acme/releases", admin, map[string]any{"version": "2.0.0"}))
 	pub := bearer(e.token("publisher", "acme"))
-	_, key := e.license(map[string]any{"customer": "c", "product": "acme"})
+	licID, key := e.license(map[string]any{"customer": "c", "product": "acme"})
 	lic := "License " + key
+	deadID, _ := e.license(map[string]any{"customer": "gone", "product": "acme"})
+	e.must(200, e.do("POST", "/v1/licenses/"+deadID+"/revoke", admin, nil))
 	const file = "acme_1.0.0_linux_amd64.tar.gz"
 	art := func(name string) map[string]any {
 		return map[string]any{"filename": name, "platform": "linux", "arch": "amd64", "size": 3, "sha256": sha([]byte("abc"))}
@@ -193,6 +195,25 @@ func TestHostile(t *testing.T) {
 		{name: "huge query string", method: "GET", path: "/v1/products/acme/releases?limit=" + strings.Repeat("9", 100_000), auth: admin, status: 400, code: "invalid"},
 		{name: "query over the header limit", method: "GET", path: "/v1/products?x=" + strings.Repeat("a", 2<<20), auth: admin, status: 431},
 		{name: "bad cursor", method: "GET", path: "/v1/products/acme/releases?cursor=%FF%FE", auth: admin, status: 400, code: "invalid"},
+
+		// Administration: edits that must be refused whole.
+		{name: "license edit, unknown field", method: "PATCH", path: "/v1/licenses/" + licID, auth: admin, body: `{"customr":"x"}`, status: 400, code: "invalid", mention: "customr"},
+		{name: "license edit, wrong type", method: "PATCH", path: "/v1/licenses/" + licID, auth: admin, body: `{"downloads_per_day":"many"}`, status: 400, code: "invalid"},
+		{name: "license edit, invalid constraint", method: "PATCH", path: "/v1/licenses/" + licID, auth: admin, body: `{"constraint":">>= 2"}`, status: 400, code: "invalid"},
+		{name: "license edit, unknown product", method: "PATCH", path: "/v1/licenses/" + licID, auth: admin, body: `{"products":["nope"]}`, status: 404, code: "not_found"},
+		{name: "license edit by a license", method: "PATCH", path: "/v1/licenses/" + licID, auth: lic, body: `{"customer":"me"}`, status: 401, code: "unauthorized"},
+		{name: "reissue a revoked license", method: "POST", path: "/v1/licenses/" + deadID + "/reissue", auth: admin, status: 409, code: "conflict"},
+		{name: "release edit, channel of a published release", method: "PATCH", path: "/v1/products/acme/releases/1.0.0", auth: pub, body: `{"channel":"beta"}`, status: 409, code: "conflict"},
+		{name: "release edit, rollout over 100", method: "PATCH", path: "/v1/products/acme/releases/2.0.0", auth: pub, body: `{"rollout":101}`, status: 400, code: "invalid"},
+		{name: "release edit, unknown field", method: "PATCH", path: "/v1/products/acme/releases/2.0.0", auth: pub, body: `{"note":"x"}`, status: 400, code: "invalid"},
+		{name: "delete a published release", method: "DELETE", path: "/v1/products/acme/releases/1.0.0", auth: pub, status: 409, code: "conflict"},
+		{name: "unyank a release never yanked", method: "POST", path: "/v1/products/acme/releases/1.0.0/unyank", auth: pub, status: 409, code: "conflict"},
+		{name: "delete a product with releases", method: "DELETE", path: "/v1/products/acme", auth: admin, status: 409, code: "conflict"},
+		{name: "product edit, bad distribution", method: "PATCH", path: "/v1/products/acme", auth: admin, body: `{"distribution":"free"}`, status: 400, code: "invalid"},
+		{name: "token with an expiry in the past", method: "POST", path: "/v1/tokens", auth: admin, body: `{"name":"old","role":"admin","expires_at":"2001-01-01T00:00:00Z"}`, status: 400, code: "invalid"},
+		{name: "audit with a malformed time", method: "GET", path: "/v1/audit?since=yesterday", auth: admin, status: 400, code: "invalid"},
+		{name: "audit by a publisher", method: "GET", path: "/v1/audit", auth: pub, status: 403, code: "forbidden"},
+		{name: "links of another license as a publisher", method: "GET", path: "/v1/links?license=" + licID, auth: pub, status: 403, code: "forbidden"},
 
 		// Metrics name products and counts: admins only.
 		{name: "metrics anonymously", method: "GET", path: "/metrics", status: 401, code: "unauthorized"},
