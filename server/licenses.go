@@ -21,33 +21,73 @@ func (s *Server) licenseRoutes(v1 *gin.RouterGroup) {
 	v1.PATCH("/licenses/:id", s.requireAdmin, s.patchLicense)
 	v1.POST("/licenses/:id/reissue", s.requireAdmin, s.reissueLicense)
 	v1.GET("/links", s.listLinks)
+	v1.POST("/licenses/import", s.requireAdmin, s.importLicenses)
+}
+
+// newLicense is the body of a license creation, alone or in an import.
+type newLicense struct {
+	Customer        string            `json:"customer"`
+	Product         string            `json:"product"`
+	Products        []string          `json:"products"`
+	Constraint      string            `json:"constraint"`
+	Channels        []string          `json:"channels"`
+	Platforms       []string          `json:"platforms"`
+	ExpiresAt       *time.Time        `json:"expires_at"`
+	OnExpiry        string            `json:"on_expiry"`
+	DownloadsPerDay int               `json:"downloads_per_day"`
+	Metadata        map[string]string `json:"metadata"`
+}
+
+func (in newLicense) license() licenses.License {
+	return licenses.License{
+		Customer: in.Customer, Product: in.Product, Products: in.Products, Constraint: in.Constraint, Channels: in.Channels,
+		Platforms: in.Platforms, ExpiresAt: in.ExpiresAt, OnExpiry: in.OnExpiry, DownloadsPerDay: in.DownloadsPerDay,
+		Metadata: in.Metadata,
+	}
+}
+
+// importLicenses creates every license of the body or none
+// (licenses.Service.Import); with dry_run it only checks them.
+func (s *Server) importLicenses(c *gin.Context) {
+	var in struct {
+		Licenses []newLicense `json:"licenses"`
+		DryRun   bool         `json:"dry_run"`
+	}
+	if err := s.decode(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ls := make([]licenses.License, len(in.Licenses))
+	for i, nl := range in.Licenses {
+		ls[i] = nl.license()
+	}
+	created, err := s.Licenses.Import(c, ls, in.DryRun)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if in.DryRun {
+		c.PureJSON(http.StatusOK, gin.H{"checked": len(ls), "dry_run": true})
+		return
+	}
+	out := make([]gin.H, len(created))
+	for i, im := range created {
+		out[i] = gin.H{"license": s.licenseView(im.License), "key": im.Key}
+	}
+	c.Header("Cache-Control", "no-store")
+	c.PureJSON(http.StatusCreated, gin.H{"licenses": out})
 }
 
 // licenseView is how every answer shows a license: status computed now.
 func (s *Server) licenseView(l licenses.License) licenses.View { return l.ViewAt(s.now()) }
 
 func (s *Server) createLicense(c *gin.Context) {
-	var in struct {
-		Customer        string            `json:"customer"`
-		Product         string            `json:"product"`
-		Products        []string          `json:"products"`
-		Constraint      string            `json:"constraint"`
-		Channels        []string          `json:"channels"`
-		Platforms       []string          `json:"platforms"`
-		ExpiresAt       *time.Time        `json:"expires_at"`
-		OnExpiry        string            `json:"on_expiry"`
-		DownloadsPerDay int               `json:"downloads_per_day"`
-		Metadata        map[string]string `json:"metadata"`
-	}
+	var in newLicense
 	if err := s.decode(c, &in); err != nil {
 		s.fail(c, err)
 		return
 	}
-	l, key, err := s.Licenses.Create(c, licenses.License{
-		Customer: in.Customer, Product: in.Product, Products: in.Products, Constraint: in.Constraint, Channels: in.Channels,
-		Platforms: in.Platforms, ExpiresAt: in.ExpiresAt, OnExpiry: in.OnExpiry, DownloadsPerDay: in.DownloadsPerDay,
-		Metadata: in.Metadata,
-	})
+	l, key, err := s.Licenses.Create(c, in.license())
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -173,7 +173,13 @@ func bearer(t string) string { return "Bearer " + t }
 
 // dump returns every key and value in the store, to show a refused request
 // changed nothing.
+// dump returns every key and value in the store, after writing what the
+// ledger has queued (it flushes in the background, so without this a grant
+// made before a refused request could land between two dumps).
 func (e *env) dump() string {
+	if e.ledger != nil {
+		e.ledger.Flush(context.Background())
+	}
 	var b strings.Builder
 	e.db.View(context.Background(), func(tx store.Tx) error {
 		return tx.Scan(nil, store.ScanOptions{}, func(k, v []byte) (bool, error) {

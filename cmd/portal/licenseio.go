@@ -240,10 +240,10 @@ func (o *importOpts) add(cmd *cobra.Command) {
 
 // importLicenses checks every row before it creates any license: the
 // license rules of the licenses package (the ones the portal applies) on
-// each row, then that each product exists on the portal. Only when every
-// row passes are the licenses created, in file order. Should the portal
-// still refuse one, the licenses already created by this run are revoked,
-// so none of their keys works, and the error names the row.
+// each row, then that each product exists on the portal, naming file
+// lines. Then the portal's import creates every license in one
+// transaction, or none (it checks the rows again; --dry-run asks it to
+// check only).
 func (s *session) importLicenses(ctx context.Context, file string, o importOpts) error {
 	format, err := licenseFormat(o.format, file)
 	if err != nil {
@@ -285,48 +285,30 @@ func (s *session) importLicenses(ctx context.Context, file string, o importOpts)
 		sort.Strings(errs)
 		return usagef("license import: %s: nothing was imported:\n  %s", file, joinErrs(errs))
 	}
+	// The portal checks every row again and creates all of them in one
+	// transaction, or none (POST /v1/licenses/import).
+	body := struct {
+		Licenses []any `json:"licenses"`
+		DryRun   bool  `json:"dry_run"`
+	}{DryRun: o.dryRun}
+	for _, r := range recs {
+		body.Licenses = append(body.Licenses, r.request())
+	}
+	var out struct {
+		Licenses []json.RawMessage `json:"licenses"`
+	}
+	if err := s.api.Do(ctx, http.MethodPost, "/v1/licenses/import", body, &out); err != nil {
+		var ce *client.Error
+		if errors.As(err, &ce) {
+			return &refusedError{fmt.Sprintf("license import: %s: %v (rows count from 1, in file order)", file, s.explain(err)), ce}
+		}
+		return s.explain(err)
+	}
 	if o.dryRun {
 		fmt.Fprintf(s.c.stdout, "%d licenses checked: every row is valid; nothing was imported (--dry-run)\n", len(recs))
 		return nil
 	}
-
-	created := make([]json.RawMessage, 0, len(recs))
-	var ids []string
-	for _, r := range recs {
-		var raw json.RawMessage
-		err := s.api.Do(ctx, http.MethodPost, "/v1/licenses", r.request(), &raw)
-		if err == nil {
-			var lc client.LicenseCreated
-			if err = json.Unmarshal(raw, &lc); err == nil {
-				ids = append(ids, lc.License.ID)
-				created = append(created, raw)
-				continue
-			}
-		}
-		// Undo: revoke what this run created, on a context that an
-		// interrupt does not end.
-		undo := context.WithoutCancel(ctx)
-		var failed []string
-		for _, id := range ids {
-			if rerr := s.api.Do(undo, http.MethodPost, client.LicensePath(id)+"/revoke", nil, nil); rerr != nil {
-				failed = append(failed, id)
-			}
-		}
-		msg := fmt.Sprintf("license import: line %d: %v", r.line, s.explain(err))
-		switch {
-		case len(ids) == 0:
-			msg += "; nothing was imported"
-		case len(failed) == 0:
-			msg += fmt.Sprintf("; the %d licenses this run created before it were revoked, so none of their keys works", len(ids))
-		default:
-			msg += fmt.Sprintf("; revoking the %d licenses this run created failed for: %s: revoke them with portal license revoke ID", len(ids), strings.Join(failed, " "))
-		}
-		var ce *client.Error
-		if errors.As(err, &ce) {
-			return &refusedError{msg, ce}
-		}
-		return errors.New(msg)
-	}
+	created := out.Licenses
 	if s.json {
 		b, _ := json.Marshal(created)
 		return writeJSON(s.c.stdout, b)
