@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	version "github.com/hashicorp/go-version"
 
@@ -66,13 +67,18 @@ type Index struct {
 	versions   cache[versionKeyed]
 	constraint cache[version.Constraints]
 
-	// Watch state: products changed since their last reload, or all of
-	// them after a store.EventReset.
-	dirtyMu  sync.Mutex
-	dirty    map[string]bool
-	dirtyAll bool
-	wake     chan struct{}
-	watched  atomic.Bool
+	// Watch state: products changed since their last reload (with when
+	// the first change not yet applied was seen), or all of them after a
+	// store.EventReset; and the reload under way, if any, with the time of
+	// the oldest change it applies (see WatchStats).
+	dirtyMu      sync.Mutex
+	dirty        map[string]time.Time
+	dirtyAll     bool
+	dirtyAllAt   time.Time
+	loading      bool
+	loadingSince time.Time
+	wake         chan struct{}
+	watched      atomic.Bool
 	// watchers counts the goroutines Watch started, for Wait.
 	watchers sync.WaitGroup
 }
@@ -91,7 +97,7 @@ func NewIndex(catalog *releases.Service) *Index {
 		instance:   hex.EncodeToString(b[:]),
 		versions:   newCache[versionKeyed](4096),
 		constraint: newCache[version.Constraints](1024),
-		dirty:      map[string]bool{},
+		dirty:      map[string]time.Time{},
 		wake:       make(chan struct{}, 1),
 	}
 	empty := map[string]*productIndex{}
@@ -277,6 +283,7 @@ func (x *Index) Watch(ctx context.Context) error {
 				} else {
 					_ = x.Refresh(ctx, product)
 				}
+				x.loaded()
 			}
 		}
 	}()
@@ -289,19 +296,87 @@ func (x *Index) Watch(ctx context.Context) error {
 // returns at once.
 func (x *Index) Wait() { x.watchers.Wait() }
 
-func (x *Index) markDirty(product string) {
+// WatchStats say how far the index is behind the store, as far as its
+// watch knows: changes the watch has delivered but no reload has applied
+// yet. Changes the store has committed but not yet delivered (etcd: the
+// watch's latency) are not seen, nor is a watch that has stopped.
+type WatchStats struct {
+	// Pending is the number of products waiting for a reload, counting
+	// the one being reloaded; after a store.EventReset every product the
+	// index knows counts (at least 1).
+	Pending int
+	// Lag is the age of the oldest change not yet applied: how long ago
+	// the watch delivered it. 0 when nothing is pending.
+	Lag time.Duration
+}
+
+// WatchStats returns the watch's backlog now. It is cheap (one lock, no
+// store access) and safe to call at any time; without Watch it is zero.
+func (x *Index) WatchStats() WatchStats {
+	now := time.Now()
 	x.dirtyMu.Lock()
-	x.dirty[product] = true
+	defer x.dirtyMu.Unlock()
+	var st WatchStats
+	var oldest time.Time
+	older := func(t time.Time) {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	if x.dirtyAll {
+		st.Pending = max(len(*x.products.Load()), 1)
+		older(x.dirtyAllAt)
+	} else {
+		st.Pending = len(x.dirty)
+		for _, t := range x.dirty {
+			older(t)
+		}
+		if x.loading {
+			st.Pending++
+		}
+	}
+	if x.loading {
+		older(x.loadingSince)
+	}
+	if !oldest.IsZero() {
+		st.Lag = max(now.Sub(oldest), 0)
+	}
+	return st
+}
+
+// markDirty notes a change of product; a product already waiting keeps the
+// time of its first change.
+func (x *Index) markDirty(product string) {
+	now := time.Now()
+	x.dirtyMu.Lock()
+	if _, ok := x.dirty[product]; !ok && !x.dirtyAll {
+		x.dirty[product] = now
+	}
 	x.dirtyMu.Unlock()
 	x.kick()
 }
 
 func (x *Index) markAllDirty() {
+	now := time.Now()
 	x.dirtyMu.Lock()
-	x.dirtyAll = true
+	if !x.dirtyAll {
+		x.dirtyAll, x.dirtyAllAt = true, now
+		for _, t := range x.dirty {
+			if t.Before(x.dirtyAllAt) {
+				x.dirtyAllAt = t
+			}
+		}
+	}
 	clear(x.dirty)
 	x.dirtyMu.Unlock()
 	x.kick()
+}
+
+// loaded notes that the reload nextDirty handed out is over.
+func (x *Index) loaded() {
+	x.dirtyMu.Lock()
+	x.loading = false
+	x.dirtyMu.Unlock()
 }
 
 func (x *Index) kick() {
@@ -318,10 +393,12 @@ func (x *Index) nextDirty() (product string, all, ok bool) {
 	defer x.dirtyMu.Unlock()
 	if x.dirtyAll {
 		x.dirtyAll = false
+		x.loading, x.loadingSince = true, x.dirtyAllAt
 		return "", true, true
 	}
-	for p := range x.dirty {
+	for p, t := range x.dirty {
 		delete(x.dirty, p)
+		x.loading, x.loadingSince = true, t
 		return p, false, true
 	}
 	return "", false, false
