@@ -51,6 +51,7 @@ type Config struct {
 	Limits    LimitsConfig    `mapstructure:"limits"`
 	Log       LogConfig       `mapstructure:"log"`
 	Admin     AdminConfig     `mapstructure:"admin"`
+	TLS       TLSConfig       `mapstructure:"tls"`
 }
 
 // StoreConfig selects the metadata store.
@@ -171,6 +172,39 @@ func (c *Config) AdminSocketPath() string {
 	}
 }
 
+// TLSConfig makes the main listener serve HTTPS (HTTP/2 and HTTP/1.1),
+// from a certificate file pair or from ACME; Load refuses both at once.
+type TLSConfig struct {
+	// CertFile and KeyFile are PEM files, both set or both ""; they are
+	// read again on SIGHUP.
+	CertFile string     `mapstructure:"cert_file"`
+	KeyFile  string     `mapstructure:"key_file"`
+	ACME     ACMEConfig `mapstructure:"acme"`
+}
+
+// ACMEConfig obtains certificates from an ACME CA (Let's Encrypt) for
+// Domains; empty Domains turns ACME off.
+type ACMEConfig struct {
+	Domains []string `mapstructure:"domains"`
+	// CacheDir as configured; use ACMECacheDir.
+	CacheDir string `mapstructure:"cache_dir"`
+	Email    string `mapstructure:"email"`
+}
+
+// TLSEnabled reports whether the main listener serves HTTPS.
+func (c *Config) TLSEnabled() bool {
+	return c.TLS.CertFile != "" || len(c.TLS.ACME.Domains) > 0
+}
+
+// ACMECacheDir is where ACME accounts and certificates are kept:
+// tls.acme.cache_dir, or DataPath("acme") when that is "".
+func (c *Config) ACMECacheDir() string {
+	if c.TLS.ACME.CacheDir != "" {
+		return c.TLS.ACME.CacheDir
+	}
+	return c.DataPath("acme")
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	// Level is "debug", "info", "warn" or "error".
@@ -191,7 +225,8 @@ func (c *Config) TrustedProxyList() []string {
 }
 
 // PublicURL is the base URL clients reach the portal at, without a trailing
-// slash: public_url when set, else http:// and the listen address. A listen
+// slash: public_url when set, else http:// (https:// when TLSEnabled) and
+// the listen address. A listen
 // address without a host or with an unspecified one (0.0.0.0, ::) becomes
 // localhost, the one name that works for such an address from this machine;
 // deployments reached from elsewhere must set public_url.
@@ -199,14 +234,18 @@ func (c *Config) PublicURL() string {
 	if c.PublicURLSetting != "" {
 		return strings.TrimRight(c.PublicURLSetting, "/")
 	}
+	scheme := "http://"
+	if c.TLSEnabled() {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return "http://" + strings.TrimRight(c.Listen, "/")
+		return scheme + strings.TrimRight(c.Listen, "/")
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // DataPath joins elem onto DataDir. The elements are names the portal

@@ -369,6 +369,36 @@ func decode(field reflect.Value, l leaf, raw any) error {
 		return nil
 	}
 	switch l.typ.Kind() {
+	case reflect.Slice:
+		// A list of strings: a YAML/JSON/TOML list, or comma-separated
+		// text from the environment or a flag. Empty entries are dropped;
+		// an empty list is nil.
+		var items []string
+		switch v := raw.(type) {
+		case string:
+			items = strings.Split(v, ",")
+		case []any:
+			for _, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return bad("a list of strings")
+				}
+				items = append(items, s)
+			}
+		case []string:
+			items = v
+		case nil:
+		default:
+			return bad("a list of strings")
+		}
+		var out []string
+		for _, s := range items {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		field.Set(reflect.ValueOf(out))
+		return nil
 	case reflect.String:
 		switch raw.(type) {
 		case string, bool, int, int64, uint64, float64:

@@ -160,6 +160,32 @@ func (c *Config) validate() error {
 
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 
+	t := &c.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		fail("tls.cert_file", "tls.cert_file and tls.key_file (PORTAL_TLS_CERT_FILE, PORTAL_TLS_KEY_FILE) must be set together")
+	}
+	if len(t.ACME.Domains) > 0 {
+		if t.CertFile != "" {
+			fail("tls.acme.domains", "set either tls.acme.domains or tls.cert_file and tls.key_file, not both")
+		}
+		for _, d := range t.ACME.Domains {
+			if msg := checkHostName(d); msg != "" {
+				fail("tls.acme.domains", "%q %s", d, msg)
+			}
+		}
+		if c.PublicURLSetting != "" {
+			if u, err := url.Parse(c.PublicURLSetting); err == nil && u.Host != "" &&
+				!slices.ContainsFunc(t.ACME.Domains, func(d string) bool { return strings.EqualFold(d, u.Hostname()) }) {
+				fail("tls.acme.domains", "does not include %q, the host of public_url: clients would get no certificate for it", u.Hostname())
+			}
+		}
+	} else if t.ACME.Email != "" || t.ACME.CacheDir != "" {
+		fail("tls.acme.domains", "is empty while tls.acme.email or tls.acme.cache_dir is set: list the host names ACME obtains certificates for")
+	}
+	if t.ACME.Email != "" && !strings.Contains(t.ACME.Email, "@") {
+		fail("tls.acme.email", "%q is not an email address", t.ACME.Email)
+	}
+
 	return errors.Join(errs...)
 }
 
@@ -171,6 +197,28 @@ func checkListen(addr string) string {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return "has no port number (0-65535)"
+	}
+	return ""
+}
+
+// checkHostName returns why s is not a DNS name a certificate can be
+// obtained for, or "".
+func checkHostName(s string) string {
+	if net.ParseIP(s) != nil {
+		return "is an IP address; ACME needs a DNS name"
+	}
+	if len(s) > 253 || !strings.Contains(s, ".") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
+		return "is not a fully qualified host name"
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return "is not a fully qualified host name"
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return "is not a fully qualified host name"
+			}
+		}
 	}
 	return ""
 }
