@@ -139,7 +139,9 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 	}
 	sigs["minisign"] = string(minisig)
 
-	return s.updateArtifact(ctx, "artifact.uploaded", product, version, filename, a.ObjectKey, func(cur *releases.Artifact) error {
+	opened := false
+	out, err := s.updateArtifact(ctx, "artifact.uploaded", product, version, filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		opened = cur.Status == releases.Waiting
 		switch cur.Status {
 		case releases.Uploaded:
 			return nil // a concurrent Complete verified the same object
@@ -155,6 +157,10 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 		cur.Signatures = sigs
 		return nil
 	})
+	if err == nil && opened {
+		s.uploadClosed(1)
+	}
+	return out, err
 }
 
 // completeMultipart assembles a multipart upload and clears the artifact's
@@ -257,7 +263,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func (s *Service) mismatch(ctx context.Context, product, version string, a releases.Artifact, size int64, sha256 string) (releases.Artifact, error) {
 	failure := fmt.Sprintf("uploaded file does not match the declaration: %d bytes, sha256 %s; declared %d bytes, sha256 %s",
 		size, orUnknown(sha256), a.Size, a.SHA256)
+	opened := false
 	failed, err := s.updateArtifact(ctx, "artifact.failed", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		opened = cur.Status == releases.Waiting
 		if cur.Status == releases.Uploaded {
 			return portal.Errorf(portal.EConflict, "%s was verified meanwhile", a.Filename)
 		}
@@ -269,6 +277,9 @@ func (s *Service) mismatch(ctx context.Context, product, version string, a relea
 	})
 	if err != nil {
 		return releases.Artifact{}, err
+	}
+	if opened {
+		s.uploadClosed(1)
 	}
 	s.cleanup(ctx, product, version, a)
 	actual := map[string]any{"size": size}

@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/portaldist/portal"
@@ -89,6 +90,43 @@ type Service struct {
 	opts    Options
 	flights flights // one verification per artifact at a time
 	slots   *slots  // at most MaxConcurrentCompletes reading objects
+	// openUploads is OpenUploads: set by each Sweep from the catalog,
+	// moved in between by this Service's own declarations, completes,
+	// failures and deletions.
+	openUploads atomic.Int64
+}
+
+// OpenUploads is the number of artifacts waiting for their upload (status
+// waiting), for metrics. It is cheap: no store access. It is recounted
+// from the catalog by every Sweep (so it includes other replicas' uploads
+// and those that ended in ways this Service did not see), and between
+// sweeps it follows this Service's own declarations, completes, failures
+// and deletions at once. Another replica's changes show at the next sweep;
+// a change made while a sweep reads the catalog may be off by one until
+// the next. Without a sweep it counts only this Service's changes since
+// New.
+func (s *Service) OpenUploads() int {
+	return int(max(s.openUploads.Load(), 0))
+}
+
+// uploadClosed notes that n waiting artifacts left the waiting state.
+func (s *Service) uploadClosed(n int) {
+	if n > 0 {
+		s.openUploads.Add(-int64(n))
+	}
+}
+
+// waiting counts the waiting artifacts of rs.
+func waiting(rs ...releases.Release) int {
+	n := 0
+	for _, r := range rs {
+		for _, a := range r.Artifacts {
+			if a.Status == releases.Waiting {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // New returns a Service. It panics on a PartSize below objects.MinPartSize,
@@ -184,6 +222,9 @@ func (s *Service) DeleteArtifact(ctx context.Context, product, version, filename
 	if err != nil {
 		return fmt.Errorf("publishing: delete %s of %s %s: %w", filename, product, version, err)
 	}
+	if a.Status == releases.Waiting {
+		s.uploadClosed(1)
+	}
 	s.cleanup(ctx, product, version, a)
 	return nil
 }
@@ -199,6 +240,7 @@ func (s *Service) DeleteDraft(ctx context.Context, product, version string) (rel
 	if err != nil {
 		return releases.Release{}, fmt.Errorf("publishing: %w", err)
 	}
+	s.uploadClosed(waiting(r))
 	s.cleanupRelease(context.WithoutCancel(ctx), r)
 	return r, nil
 }
@@ -210,6 +252,7 @@ func (s *Service) DeleteDraft(ctx context.Context, product, version string) (rel
 // still have their objects deleted, and the error is returned.
 func (s *Service) DeleteProduct(ctx context.Context, product string) (releases.Product, error) {
 	p, gone, err := s.catalog.DeleteProduct(ctx, product)
+	s.uploadClosed(waiting(gone...))
 	bg := context.WithoutCancel(ctx)
 	for _, r := range gone {
 		s.cleanupRelease(bg, r)

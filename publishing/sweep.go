@@ -33,8 +33,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	var found []expired
 	var errs []error
+	open := 0
 	for _, p := range products {
 		err := s.catalog.Each(ctx, p.Slug, func(r releases.Release) error {
+			open += waiting(r)
 			for _, a := range r.Artifacts {
 				if isExpired(a, cutoff) {
 					found = append(found, expired{p.Slug, r.Version, a})
@@ -47,6 +49,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 
+	// The count read; the failures below are then taken off as they
+	// commit, like any other. A partial read leaves the count as it was.
+	if len(errs) == 0 {
+		s.openUploads.Store(int64(open))
+	}
 	n := 0
 	for _, e := range found {
 		if err := ctx.Err(); err != nil {
@@ -79,6 +86,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		if changed {
 			n++
+			s.uploadClosed(1)
 			s.cleanup(ctx, e.product, e.version, e.artifact)
 		}
 	}

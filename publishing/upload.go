@@ -78,6 +78,9 @@ func (s *Service) AddArtifact(ctx context.Context, product, version string, in r
 	if err != nil {
 		return fail(err)
 	}
+	if old == nil || old.Status != releases.Waiting {
+		s.openUploads.Add(1)
+	}
 	if old != nil {
 		s.cleanup(ctx, product, version, *old)
 	}
