@@ -137,6 +137,7 @@ type Options struct {
 // Stats are the ledger's counters since New, for metrics.
 type Stats struct {
 	Queued      int    // grants not yet committed (queued or being written)
+	Capacity    int    // the most grants Queued may reach (Options.Queue)
 	Recorded    uint64 // grants committed to the store
 	Dropped     uint64 // grants lost to a full queue or recorded after Close
 	Rejected    uint64 // grants refused for missing or oversize key fields
@@ -506,6 +507,7 @@ func (l *Ledger) Stats() Stats {
 	l.mu.Unlock()
 	return Stats{
 		Queued:      queued,
+		Capacity:    l.max,
 		Recorded:    l.recorded.Load(),
 		Dropped:     l.dropped.Load(),
 		Rejected:    l.rejected.Load(),

@@ -86,7 +86,7 @@ func TestBurstThenCloseLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := l.Stats()
-	if st.Recorded != n || st.Dropped != 0 || st.Rejected != 0 || st.Queued != 0 {
+	if st.Recorded != n || st.Dropped != 0 || st.Rejected != 0 || st.Queued != 0 || st.Capacity != 300 {
 		t.Fatalf("stats after close = %+v, want %d recorded and nothing else", st, n)
 	}
 
