@@ -152,6 +152,7 @@ type App struct {
 	opts         Options
 	closeObjects func() error // the object store's Close when the App opened it
 	adminSock    *adminsock.Server
+	certs        *certPair // tls.cert_file's pair, reloaded by ReloadTLS; nil without
 	http         *http.Server
 	cancel       context.CancelFunc // ends the background work
 	wg           sync.WaitGroup     // the background goroutines the App started
@@ -282,9 +283,19 @@ func (a *App) openRest(ctx context.Context) error {
 		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
 	})
 	// Every request, API or /blobs/, has progress deadlines on its body
-	// and its answer; Serve caps the connections per address.
+	// and its answer; Serve caps the connections per address. On TLS
+	// every answer carries HSTS.
+	tlsConfig, err := a.openTLS(cfg)
+	if err != nil {
+		return err
+	}
+	handler := netlimit.IdleDeadlines(a.Server, cfg.Limits.BodyIdleTimeout, cfg.Limits.WriteIdleTimeout)
+	if tlsConfig != nil {
+		handler = hsts(handler)
+	}
 	a.http = &http.Server{
-		Handler:           netlimit.IdleDeadlines(a.Server, cfg.Limits.BodyIdleTimeout, cfg.Limits.WriteIdleTimeout),
+		Handler:           handler,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
@@ -394,7 +405,8 @@ func (a *App) openObjects(ctx context.Context) error {
 // when public_url is not set, and logs CheckPublicURL's warning for another
 // address that is not loopback. Connections over
 // limits.connections_per_address from one client address are closed as
-// soon as they are accepted.
+// soon as they are accepted. With tls.cert_file or tls.acme.domains it
+// serves HTTPS (HTTP/2 and HTTP/1.1) only; see ReloadTLS.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.http == nil {
 		ln.Close()
@@ -410,7 +422,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	ln = netlimit.Listen(ln, a.Config.Limits.ConnectionsPerAddress, trustedAddrs(a.Config))
 	errc := make(chan error, 1)
-	go func() { errc <- a.http.Serve(ln) }()
+	go func() {
+		if a.http.TLSConfig != nil {
+			// The certificate comes from TLSConfig (GetCertificate).
+			errc <- a.http.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- a.http.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
