@@ -51,6 +51,7 @@ type Config struct {
 	Limits    LimitsConfig    `mapstructure:"limits"`
 	Log       LogConfig       `mapstructure:"log"`
 	Admin     AdminConfig     `mapstructure:"admin"`
+	Metrics   MetricsConfig   `mapstructure:"metrics"`
 	TLS       TLSConfig       `mapstructure:"tls"`
 }
 
@@ -203,6 +204,17 @@ func (c *Config) ACMECacheDir() string {
 		return c.TLS.ACME.CacheDir
 	}
 	return c.DataPath("acme")
+}
+
+// MetricsConfig says who may read /metrics and where.
+type MetricsConfig struct {
+	// Token is "" or a bearer token (at least 16 characters, no spaces)
+	// that may read /metrics besides an admin token.
+	Token string `mapstructure:"token" secret:"true"`
+	// Listen is "" (serve /metrics on the main listener) or the host:port
+	// of a listener serving only /metrics, which the main listener then
+	// does not serve.
+	Listen string `mapstructure:"listen"`
 }
 
 // LogConfig configures logging.

@@ -436,6 +436,10 @@ func TestLoadInvalidValues(t *testing.T) {
 		{name: "master key wrong length", env: []string{"PORTAL_SIGNING_MASTER_KEY=c2hvcnRzZWNyZXQ="}, want: `configs: signing.master_key: signing master key must decode to 32 bytes`, hide: "c2hvcnRzZWNyZXQ="},
 		{name: "local secret too short", file: "objects:\n  local:\n    secret: shortsecret\n", want: `configs: objects.local.secret: keyring: secret of key "default" is shorter than 32 bytes`, hide: "shortsecret"},
 		{name: "secret of the wrong type", file: "signing:\n  master_key: [topsecret]\n", want: `configs: signing.master_key: the value is not a string`, hide: "topsecret"},
+		{name: "metrics token short", env: []string{"PORTAL_METRICS_TOKEN=tooshort"}, want: `configs: metrics.token: must be at least 16 characters`, hide: "tooshort"},
+		{name: "metrics token with a space", file: "metrics:\n  token: 0123456789 abcdefghij\n", want: `configs: metrics.token: must be at least 16 characters without spaces`, hide: "0123456789 abcdefghij"},
+		{name: "metrics listen", env: []string{"PORTAL_METRICS_LISTEN=localhost"}, want: `configs: metrics.listen: "localhost" is not host:port`},
+		{name: "metrics listen is listen", flags: map[string]string{"listen": "127.0.0.1:8080", "metrics.listen": "127.0.0.1:8080"}, want: `configs: metrics.listen: "127.0.0.1:8080" is the listen address`},
 		{name: "unknown flag key", flags: map[string]string{"lisen": "x"}, want: `configs: unknown flag key "lisen"`},
 	}
 	for _, tt := range tests {

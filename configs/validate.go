@@ -9,12 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/signing"
 )
+
+// minMetricsToken is the shortest metrics.token accepted.
+const minMetricsToken = 16
 
 // maxPartSize is the largest multipart part S3 accepts.
 const maxPartSize = 5 * GiB
@@ -159,6 +163,17 @@ func (c *Config) validate() error {
 	}
 
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+
+	if t := c.Metrics.Token; t != "" && (len(t) < minMetricsToken || strings.ContainsFunc(t, unicode.IsSpace)) {
+		fail("metrics.token", "must be at least %d characters without spaces (e.g. `openssl rand -hex 32`)", minMetricsToken)
+	}
+	if l := c.Metrics.Listen; l != "" {
+		if msg := checkListen(l); msg != "" {
+			fail("metrics.listen", "%q %s", l, msg)
+		} else if l == c.Listen {
+			fail("metrics.listen", "%q is the listen address: give the metrics listener an address of its own, or \"\" to serve /metrics on the main listener", l)
+		}
+	}
 
 	t := &c.TLS
 	if (t.CertFile == "") != (t.KeyFile == "") {
