@@ -87,17 +87,23 @@ func ActorFrom(ctx context.Context) (Actor, bool) {
 }
 
 // WithRequest returns ctx carrying the request's client address and id, for
-// every record written with it.
+// every record written with it. The values are kept as given and cleaned
+// when read (RequestFrom): every request carries them, few write a record.
 func WithRequest(ctx context.Context, client, requestID string) context.Context {
-	return context.WithValue(ctx, requestKey{}, request{client: clean(client), id: clean(requestID)})
+	return context.WithValue(ctx, requestKey{}, request{client: client, id: requestID})
 }
 
 // RequestFrom returns the client address and request id in ctx, as they
-// will be recorded ("" when absent).
+// will be recorded ("" when absent): bounded, without control characters,
+// and redacted when they look like a secret.
 func RequestFrom(ctx context.Context) (client, requestID string) {
 	r, _ := ctx.Value(requestKey{}).(request)
-	return r.client, r.id
+	return clean(r.client), clean(r.id)
 }
+
+// Clean returns s as the audit log would record a value that came from
+// outside the portal (see RequestFrom).
+func Clean(s string) string { return clean(s) }
 
 // clean bounds a value that came from outside the portal: valid UTF-8, no
 // control characters, at most MaxRequestField bytes, no secret.
