@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/portaldist/portal"
-	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/secret"
 	"github.com/portaldist/portal/store"
 )
@@ -81,14 +80,7 @@ func (s *Service) Import(ctx context.Context, ls []License, dryRun bool) ([]Impo
 	}
 	err := s.db.Update(ctx, func(tx store.Tx) error {
 		for _, im := range out {
-			l := im.License
-			if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
-				return err
-			}
-			if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
-				return err
-			}
-			if err := audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l.Public()); err != nil {
+			if err := putNew(ctx, tx, im.License); err != nil {
 				return err
 			}
 		}

@@ -169,20 +169,24 @@ func (s *Service) Create(ctx context.Context, l License) (License, string, error
 	l.CreatedAt, l.UpdatedAt = now, now
 	l.KeyHint = secret.Hint(key)
 	l.KeyDigest = secret.Digest(key)
-	err := s.db.Update(ctx, func(tx store.Tx) error {
-		if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
-			return err
-		}
-		if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
-			return err
-		}
-		return audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l.Public())
-	})
+	err := s.db.Update(ctx, func(tx store.Tx) error { return putNew(ctx, tx, l) })
 	if err != nil {
 		return License{}, "", fmt.Errorf("licenses: create: %w", err)
 	}
 	s.keys.Add(l.KeyDigest)
 	return l, key, nil
+}
+
+// putNew writes a new license, its key index and its license.create audit
+// record in tx: KeysPerImportedLicense keys.
+func putNew(ctx context.Context, tx store.Tx, l License) error {
+	if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
+		return err
+	}
+	if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
+		return err
+	}
+	return audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l.Public())
 }
 
 // Get returns the license with the id.
@@ -331,13 +335,7 @@ func (s *Service) Put(ctx context.Context, ls []License) error {
 		err := s.db.Update(ctx, func(tx store.Tx) error {
 			for _, l := range chunk {
 				l.normalize()
-				if err := store.PutJSON(tx, []byte(licensePrefix+l.ID), l); err != nil {
-					return err
-				}
-				if err := tx.Put([]byte(keyPrefix+l.KeyDigest), []byte(l.ID)); err != nil {
-					return err
-				}
-				if err := audit.Write(ctx, tx, ActionCreate, target(l.ID), nil, l.Public()); err != nil {
+				if err := putNew(ctx, tx, l); err != nil {
 					return err
 				}
 			}
