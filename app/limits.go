@@ -12,14 +12,15 @@ import (
 // CheckPublicURL judges the address the portal listens on (host:port, as
 // configured or as bound) against cfg's public_url. Without public_url the
 // portal builds every link it hands out (feeds, share links, /blobs/ links)
-// from the listen address, which works only from this machine unless that
-// address is one clients can reach:
+// from the listen address, which is right only for clients on this
+// machine: behind a proxy, a load balancer, a NAT or a DNS name the links
+// would name an address clients cannot use. So without public_url any
+// address that is not loopback (an unspecified one such as 0.0.0.0, :: or
+// no host; another IP; a host name other than localhost) is refused with
+// an error naming the key to set. Loopback, or public_url set, is fine.
 //
-//   - an unspecified address (0.0.0.0, ::, or no host) is refused: the
-//     links would say localhost, unusable from anywhere else;
-//   - any other address that is not loopback gives a warning to log: the
-//     links name that address, wrong behind a proxy or a NAT;
-//   - loopback, or public_url set, is fine.
+// The warning result is always "" today; it stays for callers that log
+// what is allowed but doubtful.
 func CheckPublicURL(cfg *configs.Config, addr string) (warning string, err error) {
 	if cfg.PublicURLSetting != "" {
 		return "", nil
@@ -30,16 +31,17 @@ func CheckPublicURL(cfg *configs.Config, addr string) (warning string, err error
 	}
 	ip, ipErr := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	switch {
+	case strings.EqualFold(host, "localhost") || (ipErr == nil && ip.IsLoopback()):
+		return "", nil
 	case host == "" || (ipErr == nil && ip.IsUnspecified()):
 		return "", fmt.Errorf("public_url is not set while listening on every interface (%s): the links the portal hands out "+
 			"would point to %s, which no other machine can reach; set public_url (PORTAL_PUBLIC_URL) to the URL "+
-			"clients reach the portal at, or listen on one address", addr, cfg.PublicURL())
-	case strings.EqualFold(host, "localhost") || (ipErr == nil && ip.IsLoopback()):
-		return "", nil
+			"clients reach the portal at, or listen on loopback (127.0.0.1)", addr, cfg.PublicURL())
 	}
-	return fmt.Sprintf("public_url is not set while listening on %s, which is not loopback: every link the portal hands out "+
-		"starts with %s; if clients reach the portal at another URL (a proxy, a load balancer, a DNS name), set "+
-		"public_url (PORTAL_PUBLIC_URL)", addr, cfg.PublicURL()), nil
+	return "", fmt.Errorf("public_url is not set while listening on %s, which is not loopback: the links the portal hands "+
+		"out would start with %s, wrong for clients that reach it through a proxy, a load balancer or a DNS name; set "+
+		"public_url (PORTAL_PUBLIC_URL) to the URL clients reach the portal at, or listen on loopback (127.0.0.1)",
+		addr, cfg.PublicURL())
 }
 
 // trustedAddrs reports whether an address is one of cfg's trusted proxies,

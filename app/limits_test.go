@@ -2,15 +2,12 @@ package app_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,9 +29,10 @@ func TestCheckPublicURL(t *testing.T) {
 		{listen: ":8080", refused: true},
 		{listen: "[::]:8080", refused: true},
 		{listen: "0.0.0.0:0", refused: true},
-		{listen: "192.0.2.7:8080", warned: true},
-		{listen: "[2001:db8::7]:8080", warned: true},
-		{listen: "portal.example:8080", warned: true},
+		{listen: "192.0.2.7:8080", refused: true},
+		{listen: "[2001:db8::7]:8080", refused: true},
+		{listen: "portal.example:8080", refused: true},
+		{listen: "10.0.0.5:8080", refused: true},
 		{listen: "0.0.0.0:8080", publicURL: "https://downloads.example"},
 		{listen: "192.0.2.7:8080", publicURL: "https://downloads.example"},
 	} {
@@ -91,9 +89,9 @@ func TestServeRefusesUnspecifiedWithoutPublicURL(t *testing.T) {
 	}
 }
 
-// Serve logs the warning, naming the key, on an address that is not
-// loopback.
-func TestServeWarnsOnNonLoopback(t *testing.T) {
+// Serve refuses an address that is not loopback without public_url,
+// naming the key, and serves on it once public_url is set.
+func TestServeRefusesNonLoopbackWithoutPublicURL(t *testing.T) {
 	var addr string
 	ifaces, _ := net.InterfaceAddrs()
 	for _, a := range ifaces {
@@ -105,57 +103,46 @@ func TestServeWarnsOnNonLoopback(t *testing.T) {
 	if addr == "" {
 		t.Skip("no non-loopback IPv4 address")
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		t.Skip(err)
+	for _, publicURL := range []string{"", "https://downloads.example"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+		if err != nil {
+			t.Skip(err)
+		}
+		flags := map[string]string{"data_dir": t.TempDir(), "listen": ln.Addr().String(), "log.access": "false"}
+		if publicURL != "" {
+			flags["public_url"] = publicURL
+		}
+		cfg, err := configs.Load(configs.LoadOptions{Flags: flags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := app.Open(context.Background(), cfg, app.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- a.Serve(ctx, ln) }()
+		res, getErr := http.Get("http://" + ln.Addr().String() + "/healthz")
+		if getErr == nil {
+			res.Body.Close()
+		}
+		cancel()
+		err = <-served
+		a.Close(context.Background())
+		if publicURL == "" {
+			if getErr == nil {
+				t.Errorf("Serve on %s without public_url answered %d", ln.Addr(), res.StatusCode)
+			}
+			if err == nil || !strings.Contains(err.Error(), "public_url") || !strings.Contains(err.Error(), "PORTAL_PUBLIC_URL") {
+				t.Errorf("Serve on %s without public_url: %v", ln.Addr(), err)
+			}
+			continue
+		}
+		if getErr != nil || res.StatusCode != 200 || err != nil {
+			t.Errorf("Serve on %s with public_url: get %v, serve %v", ln.Addr(), getErr, err)
+		}
 	}
-	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{
-		"data_dir": t.TempDir(), "listen": ln.Addr().String(), "log.access": "false",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	a, err := app.Open(context.Background(), cfg, app.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(ctx, ln) }()
-	// The warning is logged before Serve answers its first request.
-	res, err := http.Get("http://" + ln.Addr().String() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
-	a.Close(context.Background())
-	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "key=public_url") ||
-		!strings.Contains(out, "PORTAL_PUBLIC_URL") {
-		t.Fatalf("no warning naming public_url in:\n%s", out)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // limited serves a portal with short idle timeouts and a cap of two

@@ -30,9 +30,8 @@ func serve(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	// Refuse a listen address no other machine could use the links of
-	// before opening anything; Serve checks the bound address again and
-	// logs the warning for a non-loopback one.
+	// Refuse a listen address beyond loopback without public_url before
+	// opening anything; Serve checks the bound address again.
 	if _, err := app.CheckPublicURL(cfg, cfg.Listen); err != nil {
 		return err
 	}
@@ -45,6 +44,12 @@ func serve(args []string) (err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP (systemctl reload) reads tls.cert_file and tls.key_file
+	// again; caught from here on, so one that comes during the start is
+	// not fatal but handled once the App is open.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	a, err := app.Open(ctx, cfg, app.Options{})
 	if err != nil {
@@ -56,6 +61,21 @@ func serve(args []string) (err error) {
 		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		err = errors.Join(err, a.Close(cctx))
+	}()
+
+	stopHUP := make(chan struct{})
+	defer close(stopHUP)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				// ReloadTLS logs the outcome; on failure the old pair
+				// stays in use.
+				a.ReloadTLS()
+			case <-stopHUP:
+				return
+			}
+		}
 	}()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
