@@ -401,9 +401,8 @@ func (a *App) openObjects(ctx context.Context) error {
 // requests. It returns nil after such a shutdown or after Close, and the
 // listener's error otherwise. It closes ln; it does not close the App.
 //
-// Serve refuses (with CheckPublicURL's error) a listener on every interface
-// when public_url is not set, and logs CheckPublicURL's warning for another
-// address that is not loopback. Connections over
+// Serve refuses (with CheckPublicURL's error) a listener on any address
+// that is not loopback when public_url is not set. Connections over
 // limits.connections_per_address from one client address are closed as
 // soon as they are accepted. With tls.cert_file or tls.acme.domains it
 // serves HTTPS (HTTP/2 and HTTP/1.1) only; see ReloadTLS.
