@@ -21,8 +21,9 @@
 // ledger, the server and the admin socket (admin.socket, see
 // internal/adminsock). It then starts the background work: the upload
 // sweep, the index watch, the retention purge of the ledger and the
-// share links, and the flush of the tokens' last-use times every
-// tokens.UsageInterval (the ledger runs its own flusher). Background work
+// share links, the flush of the tokens' last-use times every
+// tokens.UsageInterval (the ledger runs its own flusher), and the webhooks'
+// dispatcher, sender and expiry check. Background work
 // acts as audit.KindSystem. When any
 // step fails Open closes everything it had opened and returns the error;
 // the caller has nothing to clean up.
@@ -37,7 +38,9 @@
 //     in-flight requests (until Close's ctx ends; then the remaining
 //     connections are cut), and remove the socket file;
 //  2. background work: cancel it, and wait for the upload sweep, the
-//     retention purge and the token-usage flush to return, then write the
+//     retention purge, the token-usage flush and the webhooks' goroutines
+//     (an attempt under way is cut and made again after the next Open) to
+//     return, then write the
 //     tokens' last-use times once more;
 //  3. the server's own work and the ledger: stop its flusher, and write
 //     everything still queued in one last transaction;
@@ -87,6 +90,7 @@ import (
 	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/updates"
+	"github.com/portaldist/portal/webhooks"
 )
 
 // DefaultShutdownTimeout is how long Serve lets in-flight requests finish
@@ -145,6 +149,9 @@ type App struct {
 	Ledger     *ledger.Ledger
 	// Downloads mints grants and share links and runs their retention.
 	Downloads *downloads.Service
+	// Webhooks keeps the webhooks; its dispatcher, sender and expiry
+	// check run as background work.
+	Webhooks *webhooks.Service
 	// Server is the HTTP API, an http.Handler. Serve runs it; tests may
 	// also call it directly.
 	Server *server.Server
@@ -271,10 +278,16 @@ func (a *App) openRest(ctx context.Context) error {
 		LedgerRetention: cfg.Downloads.LedgerRetention, LinkRetention: cfg.Downloads.LinkRetention,
 		Now: now, Logger: a.Log,
 	})
+	w := cfg.Webhooks
+	a.Webhooks = webhooks.New(a.DB, webhooks.Options{
+		Sealer: a.Sealer, AllowPrivate: w.AllowPrivateTargets, RetryBase: w.RetryBase, RetryMax: w.RetryMax,
+		RetryFor: w.RetryFor, Timeout: w.Timeout, ExpiryInterval: w.ExpiryInterval, Retention: w.Retention,
+		Licenses: a.Licenses, Log: a.Log,
+	})
 	a.Server = server.New(server.Deps{
 		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens,
 		Objects: a.Objects, Blobs: a.Blobs, Keys: a.Keys, Publishing: a.Publishing,
-		Index: a.Index, Ledger: a.Ledger, Links: a.Links, Downloads: a.Downloads,
+		Index: a.Index, Ledger: a.Ledger, Links: a.Links, Downloads: a.Downloads, Webhooks: a.Webhooks,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
 		AccessLog: cfg.Log.Access, Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
@@ -307,6 +320,9 @@ func (a *App) openRest(ctx context.Context) error {
 		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
 		a.wg.Go(func() { a.Downloads.RunRetention(bg, downloads.RetentionInterval) })
 		a.wg.Go(func() { a.runTokenUsage(bg) })
+		a.wg.Go(func() { a.Webhooks.RunDispatcher(bg) })
+		a.wg.Go(func() { a.Webhooks.RunSender(bg) })
+		a.wg.Go(func() { a.Webhooks.RunExpiry(bg) })
 	}
 	return nil
 }

@@ -53,6 +53,7 @@ type Config struct {
 	Admin     AdminConfig     `mapstructure:"admin"`
 	Metrics   MetricsConfig   `mapstructure:"metrics"`
 	TLS       TLSConfig       `mapstructure:"tls"`
+	Webhooks  WebhooksConfig  `mapstructure:"webhooks"`
 }
 
 // StoreConfig selects the metadata store.
@@ -215,6 +216,26 @@ type MetricsConfig struct {
 	// of a listener serving only /metrics, which the main listener then
 	// does not serve.
 	Listen string `mapstructure:"listen"`
+}
+
+// WebhooksConfig configures webhook deliveries (package webhooks).
+type WebhooksConfig struct {
+	// AllowPrivateTargets lets webhooks reach loopback, private, link-local
+	// and other non-public addresses.
+	AllowPrivateTargets bool `mapstructure:"allow_private_targets"`
+	// RetryBase is the delay before the first retry, doubled after each
+	// failure up to RetryMax; RetryFor is how long after its event a
+	// delivery is retried before it fails. All positive.
+	RetryBase time.Duration `mapstructure:"retry_base"`
+	RetryMax  time.Duration `mapstructure:"retry_max"`
+	RetryFor  time.Duration `mapstructure:"retry_for"`
+	// Timeout bounds one delivery attempt. Positive.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// ExpiryInterval is how often licenses are checked for expiry (the
+	// license.expired event). Positive.
+	ExpiryInterval time.Duration `mapstructure:"expiry_interval"`
+	// Retention is how long finished deliveries are kept. Positive.
+	Retention time.Duration `mapstructure:"retention"`
 }
 
 // LogConfig configures logging.

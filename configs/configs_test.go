@@ -52,6 +52,8 @@ func wantDefaults() Config {
 			BodyIdleTimeout: 30 * time.Second, WriteIdleTimeout: 30 * time.Second, ConnectionsPerAddress: 256},
 		Log:   LogConfig{Level: "info", Access: true},
 		Admin: AdminConfig{Socket: "portal.sock"},
+		Webhooks: WebhooksConfig{RetryBase: time.Second, RetryMax: time.Hour, RetryFor: 24 * time.Hour,
+			Timeout: 10 * time.Second, ExpiryInterval: time.Minute, Retention: 7 * 24 * time.Hour},
 	}
 }
 

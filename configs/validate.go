@@ -162,6 +162,18 @@ func (c *Config) validate() error {
 		fail("limits.connections_per_address", "%d is negative (0 means no cap)", c.Limits.ConnectionsPerAddress)
 	}
 
+	w := c.Webhooks
+	positive("webhooks.retry_base", w.RetryBase)
+	if positive("webhooks.retry_max", w.RetryMax) {
+		if w.RetryMax < w.RetryBase {
+			fail("webhooks.retry_max", "%s is below webhooks.retry_base (%s)", w.RetryMax, w.RetryBase)
+		}
+	}
+	positive("webhooks.retry_for", w.RetryFor)
+	positive("webhooks.timeout", w.Timeout)
+	positive("webhooks.expiry_interval", w.ExpiryInterval)
+	positive("webhooks.retention", w.Retention)
+
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 
 	if t := c.Metrics.Token; t != "" && (len(t) < minMetricsToken || strings.ContainsFunc(t, unicode.IsSpace)) {

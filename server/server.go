@@ -28,6 +28,7 @@ import (
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/updates"
+	"github.com/portaldist/portal/webhooks"
 )
 
 // Options tune the server.
@@ -85,6 +86,9 @@ type Deps struct {
 	// Downloads mints grants and share links; nil builds one over Objects,
 	// Ledger, Links and Licenses.
 	Downloads *downloads.Service
+	// Webhooks keeps webhooks and their deliveries; nil serves no
+	// /v1/webhooks routes.
+	Webhooks *webhooks.Service
 }
 
 // Server is the HTTP API. Build it with New; it is an http.Handler.
@@ -216,6 +220,7 @@ func (s *Server) routes() {
 	s.tokenRoutes(v1)
 	s.catalogAdminRoutes(v1)
 	s.auditRoutes(v1)
+	s.webhookRoutes(v1)
 	s.licenseRoutes(v1)
 	v1.POST("/licenses", s.requireAdmin, s.createLicense)
 	v1.GET("/licenses", s.requireAdmin, s.listLicenses)
