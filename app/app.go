@@ -18,8 +18,10 @@
 // per product); then the object store
 // (local disk or S3, or the one given in Options), publishing, the update
 // index (loaded, then kept current by a watch), share links, the download
-// ledger, the server and the admin socket (admin.socket, see
-// internal/adminsock). It then starts the background work: the upload
+// ledger, the server, the admin socket (admin.socket, see
+// internal/adminsock) and, with metrics.listen, the metrics listener
+// (bound here, answering once Serve runs). It then starts the background
+// work: the upload
 // sweep, the index watch, the retention purge of the ledger and the
 // share links, the flush of the tokens' last-use times every
 // tokens.UsageInterval (the ledger runs its own flusher), and the webhooks'
@@ -34,9 +36,10 @@
 //
 // Close takes the App down in the reverse order, and waits at each step:
 //
-//  1. HTTP and the admin socket: stop accepting connections and wait for
-//     in-flight requests (until Close's ctx ends; then the remaining
-//     connections are cut), and remove the socket file;
+//  1. HTTP (the main listener and metrics.listen's) and the admin socket:
+//     stop accepting connections and wait for in-flight requests (until
+//     Close's ctx ends; then the remaining connections are cut), and remove
+//     the socket file;
 //  2. background work: cancel it, and wait for the upload sweep, the
 //     retention purge, the token-usage flush and the webhooks' goroutines
 //     (an attempt under way is cut and made again after the next Open) to
@@ -161,6 +164,7 @@ type App struct {
 	adminSock    *adminsock.Server
 	certs        *certPair // tls.cert_file's pair, reloaded by ReloadTLS; nil without
 	http         *http.Server
+	metrics      *metricsListener   // metrics.listen's; nil without
 	cancel       context.CancelFunc // ends the background work
 	wg           sync.WaitGroup     // the background goroutines the App started
 
@@ -294,6 +298,7 @@ func (a *App) openRest(ctx context.Context) error {
 		URLTTL: cfg.Downloads.URLTTL, MaxURLTTL: cfg.Downloads.MaxURLTTL,
 		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
 		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
+		MetricsToken: cfg.Metrics.Token, MetricsSeparate: cfg.Metrics.Listen != "", StoreDriver: cfg.Store.Backend,
 	})
 	// Every request, API or /blobs/, has progress deadlines on its body
 	// and its answer; Serve caps the connections per address. On TLS
@@ -314,6 +319,9 @@ func (a *App) openRest(ctx context.Context) error {
 	}
 
 	if err := a.listenAdmin(); err != nil {
+		return err
+	}
+	if err := a.listenMetrics(); err != nil {
 		return err
 	}
 	if !a.opts.Offline {
@@ -445,6 +453,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		errc <- a.http.Serve(ln)
 	}()
+	a.metrics.serve(a.Log)
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
@@ -471,9 +480,9 @@ func (a *App) shutdownHTTP(ctx context.Context) error {
 	err := a.http.Shutdown(ctx)
 	if err != nil {
 		a.http.Close()
-		return fmt.Errorf("app: http shutdown: %w", err)
+		err = fmt.Errorf("app: http shutdown: %w", err)
 	}
-	return nil
+	return errors.Join(err, a.metrics.stop(ctx))
 }
 
 // Close shuts the App down in order (see the package documentation) and

@@ -58,6 +58,15 @@ type Options struct {
 	// UpdatesPublic answers update checks of licensed products without a
 	// license (downloads still need one).
 	UpdatesPublic bool
+	// MetricsToken, when set, is a bearer token that may read /metrics
+	// besides an admin token. A secret: never logged.
+	MetricsToken string
+	// MetricsSeparate takes /metrics off this handler (it answers 404):
+	// MetricsHandler serves it on a listener of its own.
+	MetricsSeparate bool
+	// StoreDriver names the metadata store's driver ("bolt") for /readyz
+	// and portal_store_info.
+	StoreDriver string
 }
 
 // Deps are the services the server exposes.
@@ -130,6 +139,9 @@ func New(d Deps, opts Options) *Server {
 	if opts.ShareRedirectTTL <= 0 {
 		opts.ShareRedirectTTL = time.Minute
 	}
+	if opts.StoreDriver == "" {
+		opts.StoreDriver = "unknown"
+	}
 	if d.Resolver == nil {
 		d.Resolver = updates.NewResolver(d.Index, d.Catalog, opts.UpdatesPublic, opts.Now)
 	}
@@ -166,6 +178,7 @@ func New(d Deps, opts Options) *Server {
 	})
 	s.engine = e
 	s.routes()
+	s.metrics.prepare(e.Routes())
 	return s
 }
 
@@ -175,9 +188,7 @@ func (s *Server) routes() {
 	e := s.engine
 	e.GET("/healthz", func(c *gin.Context) { c.PureJSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
-	// The metrics name licensed products and their download counts, which
-	// only an admin may see.
-	e.GET("/metrics", s.authenticate, s.requireAdmin, s.metrics.handler())
+	s.metricsRoute(e)
 	if s.Blobs != nil {
 		h := gin.WrapH(s.Blobs)
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut} {
@@ -253,7 +264,14 @@ func (s *Server) ready(c *gin.Context) {
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	c.PureJSON(status, gin.H{"ready": ok, "checks": checks})
+	body := gin.H{"ready": ok, "checks": checks, "store": gin.H{"driver": s.opts.StoreDriver}}
+	if s.Index != nil {
+		// Reported, not judged: a lagging index still answers (see
+		// updates.Index.WatchStats).
+		w := s.Index.WatchStats()
+		body["index_watch"] = gin.H{"pending": w.Pending, "lag_seconds": w.Lag.Seconds()}
+	}
+	c.PureJSON(status, body)
 }
 
 // recover turns a panic into a 500 with the error envelope; the cause is

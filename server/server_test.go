@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -54,7 +55,8 @@ func (e *env) advance(d time.Duration) {
 }
 
 type envOptions struct {
-	s3 bool // objects on the S3 test server instead of local disk
+	s3    bool              // objects on the S3 test server instead of local disk
+	flags map[string]string // more config keys, over the env's own
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -67,12 +69,14 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.url = "http://" + ln.Addr().String()
-	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{
+	flags := map[string]string{
 		"data_dir": t.TempDir(), "public_url": e.url,
 		"limits.max_body": "1MiB", "limits.auth_failures_per_minute": "20",
 		"downloads.url_ttl": "5m", "downloads.max_url_ttl": "1h",
 		"downloads.ledger_flush_interval": "50ms", "log.access": "false",
-	}})
+	}
+	maps.Copy(flags, o.flags)
+	cfg, err := configs.Load(configs.LoadOptions{Flags: flags})
 	if err != nil {
 		t.Fatal(err)
 	}
