@@ -19,6 +19,7 @@ import (
 
 	"github.com/portaldist/portal/app"
 	"github.com/portaldist/portal/configs"
+	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/webhooks"
 )
@@ -408,5 +409,143 @@ func putUpload(t *testing.T, up map[string]any, body []byte) {
 	res.Body.Close()
 	if res.StatusCode/100 != 2 {
 		t.Fatalf("PUT: %d", res.StatusCode)
+	}
+}
+
+// TestWebhookRetryAcrossRestart: the receiver answers 500 twice, then 200.
+// The portal is closed after the first failure and opened again on the
+// same data directory; the retries go on from the stored delivery and the
+// event is delivered successfully exactly once.
+func TestWebhookRetryAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ln, url := listen(t)
+	ln.Close()
+	// retry_base 1s: the first retry is due a second after the failure,
+	// the second two seconds later.
+	cfg := webhookConfig(t, dir, url, map[string]string{
+		"webhooks.allow_private_targets": "true", "webhooks.retry_base": "1s",
+	})
+	a, closeA := openServing(t, cfg, app.Options{}, url)
+	admin := adminAuth(t, a)
+	api := portalAPI{t, url}
+	rcv := newReceiver(t, 500, 500)
+	out := api.must(201, "POST", "/v1/webhooks", admin, map[string]any{"url": rcv.URL, "events": []string{"license.created"}})
+	rcv.setSecret(out["secret"].(string))
+	hookID := out["webhook"].(map[string]any)["id"].(string)
+	api.must(201, "POST", "/v1/products", admin, map[string]any{"slug": "acme", "name": "Acme", "distribution": "licensed"})
+	api.must(201, "POST", "/v1/licenses", admin, map[string]any{"customer": "Initech", "product": "acme", "on_expiry": "revoke"})
+
+	deliveries := func() []any {
+		return api.must(200, "GET", "/v1/webhooks/"+hookID+"/deliveries", admin, nil)["deliveries"].([]any)
+	}
+	waitFor(t, "the first failed attempt recorded", func() bool {
+		ds := deliveries()
+		return len(ds) == 1 && len(ds[0].(map[string]any)["attempts"].([]any)) >= 1
+	})
+	closeA()
+	if n := len(rcv.snapshot()); n >= 3 {
+		t.Fatalf("the receiver got %d requests before the restart; the test needs the success after it", n)
+	}
+
+	a2, closeB := openServing(t, cfg, app.Options{}, url)
+	_ = a2
+	var d map[string]any
+	waitFor(t, "the delivery to succeed after the restart", func() bool {
+		ds := deliveries()
+		d = ds[0].(map[string]any)
+		return len(ds) == 1 && d["status"] == "succeeded"
+	})
+	closeB()
+
+	got := rcv.snapshot()
+	ok := 0
+	for _, r := range got {
+		if r.status == 200 {
+			ok++
+		}
+		if r.event.ID != got[0].event.ID || r.event.Type != webhooks.LicenseCreated {
+			t.Errorf("another event: %+v", r.event)
+		}
+	}
+	if len(got) != 3 || ok != 1 {
+		t.Fatalf("receiver got %d requests, %d answered 200; want 3 and 1", len(got), ok)
+	}
+	attempts := d["attempts"].([]any)
+	if len(attempts) != 3 {
+		t.Fatalf("attempts %v", attempts)
+	}
+	for i, want := range []float64{500, 500, 200} {
+		at := attempts[i].(map[string]any)
+		if at["status_code"] != want || (want == 500) != (at["next_retry"] != nil) {
+			t.Errorf("attempt %d: %v", i, at)
+		}
+	}
+	rcv.mu.Lock()
+	if rcv.verified != 3 || rcv.badSig != 0 {
+		t.Errorf("signatures: %d verified, %d bad", rcv.verified, rcv.badSig)
+	}
+	rcv.mu.Unlock()
+}
+
+// TestWebhookRefusals: without webhooks.allow_private_targets, private
+// targets are refused at creation; hostile bodies are refused too, and
+// none of it changes the store.
+func TestWebhookRefusals(t *testing.T) {
+	dir := t.TempDir()
+	ln, url := listen(t)
+	ln.Close()
+	a, _ := openServing(t, webhookConfig(t, dir, url, nil), app.Options{}, url)
+	admin := adminAuth(t, a)
+	api := portalAPI{t, url}
+	dump := func() string {
+		var b strings.Builder
+		if err := a.DB.View(context.Background(), func(tx store.Tx) error {
+			return tx.Scan(nil, store.ScanOptions{}, func(k, v []byte) (bool, error) {
+				if string(k) == "wh/pos" {
+					return true, nil // the dispatcher's position, written when it starts
+				}
+				b.Write(k)
+				b.WriteByte('=')
+				b.Write(v)
+				b.WriteByte('\n')
+				return true, nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	before := dump()
+	bodies := map[string]any{
+		"loopback":          map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"release.published"}},
+		"private":           map[string]any{"url": "http://10.0.0.1/hook", "events": []string{"release.published"}},
+		"ipv6 loopback":     map[string]any{"url": "http://[::1]:8080/hook", "events": []string{"release.published"}},
+		"metadata":          map[string]any{"url": "http://169.254.169.254/latest/meta-data", "events": []string{"release.published"}},
+		"localhost":         map[string]any{"url": "https://localhost/hook", "events": []string{"release.published"}},
+		"mapped loopback":   map[string]any{"url": "http://[::ffff:127.0.0.1]/hook", "events": []string{"release.published"}},
+		"cgnat":             map[string]any{"url": "http://100.64.1.2/hook", "events": []string{"release.published"}},
+		"unknown event":     map[string]any{"url": "https://93.184.216.34/hook", "events": []string{"release.exploded"}},
+		"no events":         map[string]any{"url": "https://93.184.216.34/hook", "events": []string{}},
+		"bad url":           map[string]any{"url": "not a url", "events": []string{"release.published"}},
+		"ftp url":           map[string]any{"url": "ftp://93.184.216.34/hook", "events": []string{"release.published"}},
+		"credentials":       map[string]any{"url": "https://u:p@93.184.216.34/hook", "events": []string{"release.published"}},
+		"unknown field":     map[string]any{"url": "https://93.184.216.34/hook", "events": []string{"release.published"}, "secret": "mine"},
+		"events not a list": map[string]any{"url": "https://93.184.216.34/hook", "events": "release.published"},
+	}
+	for name, body := range bodies {
+		st, out := api.call("POST", "/v1/webhooks", admin, body)
+		e, _ := out["error"].(map[string]any)
+		if st != 400 || e["code"] != "invalid" {
+			t.Errorf("%s: %d %v, want 400 invalid", name, st, out)
+		}
+	}
+	api.must(404, "DELETE", "/v1/webhooks/wh_nope", admin, nil)
+	api.must(404, "GET", "/v1/webhooks/wh_nope/deliveries", admin, nil)
+	api.must(401, "GET", "/v1/webhooks", "", nil)
+	if after := dump(); after != before {
+		t.Errorf("the store changed:\n%s\n---\n%s", before, after)
+	}
+	if list := api.must(200, "GET", "/v1/webhooks", admin, nil); len(list["webhooks"].([]any)) != 0 {
+		t.Errorf("webhooks: %v", list)
 	}
 }
