@@ -90,6 +90,7 @@ func (c cli) root() *cobra.Command {
 		c.releaseCommand(),
 		c.licenseCommand(),
 		c.linkCommand(),
+		c.webhookCommand(),
 		c.auditCommand(),
 		c.meCommand(),
 		c.versionCommand(),
