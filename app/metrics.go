@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -34,6 +35,12 @@ func (a *App) listenMetrics() error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics.listen: %w", err)
+	}
+	if a.Config.Metrics.Token == "" {
+		if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+			a.Log.Warn("metrics.listen serves /metrics to anyone who reaches it: set metrics.token, or listen on loopback",
+				"addr", ln.Addr().String(), "key", "metrics.token", "env", "PORTAL_METRICS_TOKEN")
+		}
 	}
 	a.metrics = &metricsListener{
 		ln: ln,
