@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -76,9 +77,10 @@ func dueKey(at time.Time, id string) []byte {
 const dispatchBatch = 64
 
 // RunDispatcher follows the audit log and writes the deliveries of its
-// events until ctx ends. It starts from the position kept in the store; on
-// the first run ever, from the end of the log (earlier changes make no
-// events). It acts on store.Watch notices, and every minute besides.
+// events until ctx ends. It starts from the position kept in the store,
+// which the first webhook sets to the end of the log (earlier changes make
+// no events; a webhook gets only the events of records written after its
+// creation). While there is no webhook it writes nothing. It acts on store.Watch notices, and every minute besides.
 func (s *Service) RunDispatcher(ctx context.Context) {
 	events, err := s.db.Watch(ctx, audit.Prefix())
 	if err != nil {
@@ -119,6 +121,22 @@ func (s *Service) DispatchOnce(ctx context.Context) (bool, error) {
 	var more, made bool
 	err := s.db.Update(ctx, func(tx store.Tx) error {
 		more, made = false, false
+		var hooks []stored
+		if err := tx.Scan([]byte(hookPrefix), store.ScanOptions{}, func(_, v []byte) (bool, error) {
+			var h stored
+			if err := json.Unmarshal(v, &h); err != nil {
+				return false, err
+			}
+			hooks = append(hooks, h)
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if len(hooks) == 0 {
+			// Nothing to deliver, nothing written: Create moves the
+			// position to the end of the log when the first webhook comes.
+			return nil
+		}
 		pos, err := tx.Get([]byte(positionKey))
 		if errors.Is(err, store.ErrNotFound) {
 			last, err := audit.Last(tx)
@@ -140,17 +158,6 @@ func (s *Service) DispatchOnce(ctx context.Context) (bool, error) {
 		if err != nil || len(entries) == 0 {
 			return err
 		}
-		var hooks []stored
-		if err := tx.Scan([]byte(hookPrefix), store.ScanOptions{}, func(_, v []byte) (bool, error) {
-			var h stored
-			if err := json.Unmarshal(v, &h); err != nil {
-				return false, err
-			}
-			hooks = append(hooks, h)
-			return true, nil
-		}); err != nil {
-			return err
-		}
 		budget := s.db.MaxTxnOps() - 2 // the position and the sequence
 		var done []byte
 		for _, e := range entries {
@@ -158,7 +165,7 @@ func (s *Service) DispatchOnce(ctx context.Context) (bool, error) {
 			var subs []stored
 			if typ != "" {
 				for _, h := range hooks {
-					if slices.Contains(h.Events, typ) {
+					if slices.Contains(h.Events, typ) && bytes.Compare(e.Key, h.Since) > 0 {
 						subs = append(subs, h)
 					}
 				}

@@ -2,8 +2,10 @@ package webhooks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -38,7 +40,8 @@ func (s *Service) RunExpiry(ctx context.Context) {
 }
 
 // CheckExpiry writes, for each license whose expires_at has passed on the
-// licenses' clock (within ExpiryLookback) and that is not revoked, one
+// licenses' clock (within ExpiryLookback, and not before the first webhook
+// subscribed to license.expired was created) and that is not revoked, one
 // license.expire audit record (actor from ctx), once per license and
 // expiry time: a marker in the same transaction remembers it, so a renewed
 // license that expires again makes a new event. The dispatcher turns the
@@ -49,6 +52,29 @@ func (s *Service) CheckExpiry(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	now := ls.Now()
+	// Only while some webhook wants the event, and only for expiries
+	// since the first such webhook was created: the check writes nothing
+	// for nobody, and a new webhook is not told of older expiries.
+	var since time.Time
+	err := s.db.View(ctx, func(tx store.Tx) error {
+		since = time.Time{}
+		return tx.Scan([]byte(hookPrefix), store.ScanOptions{}, func(_, v []byte) (bool, error) {
+			var h stored
+			if err := json.Unmarshal(v, &h); err != nil {
+				return false, err
+			}
+			if slices.Contains(h.Events, LicenseExpired) && (since.IsZero() || h.CreatedAt.Before(since)) {
+				since = h.CreatedAt
+			}
+			return true, nil
+		})
+	})
+	if err != nil || since.IsZero() {
+		return 0, err
+	}
+	if floor := now.Add(-ExpiryLookback); since.Before(floor) {
+		since = floor
+	}
 	n := 0
 	cursor := ""
 	for {
@@ -57,7 +83,7 @@ func (s *Service) CheckExpiry(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("webhooks: expiry check: %w", err)
 		}
 		for _, l := range page {
-			if l.ExpiresAt == nil || l.Status == licenses.Revoked || now.Sub(*l.ExpiresAt) > ExpiryLookback {
+			if l.ExpiresAt == nil || l.Status == licenses.Revoked || l.ExpiresAt.Before(since) {
 				continue
 			}
 			wrote, err := s.markExpired(ctx, l)

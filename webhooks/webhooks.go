@@ -129,6 +129,9 @@ type Webhook struct {
 type stored struct {
 	Webhook
 	Sealed []byte `json:"sealed"`
+	// Since is the key of the newest audit record when the webhook was
+	// created: it gets the events of later records only.
+	Since []byte `json:"since,omitempty"`
 }
 
 // Options configure a Service. Zero durations take the defaults.
@@ -261,6 +264,21 @@ func (s *Service) Create(ctx context.Context, rawURL string, events []string) (W
 		}
 		if n >= MaxWebhooks {
 			return portal.Errorf(portal.EConflict, "a portal keeps at most %d webhooks: delete one first", MaxWebhooks)
+		}
+		last, err := audit.Last(tx)
+		if err != nil {
+			return err
+		}
+		if last == nil {
+			last = audit.Prefix()
+		}
+		h.Since = last
+		if n == 0 {
+			// The dispatcher stands still while there is no webhook (it
+			// writes nothing then); the first one starts it from here.
+			if err := tx.Put([]byte(positionKey), last); err != nil {
+				return err
+			}
 		}
 		if err := store.PutJSON(tx, []byte(hookPrefix+id), h); err != nil {
 			return err
