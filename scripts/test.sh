@@ -12,6 +12,9 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 missing=()
 command -v minisign >/dev/null || missing+=(minisign)
 command -v openssl >/dev/null || missing+=(openssl)
+# deploy-test.sh: curl for /readyz, file for the static-binary check.
+command -v curl >/dev/null || missing+=(curl)
+command -v file >/dev/null || missing+=(file)
 if ((${#missing[@]})); then
 	echo "test.sh: installing ${missing[*]}"
 	if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -33,6 +36,10 @@ go vet ./...
 # -race: the caches, the ledger queue and the update index are shared by
 # every request goroutine.
 go test -race -count=1 -timeout 14m ./...
+
+# The deployable build: the Dockerfile's static binary run as a non-root
+# user, and the systemd unit.
+scripts/deploy-test.sh
 
 # Fuzz targets, a few seconds each after the suite (their seed corpora in
 # testdata/fuzz/ already ran above as ordinary tests). -fuzz takes one
