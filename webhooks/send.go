@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portaldist/portal"
@@ -78,11 +79,21 @@ func (s *Service) RunSender(ctx context.Context) {
 		}
 		if len(ids) > 0 {
 			var wg sync.WaitGroup
+			var stuck atomic.Bool
 			for _, id := range ids {
-				wg.Go(func() { s.attempt(ctx, c, id) })
+				wg.Go(func() {
+					if !s.attempt(ctx, c, id) {
+						stuck.Store(true)
+					}
+				})
 			}
 			wg.Wait()
-			continue
+			if !stuck.Load() {
+				continue
+			}
+			// The store refused a read or a write: the same deliveries are
+			// still due, so do not go round at once.
+			next = s.now().Add(time.Second)
 		}
 		wait := time.Minute
 		if !next.IsZero() {
@@ -140,8 +151,9 @@ func getDelivery(tx store.Tx, id string) (Delivery, error) {
 	return d, json.Unmarshal(b, &d)
 }
 
-// attempt tries one delivery and records the attempt.
-func (s *Service) attempt(ctx context.Context, c *http.Client, id string) {
+// attempt tries one delivery and records the attempt. It reports false when
+// the store failed (the delivery is then still due as it was).
+func (s *Service) attempt(ctx context.Context, c *http.Client, id string) bool {
 	var (
 		d    Delivery
 		h    stored
@@ -160,20 +172,21 @@ func (s *Service) attempt(ctx context.Context, c *http.Client, id string) {
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		s.dropDue(ctx, id)
-		return
+		return true
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("webhooks: read delivery", "delivery", id, "err", err)
 		}
-		return
+		return false
 	}
 	if gone || d.Status != Pending {
 		// The webhook was deleted: its deliveries go with it.
 		if err := s.drop(ctx, d, gone); err != nil && ctx.Err() == nil {
 			s.log.Warn("webhooks: drop delivery", "delivery", id, "err", err)
+			return false
 		}
-		return
+		return true
 	}
 	at := s.now()
 	a := Attempt{Time: at.UTC()}
@@ -184,11 +197,13 @@ func (s *Service) attempt(ctx context.Context, c *http.Client, id string) {
 		a.StatusCode, a.Error = s.post(ctx, c, h.URL, secret, d.Event)
 	}
 	if ctx.Err() != nil {
-		return // cut by shutdown: tried again after the restart
+		return true // cut by shutdown: tried again after the restart
 	}
 	if err := s.record(ctx, id, a); err != nil && ctx.Err() == nil {
 		s.log.Warn("webhooks: record attempt", "delivery", id, "err", err)
+		return false
 	}
+	return true
 }
 
 // post sends ev to url and returns the answer's status, or the error.
