@@ -48,24 +48,28 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	bearer := strings.ToLower(scheme) == "bearer"
-	ip, hint := "ip:"+c.ClientIP(), "key:"+secret.Hint(cred)
-	if wait := s.limiter.blocked(ip, hint); wait > 0 && !s.mayExist(bearer, cred) {
-		s.fail(c, &portal.Error{Code: portal.ERateLimited, Message: "too many failed authentication attempts: try again later",
-			Details: map[string]any{"retry_after": int(wait.Seconds()) + 1}, RetryAt: s.now().Add(wait)})
-		return
+	// The limiter is consulted only while some address or hint is over
+	// its limit; the keys are built only then, or on a failure.
+	if s.limiter.maybeBlocked() {
+		ip, hint := limiterKeys(c, cred)
+		if wait := s.limiter.blocked(ip, hint); wait > 0 && !s.mayExist(bearer, cred) {
+			s.fail(c, &portal.Error{Code: portal.ERateLimited, Message: "too many failed authentication attempts: try again later",
+				Details: map[string]any{"retry_after": int(wait.Seconds()) + 1}, RetryAt: s.now().Add(wait)})
+			return
+		}
 	}
 	var caller access.Caller
 	if bearer {
 		t, err := s.Tokens.Authenticate(c, cred)
 		if err != nil {
-			s.authFailed(c, err, ip, hint)
+			s.authFailed(c, err, cred)
 			return
 		}
 		caller = access.ForToken(t)
 	} else {
 		l, err := s.Licenses.ByKey(c, cred)
 		if err != nil {
-			s.authFailed(c, err, ip, hint)
+			s.authFailed(c, err, cred)
 			return
 		}
 		caller = access.ForLicense(l)
@@ -86,11 +90,17 @@ func (s *Server) mayExist(bearer bool, cred string) bool {
 	return s.Licenses.MayExist(cred)
 }
 
-func (s *Server) authFailed(c *gin.Context, err error, ip, hint string) {
+func (s *Server) authFailed(c *gin.Context, err error, cred string) {
 	if portal.ErrorCode(err) == portal.EUnauthorized {
-		s.limiter.fail(ip, hint)
+		s.limiter.fail(limiterKeys(c, cred))
 	}
 	s.fail(c, err)
+}
+
+// limiterKeys are the limiter's keys of a credential: the client address
+// and the credential's public hint.
+func limiterKeys(c *gin.Context, cred string) (ip, hint string) {
+	return "ip:" + c.ClientIP(), "key:" + secret.Hint(cred)
 }
 
 // caller returns who made the request (anonymous when nobody said).

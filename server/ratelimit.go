@@ -3,6 +3,7 @@ package server
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,15 @@ type failureLimiter struct {
 	mu   sync.Mutex
 	seen map[string]*failWindow
 	last time.Time // last sweep of stale entries
+
+	// hot is set once some window reaches the limit, and cleared by a
+	// sweep that finds none: while it is clear, nothing can be blocked and
+	// the request path skips the limiter entirely (no lock, no keys).
+	hot atomic.Bool
 }
+
+// maybeBlocked reports whether blocked could return more than 0.
+func (l *failureLimiter) maybeBlocked() bool { return l.hot.Load() }
 
 const maxLimiterEntries = 100_000
 
@@ -67,11 +76,15 @@ func (l *failureLimiter) fail(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.last) > l.window || len(l.seen) >= maxLimiterEntries {
+		hot := false
 		for k, w := range l.seen {
 			if now.Sub(w.start) >= l.window {
 				delete(l.seen, k)
+			} else if w.count >= l.limit {
+				hot = true
 			}
 		}
+		l.hot.Store(hot)
 		l.last = now
 	}
 	for _, k := range keys {
@@ -85,6 +98,9 @@ func (l *failureLimiter) fail(keys ...string) {
 		}
 		if w.count < math.MaxInt32 {
 			w.count++
+		}
+		if w.count >= l.limit {
+			l.hot.Store(true)
 		}
 	}
 }

@@ -28,7 +28,7 @@ func (s *Server) requestContext(c *gin.Context) {
 	if !saneRequestID(id) {
 		id = newRequestID()
 	}
-	c.Header(RequestIDHeader, id)
+	c.Writer.Header()[RequestIDHeader] = []string{id} // already canonical
 	ctx := audit.WithRequest(c.Request.Context(), c.ClientIP(), id)
 	ctx = audit.WithActor(ctx, audit.Actor{Kind: audit.KindAnonymous})
 	c.Request = c.Request.WithContext(ctx)
