@@ -48,27 +48,32 @@ func IdleDeadlines(h http.Handler, readIdle, writeIdle time.Duration) http.Handl
 			// answer; bound that read.
 			rc.SetReadDeadline(time.Now().Add(readIdle))
 		}
-		if writeIdle > 0 {
-			// The server flushes what is buffered after the handler
-			// returns, then clears the write deadline itself.
-			rc.SetWriteDeadline(time.Now().Add(writeIdle))
-		}
+		// The server flushes what is buffered after the handler returns,
+		// then clears the write deadline itself: that flush is bounded by
+		// the last extension, or a new one.
+		iw.extend()
 	})
 }
 
 // idleBody extends the connection's read deadline before each read.
 type idleBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	idle time.Duration
-	eof  bool
+	rc      *http.ResponseController
+	idle    time.Duration
+	eof     bool
+	lastSet time.Time
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	if b.eof {
 		return 0, io.EOF
 	}
-	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	if now := time.Now(); now.Sub(b.lastSet) >= b.idle/2 {
+		// Extended at most every idle/2 (a deadline costs the runtime a
+		// timer update): a stalled read is cut after idle/2 to idle.
+		b.rc.SetReadDeadline(now.Add(b.idle))
+		b.lastSet = now
+	}
 	n, err := b.ReadCloser.Read(p)
 	if errors.Is(err, io.EOF) {
 		b.eof = true
@@ -87,6 +92,7 @@ type idleWriter struct {
 	idle        time.Duration
 	body        *idleBody
 	wroteHeader bool
+	lastSet     time.Time
 }
 
 // beforeHeader runs once, before the response header can go out.
@@ -100,9 +106,17 @@ func (w *idleWriter) beforeHeader() {
 	}
 }
 
+// extend moves the write deadline to idle from now, at most every idle/2
+// (a deadline costs the runtime a timer update, and one answer writes its
+// header and body within microseconds): a stalled write is cut after
+// idle/2 to idle.
 func (w *idleWriter) extend() {
-	if w.idle > 0 {
-		w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	if w.idle <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(w.lastSet) >= w.idle/2 {
+		w.rc.SetWriteDeadline(now.Add(w.idle))
+		w.lastSet = now
 	}
 }
 
