@@ -101,7 +101,9 @@ func TestServeRefusesNonLoopbackWithoutPublicURL(t *testing.T) {
 		}
 	}
 	if addr == "" {
-		t.Skip("no non-loopback IPv4 address")
+		// The rule itself is TestCheckPublicURL's, which needs no
+		// interface; this one only adds Serve on a real one.
+		t.Skip("no non-loopback IPv4 address on this machine")
 	}
 	for _, publicURL := range []string{"", "https://downloads.example"} {
 		ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
