@@ -98,6 +98,21 @@ type Deps struct {
 	// Webhooks keeps webhooks and their deliveries; nil serves no
 	// /v1/webhooks routes.
 	Webhooks *webhooks.Service
+	// Pages, when not nil, are the web pages served beside the API
+	// (package web).
+	Pages Pages
+}
+
+// Pages are routes served beside the API by the same router, behind the
+// same middleware (panic recovery, request id and audit context, metrics,
+// body limit, access log). New calls Register once, after the API's routes
+// are in place; Register must not add routes under the API's paths (/v1,
+// /feeds, /d, /blobs, /healthz, /readyz, /metrics). s is the server being
+// built: its Resolver and Downloads are the API's own, and its
+// CheckLicenseKey and CheckToken check credentials with the API's
+// failed-authentication limiter.
+type Pages interface {
+	Register(e *gin.Engine, s *Server)
 }
 
 // Server is the HTTP API. Build it with New; it is an http.Handler.
@@ -178,6 +193,9 @@ func New(d Deps, opts Options) *Server {
 	})
 	s.engine = e
 	s.routes()
+	if d.Pages != nil {
+		d.Pages.Register(e, s)
+	}
 	s.metrics.prepare(e.Routes())
 	return s
 }
