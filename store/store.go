@@ -187,3 +187,51 @@ func PrefixEnd(prefix []byte) []byte {
 	}
 	return nil
 }
+
+// SequenceTx is implemented by the transactions of drivers that let a whole
+// store be backed up and copied with its counters (the bbolt driver's do):
+// keys built from NextSequence (the ledger's grants, webhook deliveries)
+// would be overwritten by a copy whose counters started again at 1.
+type SequenceTx interface {
+	// Sequences calls fn for every named counter that has handed out a
+	// value, in name order, with the last value handed out. It works in
+	// View and in Update.
+	Sequences(fn func(name string, last uint64) error) error
+	// RaiseSequence makes the next NextSequence(name) return more than
+	// last; a counter already at or past last is left alone. Update only;
+	// it counts against MaxTxnOps as NextSequence(name) does.
+	RaiseSequence(name string, last uint64) error
+}
+
+// ErrNoSequences is returned by Sequences for a driver whose transactions
+// do not implement SequenceTx.
+var ErrNoSequences = errors.New("store: this driver does not expose its sequences")
+
+// Sequences calls fn for every named counter of tx (see SequenceTx), or
+// returns ErrNoSequences when the driver does not tell.
+func Sequences(tx Tx, fn func(name string, last uint64) error) error {
+	st, ok := tx.(SequenceTx)
+	if !ok {
+		return ErrNoSequences
+	}
+	return st.Sequences(fn)
+}
+
+// RaiseSequence makes the next tx.NextSequence(name) return more than last:
+// through SequenceTx where the driver has it, else by drawing values with
+// NextSequence until the counter reaches last (one key against MaxTxnOps
+// either way; as many calls as the counter is behind).
+func RaiseSequence(tx Tx, name string, last uint64) error {
+	if st, ok := tx.(SequenceTx); ok {
+		return st.RaiseSequence(name, last)
+	}
+	for {
+		v, err := tx.NextSequence(name)
+		if err != nil {
+			return err
+		}
+		if v >= last {
+			return nil
+		}
+	}
+}

@@ -365,3 +365,41 @@ func (t *boltTx) NextSequence(name string) (uint64, error) {
 	}
 	return b.NextSequence()
 }
+
+// Sequences lists the named counters (store.SequenceTx): each is a bucket
+// inside the seq bucket, whose bbolt sequence is the last value handed out.
+func (t *boltTx) Sequences(fn func(name string, last uint64) error) error {
+	seqs := t.tx.Bucket(seqBucket)
+	c := seqs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil {
+			continue // not a counter's bucket
+		}
+		b := seqs.Bucket(k)
+		if b == nil || b.Sequence() == 0 {
+			continue
+		}
+		if err := fn(string(k), b.Sequence()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RaiseSequence implements store.SequenceTx.
+func (t *boltTx) RaiseSequence(name string, last uint64) error {
+	if !t.writable {
+		return store.ErrReadOnly
+	}
+	if err := t.count(name, 0, true); err != nil {
+		return err
+	}
+	b, err := t.tx.Bucket(seqBucket).CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return err
+	}
+	if b.Sequence() >= last {
+		return nil
+	}
+	return b.SetSequence(last)
+}
