@@ -21,12 +21,13 @@
 // ledger, the server, the admin socket (admin.socket, see
 // internal/adminsock) and, with metrics.listen, the metrics listener
 // (bound here, answering once Serve runs). It then starts the background
-// work: the upload
-// sweep, the index watch, the retention purge of the ledger and the
-// share links, the flush of the tokens' last-use times every
-// tokens.UsageInterval (the ledger runs its own flusher), and the webhooks'
-// dispatcher, sender and expiry check. Background work
-// acts as audit.KindSystem. When any
+// work. Cluster-wide jobs run through a leader.Scheduler (App.Leader), only
+// while this replica leads (on bbolt always; on etcd one replica at a time,
+// through an election): the upload sweep, the retention purge of the
+// ledger and the share links, and the webhooks' dispatcher, sender and
+// expiry check. Every replica runs its own: the index watch, the flush of
+// the tokens' last-use times every tokens.UsageInterval, and the ledger's
+// flusher of its own queue. Background work acts as audit.KindSystem. When any
 // step fails Open closes everything it had opened and returns the error;
 // the caller has nothing to clean up.
 //
@@ -43,8 +44,8 @@
 //  2. background work: cancel it, and wait for the upload sweep, the
 //     retention purge, the token-usage flush and the webhooks' goroutines
 //     (an attempt under way is cut and made again after the next Open) to
-//     return, then write the
-//     tokens' last-use times once more;
+//     return, then resign the leadership (another replica takes over at
+//     once) and write the tokens' last-use times once more;
 //  3. the server's own work and the ledger: stop its flusher, and write
 //     everything still queued in one last transaction;
 //  4. the object store the App opened (not one given in Options);
@@ -81,6 +82,7 @@ import (
 	"github.com/portaldist/portal/downloads/links"
 	"github.com/portaldist/portal/internal/adminsock"
 	"github.com/portaldist/portal/internal/netlimit"
+	"github.com/portaldist/portal/leader"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/objects/local"
@@ -155,6 +157,9 @@ type App struct {
 	// Webhooks keeps the webhooks; its dispatcher, sender and expiry
 	// check run as background work.
 	Webhooks *webhooks.Service
+	// Leader runs the cluster-wide background work while this replica
+	// leads (always, on bbolt); nil in Offline mode.
+	Leader *leader.Scheduler
 	// Server is the HTTP API, an http.Handler. Serve runs it; tests may
 	// also call it directly.
 	Server *server.Server
@@ -325,14 +330,32 @@ func (a *App) openRest(ctx context.Context) error {
 		return err
 	}
 	if !a.opts.Offline {
-		a.wg.Go(func() { a.Publishing.Run(bg, cfg.Uploads.SweepInterval) })
-		a.wg.Go(func() { a.Downloads.RunRetention(bg, downloads.RetentionInterval) })
+		el, err := a.elector()
+		if err != nil {
+			return err
+		}
+		// Cluster-wide work runs on the one replica that leads; each step is
+		// a store transaction, so a brief overlap at a change of leader
+		// commits it once (see package leader).
+		a.Leader = leader.NewScheduler(el, a.Log)
+		a.Leader.Loop("upload sweep", func(ctx context.Context) { a.Publishing.Run(ctx, cfg.Uploads.SweepInterval) })
+		a.Leader.Loop("retention", func(ctx context.Context) { a.Downloads.RunRetention(ctx, downloads.RetentionInterval) })
+		a.Leader.Loop("webhook dispatcher", a.Webhooks.RunDispatcher)
+		a.Leader.Loop("webhook sender", a.Webhooks.RunSender)
+		a.Leader.Loop("webhook expiry", a.Webhooks.RunExpiry)
+		a.wg.Go(func() { a.Leader.Run(bg) })
+		// This replica's own state: the last-use times of the tokens it
+		// authenticated (the ledger's flusher of its own queue runs inside
+		// the ledger; the index and the caches follow the store's watch).
 		a.wg.Go(func() { a.runTokenUsage(bg) })
-		a.wg.Go(func() { a.Webhooks.RunDispatcher(bg) })
-		a.wg.Go(func() { a.Webhooks.RunSender(bg) })
-		a.wg.Go(func() { a.Webhooks.RunExpiry(bg) })
 	}
 	return nil
+}
+
+// elector returns who decides whether this replica leads: on bbolt the
+// process is alone (the file admits one), so it always leads.
+func (a *App) elector() (leader.Elector, error) {
+	return leader.Single{}, nil
 }
 
 // listenAdmin opens the admin socket (admin.socket), on which `portal token

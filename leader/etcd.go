@@ -1,0 +1,216 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// DefaultTTL is the lease TTL of an Etcd elector when none is given: how
+// long the cluster waits, after a leader stops renewing its lease (a
+// crash, a partition), before another replica may lead. A replica that
+// stops cleanly resigns and hands over at once.
+const DefaultTTL = 10 * time.Second
+
+// EtcdOptions tune an Etcd elector.
+type EtcdOptions struct {
+	// TTL is the session lease's time to live, rounded up to whole seconds
+	// (default DefaultTTL; etcd refuses TTLs below its minimum, about 2 s
+	// with the default election timeout).
+	TTL time.Duration
+	// Value is what this replica stores in its election key, to say who
+	// leads (for example host name and process id); it may be empty.
+	Value string
+}
+
+// Etcd is an Elector over an etcd election: every replica campaigns on the
+// same key prefix with a key bound to its own session lease, and the one
+// whose key is oldest leads. A term ends when the session ends (its
+// keep-alive failed for the TTL, or Orphan was called) or when the
+// election shows another key as the leader (for example after someone
+// deleted this replica's key).
+type Etcd struct {
+	client *clientv3.Client
+	prefix string
+	opts   EtcdOptions
+
+	mu   sync.Mutex
+	live map[*session]struct{}
+}
+
+// session is one campaign's session, as Orphan sees it.
+type session struct {
+	cancel   func() // ends the keep-alive
+	orphaned atomic.Bool
+}
+
+// NewEtcd returns an elector on client for the election at prefix (a key
+// prefix of its own: every candidate's key is prefix followed by its lease
+// ID). The client stays the caller's to close, after the terms ended.
+func NewEtcd(client *clientv3.Client, prefix string, opts EtcdOptions) *Etcd {
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTTL
+	}
+	return &Etcd{client: client, prefix: prefix, opts: opts, live: map[*session]struct{}{}}
+}
+
+// Campaign starts a session (a lease with the TTL, kept alive) and waits
+// until its key leads the election.
+func (e *Etcd) Campaign(ctx context.Context) (Term, error) {
+	// The session outlives Campaign's ctx: it lasts until the term ends.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ttl := int(math.Ceil(e.opts.TTL.Seconds()))
+	// NewSession grants the lease under sctx; bound that by ctx too.
+	stop := context.AfterFunc(ctx, cancel)
+	sess, err := concurrency.NewSession(e.client, concurrency.WithTTL(ttl), concurrency.WithContext(sctx))
+	stop()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("leader: etcd session: %w", err)
+	}
+	ss := &session{cancel: cancel}
+	e.track(ss)
+	el := concurrency.NewElection(sess, e.prefix)
+	// Campaign waits until every older key is gone; if the session dies
+	// meanwhile, stop waiting.
+	cctx, ccancel := context.WithCancel(ctx)
+	stopC := context.AfterFunc(sess.Ctx(), ccancel)
+	err = el.Campaign(cctx, e.opts.Value)
+	stopC()
+	ccancel()
+	if err == nil {
+		// Campaign can return after the session died (its key deleted
+		// with the lease); make sure this key is the leader's.
+		err = e.check(ctx, el, sess)
+	}
+	if err != nil {
+		e.end(ctx, ss, sess, el)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("leader: etcd campaign: %w", err)
+	}
+	t := &etcdTerm{e: e, ss: ss, sess: sess, el: el, done: make(chan struct{})}
+	go t.watch()
+	return t, nil
+}
+
+var errNotLeader = errors.New("the election names another leader")
+
+func (e *Etcd) check(ctx context.Context, el *concurrency.Election, sess *concurrency.Session) error {
+	select {
+	case <-sess.Done():
+		return errors.New("the session ended during the campaign")
+	default:
+	}
+	resp, err := el.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	if string(resp.Kvs[0].Key) != el.Key() {
+		return errNotLeader
+	}
+	return nil
+}
+
+// end gives up a session: unless it was orphaned, resign what Campaign may
+// have left and revoke the lease (deleting the session's keys at once).
+func (e *Etcd) end(ctx context.Context, ss *session, sess *concurrency.Session, el *concurrency.Election) error {
+	e.mu.Lock()
+	delete(e.live, ss)
+	e.mu.Unlock()
+	ss.cancel()
+	<-sess.Done()
+	if ss.orphaned.Load() {
+		return nil
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), resignTimeout)
+	defer rcancel()
+	err := el.Resign(rctx)
+	if _, rerr := e.client.Revoke(rctx, sess.Lease()); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func (e *Etcd) track(ss *session) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.live[ss] = struct{}{}
+}
+
+// Orphan stops renewing every session this elector holds, without revoking
+// the leases or deleting the keys: to the cluster this replica looks as if
+// it had crashed. Its term ends at once; another replica leads once the
+// lease expires (the TTL), and this one may campaign again afterwards.
+// For an operator cutting a replica off whose state is doubtful, and for
+// tests of a leader's crash.
+func (e *Etcd) Orphan() {
+	e.mu.Lock()
+	live := e.live
+	e.live = map[*session]struct{}{}
+	e.mu.Unlock()
+	for ss := range live {
+		ss.orphaned.Store(true)
+		ss.cancel()
+	}
+}
+
+type etcdTerm struct {
+	e    *Etcd
+	ss   *session
+	sess *concurrency.Session
+	el   *concurrency.Election
+
+	once    sync.Once
+	done    chan struct{}
+	endOnce sync.Once
+	endErr  error
+}
+
+func (t *etcdTerm) Done() <-chan struct{} { return t.done }
+
+func (t *etcdTerm) finish() { t.once.Do(func() { close(t.done) }) }
+
+// watch ends the term when the session ends or the election shows another
+// leader. An observation that stops (the watch failed, for example after a
+// compaction) ends the term too: leading without knowing is worse than a
+// new campaign.
+func (t *etcdTerm) watch() {
+	defer t.finish()
+	ctx, cancel := context.WithCancel(t.sess.Ctx())
+	defer cancel()
+	obs := t.el.Observe(ctx)
+	for {
+		select {
+		case <-t.sess.Done():
+			return
+		case <-t.done:
+			return
+		case r, ok := <-obs:
+			if !ok {
+				return
+			}
+			if len(r.Kvs) == 0 || string(r.Kvs[0].Key) != t.el.Key() {
+				return
+			}
+		}
+	}
+}
+
+// Resign deletes this term's key (another candidate leads at once) and
+// revokes the session's lease, unless the session was orphaned. The term
+// ends even when etcd does not answer; the lease then expires after the
+// TTL.
+func (t *etcdTerm) Resign(ctx context.Context) error {
+	t.finish()
+	t.endOnce.Do(func() { t.endErr = t.e.end(ctx, t.ss, t.sess, t.el) })
+	return t.endErr
+}
