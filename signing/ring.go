@@ -31,6 +31,10 @@ type ring struct {
 	Current  []byte       `json:"current"`
 	Next     []byte       `json:"next,omitempty"`
 	Previous []PublicKeys `json:"previous,omitempty"`
+	// OpenPGP is the product's sealed OpenPGP key (SealOpenPGP), which
+	// signs package repository metadata; nil until first needed. Rotating
+	// the Ed25519 sets leaves it as it is.
+	OpenPGP []byte `json:"openpgp,omitempty"`
 }
 
 func parseRing(b []byte) (ring, error) {
@@ -48,7 +52,7 @@ func parseRing(b []byte) (ring, error) {
 }
 
 func (r ring) bytes() []byte {
-	if r.Next == nil && len(r.Previous) == 0 {
+	if r.Next == nil && len(r.Previous) == 0 && r.OpenPGP == nil {
 		return r.Current
 	}
 	b, err := json.Marshal(r)
@@ -77,6 +81,8 @@ type Keys struct {
 	Current  PublicKeys
 	Next     *PublicKeys
 	Previous []PublicKeys
+	// OpenPGP is the repository signing key, nil while the product has none.
+	OpenPGP *OpenPGPPublic
 }
 
 // Describe opens a product's stored keys and returns their public halves.
@@ -98,6 +104,14 @@ func (s *Sealer) Describe(stored []byte) (Keys, error) {
 		p := next.Public()
 		out.Next = &p
 	}
+	if r.OpenPGP != nil {
+		k, err := s.OpenOpenPGP(r.OpenPGP)
+		if err != nil {
+			return Keys{}, fmt.Errorf("OpenPGP key: %w", err)
+		}
+		p := k.Public()
+		out.OpenPGP = &p
+	}
 	return out, nil
 }
 
@@ -108,7 +122,8 @@ func (s *Sealer) NeedsResealStored(stored []byte) bool {
 	if err != nil {
 		return false
 	}
-	return s.NeedsReseal(r.Current) || (r.Next != nil && s.NeedsReseal(r.Next))
+	return s.NeedsReseal(r.Current) || (r.Next != nil && s.NeedsReseal(r.Next)) ||
+		(r.OpenPGP != nil && s.needsResealOpenPGP(r.OpenPGP))
 }
 
 // ResealStored returns a product's stored keys with every plaintext key
@@ -129,6 +144,12 @@ func (s *Sealer) ResealStored(stored []byte) ([]byte, bool, error) {
 	if r.Next != nil && s.NeedsReseal(r.Next) {
 		if r.Next, err = s.forNext().Reseal(r.Next); err != nil {
 			return nil, false, fmt.Errorf("staged key: %w", err)
+		}
+		changed = true
+	}
+	if r.OpenPGP != nil && s.needsResealOpenPGP(r.OpenPGP) {
+		if r.OpenPGP, err = s.resealOpenPGP(r.OpenPGP); err != nil {
+			return nil, false, fmt.Errorf("OpenPGP key: %w", err)
 		}
 		changed = true
 	}
