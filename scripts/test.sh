@@ -15,6 +15,11 @@ command -v openssl >/dev/null || missing+=(openssl)
 # deploy-test.sh: curl for /readyz, file for the static-binary check.
 command -v curl >/dev/null || missing+=(curl)
 command -v file >/dev/null || missing+=(file)
+# The YUM repository tests: rpmbuild makes real rpms, createrepo_c is the
+# reference for repodata, dnf the real client (about 5 s to install).
+command -v rpmbuild >/dev/null || missing+=(rpm)
+command -v createrepo_c >/dev/null || missing+=(createrepo-c)
+command -v dnf >/dev/null || missing+=(dnf)
 if ((${#missing[@]})); then
 	echo "test.sh: installing ${missing[*]}"
 	if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -49,7 +54,8 @@ for target in \
 	./downloads/links:FuzzVerify ./downloads/links:FuzzTokenMutation \
 	./objects/local:FuzzHandler ./objects/local:FuzzSignedLinkMutation ./objects/local:FuzzSignedKey \
 	./releases:FuzzVersionOrder ./releases:FuzzValidateFilename ./licenses:FuzzParseConstraint \
-	./server:FuzzAuthorization ./configs:FuzzLoad ./signing:FuzzSealerOpen; do
+	./server:FuzzAuthorization ./configs:FuzzLoad ./signing:FuzzSealerOpen \
+	./pkgmeta:FuzzParseRPM; do
 	pkg=${target%%:*} name=${target#*:}
 	echo "test.sh: fuzz $name ($pkg, $fuzztime)"
 	fuzzrun() { go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$pkg" >"$work/fuzz.log" 2>&1; }

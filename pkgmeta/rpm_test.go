@@ -1,0 +1,228 @@
+package pkgmeta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/portaldist/portal/internal/rpmtest"
+)
+
+// rpmQuery asks rpm itself (the reference reader) for a query format over
+// the file.
+func rpmQuery(t *testing.T, path, format string) string {
+	t.Helper()
+	out, err := exec.Command("rpm", "-qp", "--nosignature", "--nodigest", "--qf", format, path).Output()
+	if err != nil {
+		t.Fatalf("rpm -qp %s: %v", format, err)
+	}
+	return string(out)
+}
+
+func TestParseRPMAgreesWithRPM(t *testing.T) {
+	tests := []struct {
+		name string
+		spec rpmtest.Spec
+		arch string
+	}{
+		{"noarch", rpmtest.Spec{}, "noarch"},
+		{"x86_64", rpmtest.Spec{Target: "x86_64", Version: "2.0.1", Release: "3.el9"}, "x86_64"},
+		{"aarch64 with epoch", rpmtest.Spec{Target: "aarch64", Epoch: 2, Version: "1.0~rc.1"}, "aarch64"},
+		{"long changelog", rpmtest.Spec{Name: "acme-agent", Changelogs: 15}, "noarch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := rpmtest.Build(t, tt.spec)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			p, err := ParseRPM(f)
+			if err != nil {
+				t.Fatalf("ParseRPM: %v", err)
+			}
+			if p.Arch != tt.arch {
+				t.Errorf("arch %q, want %q", p.Arch, tt.arch)
+			}
+			want := rpmQuery(t, path, "%{NAME}\n%{EPOCHNUM}\n%{VERSION}\n%{RELEASE}\n%{ARCH}\n%{SUMMARY}\n%{URL}\n%{LICENSE}\n%{VENDOR}\n%{GROUP}\n%{BUILDHOST}\n%{SOURCERPM}\n%{PACKAGER}\n%{BUILDTIME}\n%{LONGSIZE}\n%{LONGARCHIVESIZE}\n%{EVR}")
+			got := strings.Join([]string{p.Name, strconv.Itoa(int(p.Epoch)), p.Version, p.Release, p.Arch, p.Summary, p.URL, p.License, p.Vendor, p.Group, p.BuildHost, p.SourceRPM, p.Packager,
+				strconv.FormatInt(p.BuildTime, 10), strconv.FormatInt(p.InstalledSize, 10), strconv.FormatInt(p.ArchiveSize, 10), p.EVR()}, "\n")
+			if got != want {
+				t.Errorf("fields:\n got %q\nwant %q", got, want)
+			}
+			if d := rpmQuery(t, path, "%{DESCRIPTION}"); p.Description != d {
+				t.Errorf("description %q, want %q", p.Description, d)
+			}
+			for _, kind := range []struct {
+				tag  string
+				deps []RPMDep
+			}{
+				{"PROVIDE", p.Provides}, {"REQUIRE", p.Requires}, {"CONFLICT", p.Conflicts}, {"OBSOLETE", p.Obsoletes},
+				{"RECOMMEND", p.Recommends}, {"SUGGEST", p.Suggests}, {"SUPPLEMENT", p.Supplements}, {"ENHANCE", p.Enhances},
+			} {
+				want := rpmQuery(t, path, "[%{"+kind.tag+"NAME}|%{"+kind.tag+"FLAGS}|%{"+kind.tag+"VERSION}\n]")
+				var got strings.Builder
+				for _, d := range kind.deps {
+					got.WriteString(d.Name + "|" + strconv.FormatUint(uint64(d.Flags), 10) + "|" + d.Version + "\n")
+				}
+				if got.String() != want || want == "" {
+					t.Errorf("%s:\n got %q\nwant %q", kind.tag, got.String(), want)
+				}
+			}
+			wantFiles := rpmQuery(t, path, "[%{FILENAMES}|%{FILEMODES:perms}|%{FILEFLAGS:fflags}\n]")
+			var gotFiles strings.Builder
+			for _, f := range p.Files {
+				kind := "-"
+				if f.Dir {
+					kind = "d"
+				}
+				ghost := ""
+				if f.Ghost {
+					ghost = "g"
+				}
+				gotFiles.WriteString(f.Path + "|" + kind + "|" + ghost + "\n")
+			}
+			// rpm prints the full mode and every file flag; compare the
+			// type letter and the ghost flag.
+			var wantShort strings.Builder
+			for _, line := range strings.Split(strings.TrimSuffix(wantFiles, "\n"), "\n") {
+				parts := strings.Split(line, "|")
+				kind := "-"
+				if strings.HasPrefix(parts[1], "d") {
+					kind = "d"
+				}
+				ghost := ""
+				if strings.Contains(parts[2], "g") && kind != "d" {
+					ghost = "g"
+				}
+				wantShort.WriteString(parts[0] + "|" + kind + "|" + ghost + "\n")
+			}
+			if gotFiles.String() != wantShort.String() {
+				t.Errorf("files:\n got %q\nwant %q", gotFiles.String(), wantShort.String())
+			}
+			wantLog := rpmQuery(t, path, "[%{CHANGELOGTIME}|%{CHANGELOGNAME}|%{CHANGELOGTEXT}\n]")
+			lines := strings.SplitAfter(wantLog, "\n")
+			if len(lines)-1 < MaxRPMChangelogs && len(p.Changelogs) != len(lines)-1 {
+				t.Errorf("%d changelogs, rpm has %d", len(p.Changelogs), len(lines)-1)
+			}
+			if len(p.Changelogs) > MaxRPMChangelogs {
+				t.Errorf("%d changelogs kept, over %d", len(p.Changelogs), MaxRPMChangelogs)
+			}
+			for i, c := range p.Changelogs {
+				if got := strconv.FormatInt(c.Time, 10) + "|" + c.Author + "|" + c.Text + "\n"; got != lines[i] {
+					t.Errorf("changelog %d: %q, want %q", i, got, lines[i])
+				}
+			}
+			// The header range: rpm reads the main header starting at
+			// HeaderStart, and it ends where the payload begins.
+			raw, _ := os.ReadFile(path)
+			if !bytes.Equal(raw[p.HeaderStart:p.HeaderStart+4], headerMagic) || p.HeaderEnd <= p.HeaderStart || p.HeaderEnd >= int64(len(raw)) {
+				t.Errorf("header range %d-%d of a %d-byte file", p.HeaderStart, p.HeaderEnd, len(raw))
+			}
+			// Parsing reads nothing past the header: the payload may be cut.
+			if _, err := ParseRPM(bytes.NewReader(raw[:p.HeaderEnd])); err != nil {
+				t.Errorf("the header alone does not parse: %v", err)
+			}
+		})
+	}
+}
+
+// TestParseRPMHostile: truncations, wrong magic and lying counts and
+// offsets fail with ErrNotRPM, and nothing panics.
+func TestParseRPMHostile(t *testing.T) {
+	raw, err := os.ReadFile(rpmtest.Build(t, rpmtest.Spec{Target: "x86_64"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := ParseRPM(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := int(good.HeaderStart)
+	set32 := func(b []byte, off int, v uint32) []byte {
+		c := bytes.Clone(b)
+		binary.BigEndian.PutUint32(c[off:], v)
+		return c
+	}
+	// Index entry i of the main header starts at start+16+16*i.
+	firstEntry := start + 16
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "truncated in the lead"},
+		{"a deb", []byte("!<arch>\ndebian-binary   " + strings.Repeat(" ", 100)), "no rpm lead magic"},
+		{"old format", func() []byte { c := bytes.Clone(raw); c[4] = 2; return c }(), "too old"},
+		{"no signature magic", set32(raw, leadSize, 0), "no signature header magic"},
+		{"signature entries zero", set32(raw, leadSize+8, 0), "signature header has 0 entries"},
+		{"signature entries huge", set32(raw, leadSize+8, 1<<30), "signature header has 1073741824 entries"},
+		{"signature store huge", set32(raw, leadSize+12, 1<<30), "signature header store of 1073741824 bytes"},
+		{"header entries huge", set32(raw, start+8, 0xffffffff), "header has 4294967295 entries"},
+		{"header store huge", set32(raw, start+12, 0xffffffff), "header store of 4294967295 bytes"},
+		{"offset past store", set32(raw, firstEntry+8, 0x7fffffff), "points past its store"},
+		{"header store longer than the file", set32(raw, start+12, MaxRPMHeaderStore), "truncated in the header"},
+		{"only the lead", raw[:leadSize], "truncated in the signature header"},
+		{"cut in the main header", raw[:start+40], "truncated in the header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseRPM(bytes.NewReader(tt.data))
+			if !errors.Is(err, ErrNotRPM) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want ErrNotRPM with %q", err, tt.want)
+			}
+		})
+	}
+	// Every truncation before the end of the header fails cleanly.
+	for n := 0; n < int(good.HeaderEnd); n += 7 {
+		if _, err := ParseRPM(bytes.NewReader(raw[:n])); !errors.Is(err, ErrNotRPM) {
+			t.Fatalf("cut at %d: %v", n, err)
+		}
+	}
+	// Retyped or recounted entries of the main header: errors or a
+	// result, never a panic.
+	n := int(binary.BigEndian.Uint32(raw[start+8:]))
+	for i := range n {
+		for _, mut := range []struct {
+			off int
+			v   uint32
+		}{{4, typeInt64}, {4, typeString}, {4, 99}, {12, 0xffffff}, {12, 0}, {8, uint32(len(raw))}} {
+			c := set32(raw, firstEntry+16*i+mut.off, mut.v)
+			if _, err := ParseRPM(bytes.NewReader(c)); err != nil && !errors.Is(err, ErrNotRPM) {
+				t.Fatalf("entry %d mutated: %v", i, err)
+			}
+		}
+	}
+}
+
+// FuzzParseRPM: any bytes give a result or ErrNotRPM, within the bounds.
+func FuzzParseRPM(f *testing.F) {
+	raw, err := os.ReadFile(rpmtest.Build(f, rpmtest.Spec{Target: "x86_64"}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := ParseRPM(bytes.NewReader(raw))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw[:p.HeaderEnd])
+	f.Add(raw[:leadSize+40])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseRPM(bytes.NewReader(b))
+		if err != nil {
+			if !errors.Is(err, ErrNotRPM) {
+				t.Fatalf("error without ErrNotRPM: %v", err)
+			}
+			return
+		}
+		if p.HeaderEnd > int64(len(b)) || p.HeaderStart < leadSize || len(p.Changelogs) > MaxRPMChangelogs || len(p.Files) > MaxRPMFiles {
+			t.Fatalf("out of bounds: %d-%d of %d, %d changelogs, %d files", p.HeaderStart, p.HeaderEnd, len(b), len(p.Changelogs), len(p.Files))
+		}
+	})
+}
