@@ -91,6 +91,16 @@ type Multipart interface {
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 }
 
+// Putter is implemented by stores that take bytes from the portal itself
+// rather than through a minted request (the local store). Put stores body
+// under key when it is exactly size bytes whose SHA-256 is sha256Hex (lower
+// hex), and otherwise keeps nothing under key and returns an EInvalid
+// error. Tools that copy objects between stores use it where they can, and
+// a presigned PUT elsewhere.
+type Putter interface {
+	Put(ctx context.Context, key string, body io.Reader, size int64, sha256Hex string) error
+}
+
 const (
 	// MaxLinkTTL is the hard ceiling on any minted request's lifetime
 	// (and the longest an S3 SigV4 presigned URL can live).

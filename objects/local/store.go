@@ -346,6 +346,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Put stores body as key (objects.Putter): exactly size bytes hashing to
+// sha256Hex, or nothing.
+func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64, sha256Hex string) error {
+	if err := objects.CheckKey(key); err != nil {
+		return err
+	}
+	if size < 0 || size > objects.MaxObjectSize {
+		return portal.Errorf(portal.EInvalid, "size %d is out of range", size)
+	}
+	sum, ok := parseSHA256(sha256Hex)
+	if !ok {
+		return portal.Errorf(portal.EInvalid, "sha256 must be 64 lower-case hex digits")
+	}
+	return s.put(key, body, size, sum)
+}
+
 // put stores body as key, verifying it is exactly size bytes hashing to sum.
 // Nothing is left under key (or in .tmp) unless the whole body checks out.
 func (s *Store) put(key string, body io.Reader, size int64, sum []byte) (err error) {
