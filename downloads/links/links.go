@@ -25,12 +25,19 @@
 // (signature_invalid), the expiry (link_expired), the record (missing or
 // revoked: link_revoked), and the second tag against the record
 // (signature_invalid). Tags are compared in constant time after a length
-// check. Changing the secret invalidates every outstanding link.
+// check. Changing the secret invalidates every outstanding link, except
+// those signed with a previous secret given to AcceptAlso.
+//
+// The secret is shared by every process on the store (SharedSecret keeps it
+// there, sealed like the products' signing keys), so a link minted by one
+// replica verifies on every other, and a backup of the store keeps links
+// working after a restore.
 //
 // # Key layout
 //
 //	lnk/<id>                   the link (JSON)
 //	lnk/by/<license>/<id>      index for List (empty value)
+//	lnk/secret                 the shared secret, sealed (SharedSecret)
 //
 // Records are kept after they expire or are revoked, for the customer's
 // list; Purge removes those expired before a given time.
@@ -116,6 +123,7 @@ const DefaultPerLicense = 100
 type Service struct {
 	db         store.DB
 	secret     []byte
+	old        []byte // a previous secret Verify still accepts (AcceptAlso)
 	now        func() time.Time
 	perLicense atomic.Int64
 }
@@ -329,13 +337,13 @@ func indexKey(license, id string) []byte { return []byte(indexPrefix + license +
 // token builds l's token.
 func (s *Service) token(l Link) string {
 	exp := l.ExpiresAt.Unix()
-	tag := append(s.tagA(l.ID, exp), s.tagB(l, exp)...)
+	tag := append(tagA(s.secret, l.ID, exp), tagB(s.secret, l, exp)...)
 	return l.ID + "." + strconv.FormatInt(exp, 10) + "." + tagEncoding.EncodeToString(tag)
 }
 
 // tagA signs what the token itself carries.
-func (s *Service) tagA(id string, exp int64) []byte {
-	m := hmac.New(sha256.New, s.secret)
+func tagA(secret []byte, id string, exp int64) []byte {
+	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("portal share link v1: token\x00"))
 	writeField(m, id)
 	writeField(m, strconv.FormatInt(exp, 10))
@@ -343,8 +351,8 @@ func (s *Service) tagA(id string, exp int64) []byte {
 }
 
 // tagB signs everything the link grants.
-func (s *Service) tagB(l Link, exp int64) []byte {
-	m := hmac.New(sha256.New, s.secret)
+func tagB(secret []byte, l Link, exp int64) []byte {
+	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("portal share link v1: grant\x00"))
 	for _, f := range []string{l.ID, strconv.FormatInt(exp, 10), l.License, l.Product, l.Version, l.Filename} {
 		writeField(m, f)
@@ -367,8 +375,12 @@ func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
 	if !ok {
 		return Link{}, portal.Errorf(portal.ESignatureInvalid, "malformed share link")
 	}
-	if !hmac.Equal(tag[:halfTagLen], s.tagA(id, exp)) {
-		return Link{}, portal.Errorf(portal.ESignatureInvalid, "invalid share link signature")
+	secret := s.secret
+	if !hmac.Equal(tag[:halfTagLen], tagA(secret, id, exp)) {
+		if s.old == nil || !hmac.Equal(tag[:halfTagLen], tagA(s.old, id, exp)) {
+			return Link{}, portal.Errorf(portal.ESignatureInvalid, "invalid share link signature")
+		}
+		secret = s.old
 	}
 	expiry := time.Unix(exp, 0).UTC()
 	if !s.now().Before(expiry) {
@@ -393,7 +405,7 @@ func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
 	if !found || l.RevokedAt != nil {
 		return Link{}, portal.Errorf(portal.ELinkRevoked, "this share link was revoked")
 	}
-	if l.ID != id || !hmac.Equal(tag[halfTagLen:], s.tagB(l, l.ExpiresAt.Unix())) {
+	if l.ID != id || !hmac.Equal(tag[halfTagLen:], tagB(secret, l, l.ExpiresAt.Unix())) {
 		return Link{}, portal.Errorf(portal.ESignatureInvalid, "this share link does not match what was shared")
 	}
 	return l, nil
