@@ -67,6 +67,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -271,11 +272,19 @@ func (a *App) openRest(ctx context.Context) error {
 	if err := a.Index.Load(ctx); err != nil {
 		return err
 	}
-	linkKey, err := links.LoadOrCreateSecret(cfg.DataPath("secrets", "link-key"))
+	// Share links are signed with a secret kept in the store, so every
+	// replica verifies every other's links; links signed with the file the
+	// secret lived in before keep working until they expire.
+	linkKey, err := links.SharedSecret(audit.WithActor(ctx, audit.Actor{Kind: audit.KindSystem}), a.DB, a.Sealer)
 	if err != nil {
 		return err
 	}
 	if a.Links, err = links.New(a.DB, linkKey, now); err != nil {
+		return err
+	}
+	if old, err := links.ReadSecretFile(cfg.DataPath("secrets", "link-key")); err == nil {
+		a.Links.AcceptAlso(old)
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	a.Links.SetPerLicense(cfg.Downloads.LinksPerLicense)
