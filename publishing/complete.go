@@ -2,10 +2,12 @@ package publishing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/pkgmeta"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/signing"
 )
@@ -33,6 +35,13 @@ const (
 // signing.SharedKeyMaxMessage bytes, see signing.KeySet) and "minisign" (the
 // .minisig text of a prehashed signature, by the product's minisign key,
 // whose trusted comment names the file).
+//
+// A system package (.deb; .rpm where a reader is registered, see package
+// pkgmeta) is read in the same pass: its metadata goes on the artifact
+// (Artifact.Package, for the package repositories). A file that is no valid
+// package of its kind, or whose version (after epoch and revision rules)
+// or architecture is not the release's and the declared one, fails like a
+// mismatch: 422 (EUnprocessable) saying why, with both values in Details.
 //
 // On a mismatch the artifact becomes failed, its object is deleted, and the
 // error is a *portal.Error with code portal.EUnprocessable whose Details hold
@@ -117,13 +126,27 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 			return releases.Artifact{}, &portal.Error{Code: portal.EInternal, Message: "the product's signing key is unavailable", Err: err}
 		}
 	}
-	sum, sparkleSig, err := s.readBack(ctx, a, sparkle)
+	// A system package (.deb, .rpm) is read in the same pass: its first
+	// bytes (where the metadata lives) are kept, and MD5 and SHA-1 computed.
+	capture := pkgmeta.NewCapture(a.Filename, a.Size)
+	sum, sparkleSig, err := s.readBack(ctx, a, sparkle, capture)
 	s.slots.release()
 	if err != nil {
 		return releases.Artifact{}, err
 	}
 	if sum.Size != a.Size || sum.SHA256Hex() != a.SHA256 {
 		return s.mismatch(ctx, product, version, a, sum.Size, sum.SHA256Hex())
+	}
+	var pkg *releases.Package
+	if capture != nil {
+		p, err := capture.Package(sum.Size)
+		if err == nil {
+			err = pkgmeta.CheckRelease(p, r.Version, a.Platform, a.Arch)
+		}
+		if err != nil {
+			return s.refusePackage(ctx, product, version, a, err)
+		}
+		pkg = &p
 	}
 
 	now := s.now()
@@ -155,6 +178,7 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 		cur.Failure = ""
 		cur.SHA512 = sum.SHA512Base64()
 		cur.Signatures = sigs
+		cur.Package = pkg
 		return nil
 	})
 	if err == nil && opened {
@@ -192,18 +216,22 @@ func (s *Service) completeMultipart(ctx context.Context, product, version string
 }
 
 // readBack reads the object: pass 1 through a Digester (and the first pass
-// of sparkle, when not nil); then, if the size and SHA-256 match the
+// of sparkle, and capture, when not nil); then, if the size and SHA-256 match the
 // declaration and sparkle is not nil, pass 2 for the Sparkle signature,
 // which it returns in base64. Each pass reads at most one byte more than
 // declared, so a store serving more than it claims is caught without
 // reading all of it. An object that changes between the passes is a
 // conflict (the artifact stays waiting; completing again retries).
-func (s *Service) readBack(ctx context.Context, a releases.Artifact, sparkle *signing.SparkleStream) (signing.Digests, string, error) {
+func (s *Service) readBack(ctx context.Context, a releases.Artifact, sparkle *signing.SparkleStream, capture *pkgmeta.Capture) (signing.Digests, string, error) {
 	d := signing.NewDigester(-1)
 	if sparkle != nil {
 		d.Also(sparkle.Pass1())
 	}
-	if _, err := s.readObject(ctx, a, d); err != nil {
+	var w io.Writer = d
+	if capture != nil {
+		w = io.MultiWriter(d, capture)
+	}
+	if _, err := s.readObject(ctx, a, w); err != nil {
 		return signing.Digests{}, "", err
 	}
 	sum := d.Sum()
@@ -295,6 +323,52 @@ func (s *Service) mismatch(ctx context.Context, product, version string, a relea
 			"artifact": failed.Public(),
 		},
 	}
+}
+
+// refusePackage fails an artifact whose bytes are the declared ones but
+// which is no valid package of its kind, or a package that does not belong
+// to the release (another version, another architecture): like mismatch,
+// the catalog first, then the object; the error is why (EUnprocessable,
+// with its Details and the failed artifact).
+func (s *Service) refusePackage(ctx context.Context, product, version string, a releases.Artifact, why error) (releases.Artifact, error) {
+	var pe *portal.Error
+	if !errors.As(why, &pe) || pe.Code != portal.EUnprocessable {
+		return releases.Artifact{}, why
+	}
+	failure := truncateFailure(pe.Message)
+	opened := false
+	failed, err := s.updateArtifact(ctx, "artifact.failed", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
+		opened = cur.Status == releases.Waiting
+		if cur.Status == releases.Uploaded {
+			return portal.Errorf(portal.EConflict, "%s was verified meanwhile", a.Filename)
+		}
+		cur.Status = releases.Failed
+		cur.Failure = failure
+		cur.UploadID = ""
+		cur.Signatures = nil
+		return nil
+	})
+	if err != nil {
+		return releases.Artifact{}, err
+	}
+	if opened {
+		s.uploadClosed(1)
+	}
+	s.cleanup(ctx, product, version, a)
+	details := map[string]any{"artifact": failed.Public()}
+	for k, v := range pe.Details {
+		details[k] = v
+	}
+	return releases.Artifact{}, &portal.Error{Code: portal.EUnprocessable,
+		Message: a.Filename + ": " + pe.Message + "; the upload was deleted: declare the file again and upload a fixed package",
+		Details: details}
+}
+
+func truncateFailure(s string) string {
+	if len(s) > 500 {
+		return s[:500] + "..."
+	}
+	return s
 }
 
 func orUnknown(s string) string {

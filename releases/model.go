@@ -5,6 +5,7 @@
 package releases
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -90,6 +91,34 @@ type Artifact struct {
 	// portal; UploadID is a multipart upload in progress. Server-only.
 	ObjectKey string `json:"object_key,omitempty"`
 	UploadID  string `json:"upload_id,omitempty"`
+	// Package is what the file says about itself when it is a system
+	// package (.deb, .rpm): read when its upload completed (package
+	// pkgmeta), for the APT and YUM repositories. nil for other files.
+	Package *Package `json:"package,omitempty"`
+}
+
+// Package is the metadata of a system package artifact, read from the
+// package itself (never guessed from its name). It is kept small (a few
+// KiB): it lives on the release record, within the store's value limit.
+type Package struct {
+	// Format is "deb" or "rpm".
+	Format string `json:"format"`
+	// Name, Version and Arch are the package's own (Debian's "amd64",
+	// "all"; RPM's "x86_64", "noarch"), with epoch and revision.
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	// MD5 and SHA1 (hex) of the whole file, which APT's Packages index
+	// lists beside SHA-256.
+	MD5  string `json:"md5,omitempty"`
+	SHA1 string `json:"sha1,omitempty"`
+	// Control is a .deb's control paragraph as the package has it
+	// (normalized: no trailing spaces, no blank lines, no fields the
+	// repository computes). Server-only.
+	Control string `json:"control,omitempty"`
+	// Meta is format-specific metadata encoded by package pkgmeta (RPM
+	// header fields). Server-only.
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
 // Public returns r without server-only fields.
@@ -105,6 +134,11 @@ func (r Release) Public() Release {
 // Public returns a without server-only fields.
 func (a Artifact) Public() Artifact {
 	a.ObjectKey, a.UploadID = "", ""
+	if a.Package != nil {
+		p := *a.Package
+		p.Control, p.Meta = "", nil
+		a.Package = &p
+	}
 	return a
 }
 

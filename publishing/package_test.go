@@ -1,0 +1,77 @@
+package publishing
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/internal/debtest"
+	"github.com/portaldist/portal/objects"
+	"github.com/portaldist/portal/releases"
+)
+
+// Completing a .deb reads its control fields onto the artifact, and refuses
+// (422, artifact failed, object deleted) a package of another version or
+// architecture and a file that is no package.
+func TestCompletePackage(t *testing.T) {
+	dir := t.TempDir()
+	build := func(v, arch string) []byte {
+		b, err := os.ReadFile(debtest.Build(t, dir, debtest.Package{Name: "app", Version: v, Arch: arch, Payload: v + arch}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	forEachBackend(t, func(t *testing.T, objs objects.ObjectStore) {
+		for _, tc := range []struct {
+			name, filename string
+			data           []byte
+			arch           string
+			detail         string // a Details key of the refusal; "" = accepted
+		}{
+			{"matching", "app_1.0.0-1_amd64.deb", build("1:1.0.0-1", "amd64"), "amd64", ""},
+			{"arch all", "app_1.0.0_all.deb", build("1.0.0", "all"), "any", ""},
+			{"other version", "app_1.0.1_amd64.deb", build("1.0.1-1", "amd64"), "amd64", "package_version"},
+			{"other arch", "app_1.0.0_arm64.deb", build("1.0.0", "arm64"), "amd64", "package"},
+			{"garbage", "garbage.deb", bytes.Repeat([]byte("not a deb "), 100), "amd64", "artifact"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newEnv(t, objs, Options{})
+				d := declaration(tc.filename, int64(len(tc.data)), sha256Hex(tc.data))
+				d.Arch = tc.arch
+				a, up, err := e.svc.AddArtifact(e.ctx, product, version, d, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				put(t, up, tc.data, 0)
+				got, err := e.svc.Complete(e.ctx, product, version, tc.filename)
+				if tc.detail == "" {
+					if err != nil {
+						t.Fatal(err)
+					}
+					p := e.artifact(tc.filename).Package
+					if p == nil || p.Format != "deb" || p.Name != "app" || p.Control == "" || len(p.MD5) != 32 || len(p.SHA1) != 40 {
+						t.Fatalf("stored package %+v", p)
+					}
+					if got.Package == nil || got.Public().Package.Control != "" {
+						t.Fatalf("returned package %+v; the public form must not carry the control text", got.Package)
+					}
+					return
+				}
+				pe := portalError(t, err, portal.EUnprocessable)
+				if _, ok := pe.Details[tc.detail]; !ok {
+					t.Fatalf("refusal details %v lack %q (%s)", pe.Details, tc.detail, pe.Message)
+				}
+				if cur := e.artifact(tc.filename); cur.Status != releases.Failed || cur.Package != nil || cur.Failure == "" {
+					t.Fatalf("artifact after the refusal: %+v", cur)
+				}
+				e.expectGone(a.ObjectKey)
+				// Completing again is the usual conflict: declare it again.
+				if _, err := e.svc.Complete(e.ctx, product, version, tc.filename); !portal.IsCode(err, portal.EConflict) {
+					t.Fatalf("complete again: %v", err)
+				}
+			})
+		}
+	})
+}
