@@ -6,14 +6,19 @@
 // Record only appends the grant to an in-memory queue. A background
 // goroutine writes the whole queue every FlushInterval, or sooner once the
 // queue is half full, in transactions of at most store.MaxTxnOps keys (a
-// grant is committed together with its release's count; see Flush). A crash (anything but
-// a clean Close) therefore loses the grants queued since the last successful
-// flush: at most about FlushInterval worth of downloads, and never more than
-// Queue grants. The same window applies to the daily quota counts: after a
-// crash a license may get up to that many extra downloads on that day. Close
-// stops the goroutine and writes everything queued, so a clean shutdown loses
-// nothing; stop serving requests before calling it, since a Record after
-// Close is dropped (and counted).
+// grant is committed together with its release's count; see Flush). A crash
+// (anything but a clean Close) therefore loses the grants queued since the
+// last successful flush: at most about FlushInterval worth of downloads, and
+// never more than Queue grants. The same window applies to the daily quota
+// counts: after a crash a license may get up to that many extra downloads on
+// that day. Close stops the goroutine and writes everything queued, so a
+// clean shutdown loses nothing; stop serving requests before calling it,
+// since a Record after Close is dropped (and counted).
+//
+// A flush appends: grants go to a log in sequence order (led/g), so a flush
+// writes the log's last pages, its releases' counters and the quota counts
+// of the licenses it saw, rather than one leaf page per license. The log is
+// indexed by license later, in rollups (see "Key layout").
 //
 // # Back-pressure
 //
@@ -23,29 +28,48 @@
 // counted in Stats.Dropped (export it as a metric) and reported in the log at
 // the next flush: a request is never held longer than FullWait, and a drop is
 // never silent. A failed flush keeps its grants queued and is retried every
-// FlushInterval.
+// FlushInterval. A failed rollup loses nothing (the grants are in the log,
+// and ByLicense finds them there) and is retried at the next flush.
 //
 // # Reads
 //
 // ByLicense, Count and Counts read the store only: grants still queued (the
 // last FlushInterval or so) do not show yet. Call Flush first when a caller
-// needs to see everything recorded so far.
+// needs to see everything recorded so far. ByLicense reads the license's
+// index keys and, beyond the index, filters the log's last grants (fewer
+// than about Options.RollupGrants for each replica, or what the replicas
+// wrote in Options.RollupInterval).
 //
 // # Quota
 //
 // Reserve enforces a license's downloads per day at request time, from an
 // in-memory count per (license, UTC day) that is loaded lazily from the store
-// and persisted by every flush as a delta. With several replicas on one
-// store each replica adds its own counts to the stored total, but it only
-// sees the other replicas' downloads that were flushed before it loaded the
-// count, so a license may exceed its quota by what the other replicas served
-// that day.
+// and persisted by every flush as a delta. Each ledger watches the stored
+// counts (store.DB.Watch on led/q/): when another replica's flush changes a
+// count this one holds, it reloads it, and the count becomes the stored one
+// plus this ledger's own reservations not yet flushed. So with N replicas a
+// license's daily downloads exceed its limit by at most what the other
+// replicas reserved and had not yet flushed, or flushed within the watch's
+// lag: about (N-1) x (that license's download rate on one replica) x
+// (FlushInterval + watch lag), and never more than (N-1) x limit (each
+// replica refuses at the limit on its own). Reservations are counted in
+// memory first so that a grant is never an extra store round trip; the
+// overshoot is the price of that. On one replica the count is exact.
 //
 // # Key layout, all under "led/"
 //
-//	led/l/<license>/<seq>        grant (JSON); seq is 8 bytes big-endian from the
-//	                             "ledger" sequence, so a reverse scan is newest first;
-//	                             open products' grants have license "" (led/l//...)
+//	led/g/<seq>                  grant (JSON), the log; seq is 8 bytes big-endian
+//	                             from the "ledger" sequence, in commit order
+//	led/i/<license>/<seq>        the index: the sequences (8 bytes each, ascending)
+//	                             of the license's grants in one rollup's range, seq
+//	                             being the last; open products' grants have
+//	                             license "" (led/i//...)
+//	led/w                        the log sequence up to which the index is written
+//	led/wt                       the end of the range a rollup is writing in
+//	                             several transactions (absent between rollups)
+//	led/l/<license>/<seq>        grant (JSON) in the layout before the log: read by
+//	                             ByLicense after the index (its sequences are all
+//	                             older), deleted by Purge, never written
 //	led/c/<product>/<version>    downloads of that release, uint64 big-endian
 //	led/q/<license>/<yyyymmdd>   downloads counted against the license's quota
 //	                             that UTC day, uint64 big-endian
@@ -53,13 +77,25 @@
 //	                             downloads of that release that UTC day (the daily
 //	                             rollup), uint64 big-endian
 //
+// A database written before the log keeps its led/l grants where they are:
+// nothing is migrated at start, ByLicense lists them after the newer ones,
+// and retention deletes them as before.
+//
+// A rollup runs in a flush once this ledger has written Options.RollupGrants
+// grants since the last one, or Options.RollupInterval after it: it reads
+// the log from led/w on and writes one index key for each license in the
+// range (one per license and rollup, not one per grant or flush) and the new
+// led/w. Any replica may run it; transactions check led/w, so two replicas
+// never index one grant twice.
+//
 // # Retention
 //
 // Grants and quota counts accumulate; Purge deletes those older than a
-// cutoff (downloads.ledger_retention), while the release totals (led/c) and
-// the daily rollups (led/d), one key per release and day, are kept. Rollups
-// are written with their grants, so they count the grants recorded since
-// they were introduced.
+// cutoff (downloads.ledger_retention), with the index keys that name only
+// deleted grants, while the release totals (led/c) and the daily rollups
+// (led/d), one key per release and day, are kept. Rollups are written with
+// their grants, so they count the grants recorded since they were
+// introduced.
 //
 // Key segments are used as given (license IDs, product slugs and versions
 // hold no "/"); a segment that holds "/" or "%" is path-escaped, so no value
@@ -132,6 +168,13 @@ type Options struct {
 	// Logger receives flush failures and drop reports (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// RollupGrants and RollupInterval say when a flush indexes the log by
+	// license (see "Key layout"): once this ledger has written RollupGrants
+	// grants since the last rollup (default 50000), or RollupInterval after
+	// it when it has written any (default 1m). ByLicense filters the grants
+	// beyond the index, so they bound what one ByLicense call scans.
+	RollupGrants   int
+	RollupInterval time.Duration
 }
 
 // Stats are the ledger's counters since New, for metrics.
@@ -142,6 +185,8 @@ type Stats struct {
 	Dropped     uint64 // grants lost to a full queue or recorded after Close
 	Rejected    uint64 // grants refused for missing or oversize key fields
 	FlushErrors uint64 // failed flush transactions (their grants were kept)
+	Indexed     uint64 // grants this ledger's rollups indexed by license
+	Reloads     uint64 // quota counts reloaded because the store's changed
 }
 
 // Ledger records grants and counts downloads. It is safe for concurrent use.
@@ -169,9 +214,19 @@ type Ledger struct {
 	closeOnce sync.Once
 
 	recorded, dropped, rejected, flushErrors atomic.Uint64
+	indexed, reloads                         atomic.Uint64
 	reportedDrops                            uint64 // under flushMu
 
+	// Rollups, under flushMu.
+	rollupGrants   uint64
+	rollupInterval time.Duration
+	sinceRollup    uint64 // grants this ledger committed since its last rollup
+	lastRollup     time.Time
+
 	quota quotas
+	// stopWatch ends the quota watch; watchDone is closed when it has.
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // New starts a ledger on db.
@@ -194,6 +249,12 @@ func New(db store.DB, opts Options) *Ledger {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.RollupGrants <= 0 {
+		opts.RollupGrants = 50000
+	}
+	if opts.RollupInterval <= 0 {
+		opts.RollupInterval = time.Minute
+	}
 	l := &Ledger{
 		db:       db,
 		max:      opts.Queue,
@@ -205,8 +266,13 @@ func New(db store.DB, opts Options) *Ledger {
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+
+		rollupGrants:   uint64(opts.RollupGrants),
+		rollupInterval: opts.RollupInterval,
+		lastRollup:     time.Now(),
 	}
 	l.quota.entries = make(map[quotaKey]*quotaEntry)
+	l.startWatch()
 	go l.run()
 	return l
 }
@@ -326,7 +392,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		l.spare = batch
 		l.inflight = 0
 		l.mu.Unlock()
-		return nil
+		return l.maybeRollup(ctx)
 	}
 
 	var err error
@@ -336,6 +402,7 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		err = l.db.Update(ctx, func(tx store.Tx) error { return writeGrants(tx, chunk) })
 		if err == nil {
 			done += len(chunk)
+			l.sinceRollup += uint64(len(chunk))
 			l.recorded.Add(uint64(len(chunk)))
 			l.mu.Lock()
 			l.inflight -= len(chunk)
@@ -373,6 +440,21 @@ func (l *Ledger) Flush(ctx context.Context) error {
 		l.flushErrors.Add(1)
 		l.log.Error("ledger: flush failed; unwritten grants kept for the next attempt", "grants", len(batch), "written", done, "err", err)
 		return fmt.Errorf("ledger: flush: %d of %d grants written: %w", done, len(batch), err)
+	}
+	return l.maybeRollup(ctx)
+}
+
+// maybeRollup indexes the log when it is due. The caller holds flushMu. A
+// failure loses nothing: the grants stay in the log, ByLicense still finds
+// them, and the next flush tries again.
+func (l *Ledger) maybeRollup(ctx context.Context) error {
+	if !l.rollupDue() {
+		return nil
+	}
+	if err := l.rollup(ctx); err != nil {
+		l.flushErrors.Add(1)
+		l.log.Error("ledger: indexing the log by license failed; retried at the next flush", "err", err)
+		return err
 	}
 	return nil
 }
@@ -421,12 +503,11 @@ func writeGrants(tx store.Tx, grants []Grant) error {
 		if err != nil {
 			return err
 		}
-		v, err := json.Marshal(g)
+		v, err := marshalGrant(g)
 		if err != nil {
 			return err
 		}
-		k := binary.BigEndian.AppendUint64([]byte(grantPrefix(g.License)), seq)
-		if err := tx.Put(k, v); err != nil {
+		if err := tx.Put(logKey(seq), v); err != nil {
 			return err
 		}
 		r := release{g.Product, g.Version}
@@ -444,6 +525,33 @@ func writeGrants(tx store.Tx, grants []Grant) error {
 		}
 	}
 	return nil
+}
+
+// wireGrant is Grant as stored, with the time already formatted: what
+// json.Marshal writes for a Grant, without going through time.Time's
+// MarshalJSON and re-compacting its output for every grant.
+type wireGrant struct {
+	Time      string `json:"time"`
+	License   string `json:"license,omitempty"`
+	Product   string `json:"product"`
+	Version   string `json:"version"`
+	Filename  string `json:"filename"`
+	Platform  string `json:"platform,omitempty"`
+	Arch      string `json:"arch,omitempty"`
+	Client    string `json:"client,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	ShareLink string `json:"share_link,omitempty"`
+}
+
+func marshalGrant(g *Grant) ([]byte, error) {
+	if y := g.Time.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("ledger: grant time %s is outside years 0-9999", g.Time)
+	}
+	return json.Marshal(&wireGrant{
+		Time: g.Time.Format(time.RFC3339Nano), License: g.License, Product: g.Product, Version: g.Version,
+		Filename: g.Filename, Platform: g.Platform, Arch: g.Arch, Client: g.Client, UserAgent: g.UserAgent,
+		ShareLink: g.ShareLink,
+	})
 }
 
 // writeQuotas adds quota deltas to the stored daily counts.
@@ -491,11 +599,14 @@ func (l *Ledger) Close(ctx context.Context) error {
 		l.room = make(chan struct{})
 		l.mu.Unlock()
 		close(l.stop)
+		l.stopWatch()
 	})
-	select {
-	case <-l.done:
-	case <-ctx.Done():
-		return fmt.Errorf("ledger: close: %w", ctx.Err())
+	for _, done := range []chan struct{}{l.done, l.watchDone} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("ledger: close: %w", ctx.Err())
+		}
 	}
 	return l.Flush(ctx)
 }
@@ -512,6 +623,8 @@ func (l *Ledger) Stats() Stats {
 		Dropped:     l.dropped.Load(),
 		Rejected:    l.rejected.Load(),
 		FlushErrors: l.flushErrors.Load(),
+		Indexed:     l.indexed.Load(),
+		Reloads:     l.reloads.Load(),
 	}
 }
 
@@ -544,14 +657,14 @@ func unseg(s string) string {
 	return s
 }
 
-func grantPrefix(license string) string { return "led/l/" + seg(license) + "/" }
-
 func countPrefix(product string) string { return "led/c/" + seg(product) + "/" }
 
 func countKey(product, version string) string { return countPrefix(product) + seg(version) }
 
+const quotaPrefix = "led/q/"
+
 func quotaKeyOf(k quotaKey) string {
-	return "led/q/" + seg(k.license) + "/" + dayStart(k.day).Format("20060102")
+	return quotaPrefix + seg(k.license) + "/" + dayStart(k.day).Format("20060102")
 }
 
 func dailyPrefix(product, version string) string {

@@ -1,11 +1,14 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/store"
@@ -16,41 +19,126 @@ import (
 // cursor of the next page, "" on the last one. cursor is "" for the first
 // page, else a next value returned earlier. Grants still queued are not
 // included (see Flush). licenseID "" lists the open products' grants.
+//
+// It reads, in one snapshot, the log beyond the index (at most about
+// Options.RollupGrants grants a replica, filtered by license), then the
+// license's index keys and the grants they name, then the license's grants
+// in the layout before the log (see "Key layout"); sequences only grow, so
+// this is newest first throughout.
 func (l *Ledger) ByLicense(ctx context.Context, licenseID, cursor string, limit int) ([]Grant, string, error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
 	limit = min(limit, MaxPageSize)
-	prefix := []byte(grantPrefix(licenseID))
-	opts := store.ScanOptions{Reverse: true}
+	before := uint64(math.MaxUint64) // list sequences below this one
 	if cursor != "" {
 		seq, err := hex.DecodeString(cursor)
 		if err != nil || len(seq) != 8 || len(cursor) != 16 {
 			return nil, "", portal.Errorf(portal.EInvalid, "invalid cursor: pass the next value of the previous page")
 		}
-		opts.After = append(append([]byte(nil), prefix...), seq...)
+		before = binary.BigEndian.Uint64(seq)
 	}
 	var (
 		out  []Grant
-		last []byte
+		last uint64
 		more bool
 	)
 	err := l.db.View(ctx, func(tx store.Tx) error {
-		return tx.Scan(prefix, opts, func(k, v []byte) (bool, error) {
-			if len(k) != len(prefix)+8 {
-				return true, nil // not a grant key of this license
-			}
+		out, last, more = nil, 0, false
+		// add appends the grant of seq, or says there is one more.
+		add := func(seq uint64, v []byte) (bool, error) {
 			if len(out) == limit {
 				more = true
 				return false, nil
 			}
 			var g Grant
 			if err := json.Unmarshal(v, &g); err != nil {
-				return false, fmt.Errorf("ledger: grant %x: %w", k, err)
+				return false, fmt.Errorf("ledger: grant %d: %w", seq, err)
 			}
 			out = append(out, g)
-			last = append(last[:0], k[len(prefix):]...)
+			last = seq
 			return true, nil
+		}
+		full := func() bool { return more }
+
+		// 1. The log beyond the index.
+		w, err := getUint64(tx, []byte(watermarkKey))
+		if err != nil {
+			return err
+		}
+		if before > w+1 {
+			opts := store.ScanOptions{Reverse: true}
+			if before != math.MaxUint64 {
+				opts.After = logKey(before)
+			}
+			err := tx.Scan([]byte(logPrefix), opts, func(k, v []byte) (bool, error) {
+				if len(k) != len(logPrefix)+8 {
+					return true, nil
+				}
+				seq := binary.BigEndian.Uint64(k[len(logPrefix):])
+				if seq <= w {
+					return false, nil
+				}
+				lic, err := licenseOf(v)
+				if err != nil {
+					return false, fmt.Errorf("ledger: grant %d: %w", seq, err)
+				}
+				if lic != licenseID {
+					return true, nil
+				}
+				return add(seq, v)
+			})
+			if err != nil || full() {
+				return err
+			}
+		}
+
+		// 2. The index: each key lists sequences in ascending order, and
+		// keys of one license cover disjoint, ascending ranges.
+		prefix := []byte(indexLicensePrefix(licenseID))
+		err = tx.Scan(prefix, store.ScanOptions{Reverse: true}, func(k, v []byte) (bool, error) {
+			if len(k) != len(prefix)+8 {
+				return true, nil // not an index key of this license
+			}
+			if len(v)%8 != 0 || len(v) == 0 {
+				return false, fmt.Errorf("ledger: index key %x is %d bytes, not a multiple of 8", k, len(v))
+			}
+			if binary.BigEndian.Uint64(v) >= before {
+				return true, nil // all of this key's grants are on earlier pages
+			}
+			for i := len(v)/8 - 1; i >= 0; i-- {
+				seq := binary.BigEndian.Uint64(v[8*i:])
+				if seq >= before {
+					continue
+				}
+				gv, err := tx.Get(logKey(seq))
+				if errors.Is(err, store.ErrNotFound) {
+					continue // purged
+				}
+				if err != nil {
+					return false, err
+				}
+				if ok, err := add(seq, gv); !ok || err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		})
+		if err != nil || full() {
+			return err
+		}
+
+		// 3. Grants stored before the log.
+		prefix = []byte(oldLicensePrefix(licenseID))
+		opts := store.ScanOptions{Reverse: true}
+		if before != math.MaxUint64 {
+			opts.After = binary.BigEndian.AppendUint64(bytes.Clone(prefix), before)
+		}
+		return tx.Scan(prefix, opts, func(k, v []byte) (bool, error) {
+			if len(k) != len(prefix)+8 {
+				return true, nil // not a grant key of this license
+			}
+			return add(binary.BigEndian.Uint64(k[len(prefix):]), v)
 		})
 	})
 	if err != nil {
@@ -58,7 +146,7 @@ func (l *Ledger) ByLicense(ctx context.Context, licenseID, cursor string, limit 
 	}
 	next := ""
 	if more {
-		next = hex.EncodeToString(last)
+		next = hex.EncodeToString(binary.BigEndian.AppendUint64(nil, last))
 	}
 	return out, next, nil
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,4 +209,123 @@ func (q *quotas) committed(ds []quotaDelta) {
 	q.mu.Lock()
 	q.evictLocked()
 	q.mu.Unlock()
+}
+
+// Watch batching: the watcher reloads after gathering what is queued, at
+// most this many keys at a time.
+const maxReloadBatch = 1024
+
+// startWatch follows the stored quota counts (led/q/), so that a count this
+// ledger holds learns what other replicas flushed (see Quota in the package
+// documentation). On a store that cannot watch, the ledger works as before:
+// it sees other replicas' counts when it loads them.
+func (l *Ledger) startWatch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopWatch = cancel
+	l.watchDone = make(chan struct{})
+	ch, err := l.db.Watch(ctx, []byte(quotaPrefix))
+	if err != nil {
+		l.log.Warn("ledger: cannot watch quota counts; other replicas' downloads are seen only when a count is loaded", "err", err)
+		close(l.watchDone)
+		return
+	}
+	go func() {
+		defer close(l.watchDone)
+		for ev := range ch {
+			keys := map[quotaKey]bool{}
+			all := false
+			add := func(ev store.Event) {
+				if ev.Type == store.EventReset {
+					all = true
+					return
+				}
+				if k, ok := parseQuotaKey(ev.Key); ok {
+					keys[k] = true
+				}
+			}
+			add(ev)
+		drain:
+			for len(keys) < maxReloadBatch {
+				select {
+				case ev, ok := <-ch:
+					if !ok {
+						break drain
+					}
+					add(ev)
+				default:
+					break drain
+				}
+			}
+			if err := l.reload(ctx, keys, all); err != nil && ctx.Err() == nil {
+				l.log.Warn("ledger: reload quota counts changed in the store", "err", err)
+			}
+		}
+	}()
+}
+
+// reload sets the in-memory counts of keys (of every loaded entry when
+// all) to the stored count plus this ledger's unflushed reservations. It
+// holds flushMu, so no flush of this ledger is between its commit and
+// taking its deltas out of pending: stored and pending never both hold the
+// same reservations.
+func (l *Ledger) reload(ctx context.Context, keys map[quotaKey]bool, all bool) error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	type loaded struct {
+		k quotaKey
+		e *quotaEntry
+	}
+	var es []loaded
+	l.quota.mu.Lock()
+	for k, e := range l.quota.entries {
+		if all || keys[k] {
+			es = append(es, loaded{k, e})
+		}
+	}
+	l.quota.mu.Unlock()
+	if len(es) == 0 {
+		return nil
+	}
+	stored := make([]uint64, len(es))
+	err := l.db.View(ctx, func(tx store.Tx) error {
+		for i, le := range es {
+			var err error
+			if stored[i], err = getUint64(tx, []byte(quotaKeyOf(le.k))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, le := range es {
+		le.e.mu.Lock()
+		// An entry not loaded yet reads the store when it is; an evicted one
+		// is gone.
+		if le.e.loaded && !le.e.evicted {
+			le.e.count = stored[i] + le.e.pending
+			l.reloads.Add(1)
+		}
+		le.e.mu.Unlock()
+	}
+	return nil
+}
+
+// parseQuotaKey reads a led/q/<license>/<yyyymmdd> key.
+func parseQuotaKey(k []byte) (quotaKey, bool) {
+	s := string(k)
+	if !strings.HasPrefix(s, quotaPrefix) {
+		return quotaKey{}, false
+	}
+	s = s[len(quotaPrefix):]
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return quotaKey{}, false
+	}
+	d, err := time.Parse("20060102", s[i+1:])
+	if err != nil {
+		return quotaKey{}, false
+	}
+	return quotaKey{license: unseg(s[:i]), day: dayOf(d)}, true
 }

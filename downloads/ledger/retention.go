@@ -11,35 +11,69 @@ import (
 	"github.com/portaldist/portal/store"
 )
 
-// Purge deletes the grants recorded before cutoff and the daily quota
-// counts of days that ended before it, and returns how many keys it
-// deleted. Release totals and daily rollups are kept (see Retention in the
-// package documentation).
+// Purge deletes the grants recorded before cutoff, the index keys that
+// name only deleted grants, and the daily quota counts of days that ended
+// before it, and returns how many keys it deleted. Release totals and daily
+// rollups are kept (see Retention in the package documentation).
 //
 // It reads in View transactions and deletes in Updates of at most
 // store.MaxTxnOps keys, so it never holds the store long and a failure
-// between pages leaves only fewer rows deleted (the next Purge goes on). A
-// license's grants are stored in sequence order, which is their time
-// order (give or take the moments between concurrent Records), so Purge
-// reads only the old grants of each license and the first newer one.
-// Grants still queued are not touched.
+// between pages leaves only fewer rows deleted (the next Purge goes on). The
+// log is in sequence order, which is time order give or take the moments
+// between concurrent Records (and the clocks of replicas), so Purge reads
+// only the old grants and the first newer one; the index is read key by key
+// (a key per license and rollup). Grants still queued are not touched.
 func (l *Ledger) Purge(ctx context.Context, cutoff time.Time) (int, error) {
 	cutoff = cutoff.UTC()
-	n, err := l.purge(ctx, "led/l/", func(k, v []byte) (bool, []byte) {
+	isOld := func(v []byte) bool {
 		var g struct {
 			Time time.Time `json:"time"`
 		}
-		if len(k) < 8 || json.Unmarshal(v, &g) != nil || !g.Time.Before(cutoff) {
+		return json.Unmarshal(v, &g) == nil && g.Time.Before(cutoff)
+	}
+	total := 0
+	// The log, from its oldest grant to the first one kept.
+	var first uint64 // the oldest grant kept (0: none)
+	n, err := l.purge(ctx, logPrefix, func(k, v []byte) (bool, []byte) {
+		if len(k) == len(logPrefix)+8 && isOld(v) {
+			return true, nil
+		}
+		if len(k) == len(logPrefix)+8 {
+			first = binary.BigEndian.Uint64(k[len(logPrefix):])
+		}
+		return false, nil
+	})
+	total += n
+	if err != nil {
+		return total, err
+	}
+	// Index keys whose last grant is older than the oldest kept (all of
+	// them when the log is empty). A key is named by its last sequence, so
+	// a license's keys after the first one kept are newer.
+	n, err = l.purge(ctx, indexPrefix, func(k, _ []byte) (bool, []byte) {
+		if len(k) >= len(indexPrefix)+8 && (first == 0 || binary.BigEndian.Uint64(k[len(k)-8:]) < first) {
+			return true, nil
+		}
+		return false, append(bytes.Clone(k[:len(k)-min(8, len(k))]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	})
+	total += n
+	if err != nil {
+		return total, err
+	}
+	// Grants of the layout before the log, license by license.
+	n, err = l.purge(ctx, oldPrefix, func(k, v []byte) (bool, []byte) {
+		if len(k) < 8 || !isOld(v) {
 			// This license's later grants are newer: go on after them.
 			return false, append(bytes.Clone(k[:len(k)-min(8, len(k))]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 		}
 		return true, nil
 	})
+	total += n
 	if err != nil {
-		return n, err
+		return total, err
 	}
 	day := dayStart(dayOf(cutoff)).Format("20060102")
-	m, err := l.purge(ctx, "led/q/", func(k, _ []byte) (bool, []byte) {
+	n, err = l.purge(ctx, quotaPrefix, func(k, _ []byte) (bool, []byte) {
 		i := bytes.LastIndexByte(k, '/')
 		if string(k[i+1:]) >= day {
 			// Later days of this license are newer: go on after them.
@@ -47,7 +81,7 @@ func (l *Ledger) Purge(ctx context.Context, cutoff time.Time) (int, error) {
 		}
 		return true, nil
 	})
-	return n + m, err
+	return total + n, err
 }
 
 // purge deletes the keys under prefix that old calls old; when old says a
