@@ -24,6 +24,7 @@ import (
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/publishing"
+	"github.com/portaldist/portal/publishing/inventory"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/tokens"
@@ -98,6 +99,9 @@ type Deps struct {
 	// Webhooks keeps webhooks and their deliveries; nil serves no
 	// /v1/webhooks routes.
 	Webhooks *webhooks.Service
+	// ObjectsSample is the start-up check that published artifacts'
+	// objects exist in Objects; /readyz shows its result (nil: nothing).
+	ObjectsSample *inventory.Sampler
 	// Pages, when not nil, are the web pages served beside the API
 	// (package web).
 	Pages Pages
@@ -249,6 +253,7 @@ func (s *Server) routes() {
 	s.tokenRoutes(v1)
 	s.catalogAdminRoutes(v1)
 	s.auditRoutes(v1)
+	s.backupRoutes(v1)
 	s.webhookRoutes(v1)
 	s.licenseRoutes(v1)
 	v1.POST("/licenses", s.requireAdmin, s.createLicense)
@@ -288,6 +293,12 @@ func (s *Server) ready(c *gin.Context) {
 		// updates.Index.WatchStats).
 		w := s.Index.WatchStats()
 		body["index_watch"] = gin.H{"pending": w.Pending, "lag_seconds": w.Lag.Seconds()}
+	}
+	if s.ObjectsSample != nil {
+		// Reported, not judged: every replica would fail readiness
+		// together over the same missing objects, and the rest of the
+		// catalog still downloads.
+		body["objects_sample"] = s.ObjectsSample.Result()
 	}
 	c.PureJSON(status, body)
 }

@@ -20,8 +20,11 @@
 // POST /v1/tokens, with the body and the answer of the HTTP API's POST
 // /v1/tokens ({name, role, products?, expires_at?} -> 201 {id, token, name,
 // role, products, created_at, expires_at?}; refusals in the API's error
-// envelope). Any other path is 404 and any other method 405: nothing else
-// of the portal is reachable through the socket.
+// envelope), for `portal token create`; and, when the server gives
+// WithBackup, GET /v1/admin/backup, which streams a backup of the whole
+// store (the format of package store/backup, as the API's route of the
+// same path) for `portal backup`. Any other path is 404 and any other
+// method 405: nothing else of the portal is reachable through the socket.
 //
 // The socket needs peer credentials, which this package reads on Linux
 // only; elsewhere Listen returns an error wrapping errors.ErrUnsupported.
@@ -52,8 +55,26 @@ import (
 	"github.com/portaldist/portal/tokens"
 )
 
-// TokensPath is the one path the socket answers.
-const TokensPath = "/v1/tokens"
+// TokensPath and BackupPath are the paths the socket answers.
+const (
+	TokensPath = "/v1/tokens"
+	BackupPath = "/v1/admin/backup"
+)
+
+// backupIdle is how long a backup's answer may wait for the peer to read
+// before the connection is cut (the socket's write timeout would cut a
+// large backup).
+const backupIdle = time.Minute
+
+// Option configures Listen.
+type Option func(*Server)
+
+// WithBackup makes the socket answer GET BackupPath by calling write with
+// the response body; ctx carries the actor (kind cli) and the peer as the
+// request's client. write must audit the backup (backup.WriteAudited).
+func WithBackup(write func(ctx context.Context, w io.Writer) error) Option {
+	return func(s *Server) { s.backup = write }
+}
 
 // MaxPath is the longest socket path, in bytes, that a unix socket address
 // holds (sun_path less its terminating NUL on Linux; the BSDs allow less).
@@ -95,6 +116,7 @@ type Server struct {
 	file   os.FileInfo // the socket file as created: Close removes only it
 	http   *http.Server
 	served chan error
+	backup func(ctx context.Context, w io.Writer) error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -105,7 +127,7 @@ type Server struct {
 // by a server that was killed is replaced; a live one (another server
 // answers on it) or a file that is not a socket is an error, as is a path
 // longer than MaxPath.
-func Listen(path string, ts *tokens.Service, log *slog.Logger) (*Server, error) {
+func Listen(path string, ts *tokens.Service, log *slog.Logger, opts ...Option) (*Server, error) {
 	if !supported {
 		return nil, fmt.Errorf("adminsock: %s: the socket needs peer credentials, which this system does not offer: %w", path, errors.ErrUnsupported)
 	}
@@ -142,6 +164,9 @@ func Listen(path string, ts *tokens.Service, log *slog.Logger) (*Server, error) 
 	s := &Server{
 		path: path, tokens: ts, log: log, uid: uint32(os.Getuid()), file: fi,
 		served: make(chan error, 1),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.http = &http.Server{
 		Handler:           s,
@@ -236,6 +261,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !allowed(c.uid, s.uid):
 		s.log.Warn("admin socket: refused a peer of another user", "peer_uid", c.uid, "peer_pid", c.pid)
 		writeError(w, portal.Errorf(portal.EForbidden, "uid %d is neither the server's user (uid %d) nor root", c.uid, s.uid))
+		return
+	}
+	if r.URL.Path == BackupPath && s.backup != nil {
+		s.serveBackup(w, r, c)
 		return
 	}
 	if r.URL.Path != TokensPath {
@@ -414,4 +443,93 @@ func CreateToken(ctx context.Context, path string, in TokenRequest) (CreatedToke
 		return CreatedToken{}, fmt.Errorf("admin socket %s: %s", path, res.Status)
 	}
 	return CreatedToken{}, portal.Errorf(e.Error.Code, "%s", e.Error.Message)
+}
+
+// serveBackup streams a backup to the peer. The status and headers are
+// sent before the first byte of the backup: a failure after that cuts the
+// connection, and the peer's copy, short of its checksum, is refused by
+// every reader of the format.
+func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request, c cred) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", "GET "+BackupPath))
+		return
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	reqID := hex.EncodeToString(id[:])
+	ctx := audit.WithActor(r.Context(), audit.Actor{Kind: audit.KindCLI})
+	ctx = audit.WithRequest(ctx, fmt.Sprintf("unix uid=%d pid=%d", c.uid, c.pid), reqID)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(w)
+	dw := &deadlineWriter{w: w, rc: rc}
+	if err := s.backup(ctx, dw); err != nil {
+		s.log.Error("admin socket: backup", "request_id", reqID, "err", err)
+		if !dw.started {
+			writeError(w, err)
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	s.log.Info("admin socket: backup sent", "peer_uid", c.uid, "peer_pid", c.pid, "request_id", reqID)
+}
+
+// deadlineWriter moves the write deadline backupIdle ahead before each
+// write, so a backup may take as long as the peer keeps reading.
+type deadlineWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.rc.SetWriteDeadline(time.Now().Add(backupIdle))
+	d.started = true
+	return d.w.Write(p)
+}
+
+// Backup asks the server listening on the socket at path for a backup of
+// its store and copies it to w. A refusal is a *portal.Error; any other
+// error means no server answered on path, or the transfer broke (then w
+// holds a partial backup, which the format's readers refuse).
+func Backup(ctx context.Context, path string, w io.Writer) error {
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+			DisableKeepAlives: true,
+		},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://portal"+BackupPath, nil)
+	if err != nil {
+		return err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
+			err = oe.Err
+		}
+		return fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
+			return fmt.Errorf("admin socket %s: %s", path, res.Status)
+		}
+		return portal.Errorf(e.Error.Code, "%s", e.Error.Message)
+	}
+	if _, err := io.Copy(w, res.Body); err != nil {
+		return fmt.Errorf("admin socket %s: backup cut short: %w", path, err)
+	}
+	return nil
 }

@@ -58,6 +58,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/store"
 )
 
@@ -636,4 +637,20 @@ func (b *batcher) flush() error {
 	}
 	b.keys, b.vals, b.bytes = b.keys[:0], b.vals[:0], 0
 	return nil
+}
+
+// WriteAudited records the audit record "store.backup" (target "store", the
+// actor and request from ctx) in a transaction of its own, then writes the
+// backup, which therefore holds its own record. Every door that hands out
+// backups (the admin route, the admin socket, `portal backup`) goes
+// through it: a backup holds every key, including the sealed signing keys
+// and the ledger, so who took one is on record.
+func WriteAudited(ctx context.Context, db store.DB, w io.Writer, driver string, now time.Time) (Info, error) {
+	err := db.Update(ctx, func(tx store.Tx) error {
+		return audit.Write(ctx, tx, "store.backup", "store", nil, map[string]string{"driver": driver})
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("backup: %w", err)
+	}
+	return Write(ctx, db, w, driver, now)
 }
