@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -97,7 +98,7 @@ func (e *Etcd) Campaign(ctx context.Context) (Term, error) {
 		}
 		return nil, fmt.Errorf("leader: etcd campaign: %w", err)
 	}
-	t := &etcdTerm{e: e, ss: ss, sess: sess, el: el, done: make(chan struct{})}
+	t := &etcdTerm{e: e, ss: ss, sess: sess, el: el, key: el.Key(), done: make(chan struct{})}
 	go t.watch()
 	return t, nil
 }
@@ -134,7 +135,9 @@ func (e *Etcd) end(ctx context.Context, ss *session, sess *concurrency.Session, 
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), resignTimeout)
 	defer rcancel()
 	err := el.Resign(rctx)
-	if _, rerr := e.client.Revoke(rctx, sess.Lease()); err == nil {
+	// A lease that is already gone (expired, or revoked elsewhere) took
+	// the key with it: nothing is left to give up.
+	if _, rerr := e.client.Revoke(rctx, sess.Lease()); err == nil && !errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
 		err = rerr
 	}
 	return err
@@ -168,6 +171,7 @@ type etcdTerm struct {
 	ss   *session
 	sess *concurrency.Session
 	el   *concurrency.Election
+	key  string // el.Key(), read once: Election is not safe for concurrent use
 
 	once    sync.Once
 	done    chan struct{}
@@ -198,7 +202,7 @@ func (t *etcdTerm) watch() {
 			if !ok {
 				return
 			}
-			if len(r.Kvs) == 0 || string(r.Kvs[0].Key) != t.el.Key() {
+			if len(r.Kvs) == 0 || string(r.Kvs[0].Key) != t.key {
 				return
 			}
 		}

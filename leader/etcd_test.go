@@ -1,0 +1,268 @@
+package leader_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portaldist/portal/internal/etcdtest"
+	"github.com/portaldist/portal/leader"
+)
+
+var cluster *etcdtest.Cluster
+
+func TestMain(m *testing.M) {
+	c, err := etcdtest.Start(etcdtest.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cluster = c
+	code := m.Run()
+	c.Close()
+	os.Exit(code)
+}
+
+// ttl is the lease TTL of the tests' electors: etcd's shortest with the
+// test cluster's election timeout.
+const ttl = time.Second
+
+// replica is one candidate: its own client (as a replica process has), an
+// elector and a scheduler whose one job counts how many run at once.
+type replica struct {
+	name   string
+	cli    *clientv3.Client
+	el     *leader.Etcd
+	s      *leader.Scheduler
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type jobCounter struct {
+	active  atomic.Int32
+	maxSeen atomic.Int32
+	runs    sync.Map // replica name -> *atomic.Int32
+}
+
+func (c *jobCounter) job(name string) func(ctx context.Context) {
+	n, _ := c.runs.LoadOrStore(name, new(atomic.Int32))
+	return func(ctx context.Context) {
+		n.(*atomic.Int32).Add(1)
+		now := c.active.Add(1)
+		for {
+			m := c.maxSeen.Load()
+			if now <= m || c.maxSeen.CompareAndSwap(m, now) {
+				break
+			}
+		}
+		<-ctx.Done()
+		c.active.Add(-1)
+	}
+}
+
+func (c *jobCounter) runsOf(name string) int32 {
+	n, _ := c.runs.LoadOrStore(name, new(atomic.Int32))
+	return n.(*atomic.Int32).Load()
+}
+
+func startReplica(t *testing.T, name, prefix string, jc *jobCounter) *replica {
+	t.Helper()
+	cli := cluster.NewClient(t)
+	r := &replica{name: name, cli: cli, done: make(chan struct{})}
+	r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: ttl, Value: name})
+	r.s = leader.NewScheduler(r.el, nil)
+	r.s.SetRetry(50 * time.Millisecond)
+	r.s.Loop("count", jc.job(name))
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.s.Run(ctx); close(r.done) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *replica) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func leaders(rs []*replica) []*replica {
+	var out []*replica
+	for _, r := range rs {
+		if r.s.Leading() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitLeader waits until exactly one of rs (other than not) leads, and
+// returns it with how long that took.
+func waitLeader(t *testing.T, rs []*replica, not *replica, within time.Duration) (*replica, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		ls := leaders(rs)
+		if len(ls) == 1 && ls[0] != not {
+			return ls[0], time.Since(start)
+		}
+		if len(ls) > 1 {
+			t.Fatalf("%d replicas lead at once", len(ls))
+		}
+		if time.Since(start) > within {
+			t.Fatalf("no new leader within %s", within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Three replicas: one leads; when it stops cleanly it resigns and another
+// takes over at once; the jobs never run on two replicas at a time.
+func TestEtcdOneLeaderAndHandover(t *testing.T) {
+	prefix := etcdtest.Prefix(t) + "leader/"
+	jc := &jobCounter{}
+	rs := []*replica{
+		startReplica(t, "a", prefix, jc),
+		startReplica(t, "b", prefix, jc),
+		startReplica(t, "c", prefix, jc),
+	}
+	first, took := waitLeader(t, rs, nil, 10*time.Second)
+	t.Logf("first leader %s after %s", first.name, took)
+	// The election's key says who leads.
+	resp, err := first.cli.Get(context.Background(), prefix, clientv3.WithFirstCreate()...)
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != first.name {
+		t.Fatalf("election leader = %v, %v; want %s", resp, err, first.name)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if ls := leaders(rs); len(ls) != 1 {
+		t.Fatalf("%d leaders after settling", len(ls))
+	}
+
+	first.stop()
+	second, took := waitLeader(t, rs, first, 5*time.Second)
+	t.Logf("handover after a clean stop: %s in %s", second.name, took)
+	if took > ttl {
+		t.Errorf("a resigned leader was replaced after %s, not at once (TTL %s)", took, ttl)
+	}
+	second.stop()
+	third, took := waitLeader(t, rs, second, 5*time.Second)
+	t.Logf("second handover: %s in %s", third.name, took)
+	if third == first {
+		t.Fatal("a stopped replica leads")
+	}
+	if m := jc.maxSeen.Load(); m != 1 {
+		t.Fatalf("the job ran on %d replicas at once", m)
+	}
+}
+
+// A leader that stops renewing its lease, as a crashed process does
+// (Orphan: no resign, no revoke), stops its jobs at once; another replica
+// leads once the lease expires; the orphaned one campaigns again and waits
+// its turn.
+func TestEtcdCrashedLeaderIsReplaced(t *testing.T) {
+	prefix := etcdtest.Prefix(t) + "leader/"
+	jc := &jobCounter{}
+	rs := []*replica{startReplica(t, "a", prefix, jc), startReplica(t, "b", prefix, jc)}
+	first, _ := waitLeader(t, rs, nil, 10*time.Second)
+
+	changed := first.s.Changed()
+	crashed := time.Now()
+	first.el.Orphan()
+	select {
+	case <-changed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the orphaned leader kept leading")
+	}
+	if first.s.Leading() {
+		t.Fatal("the orphaned leader still leads")
+	}
+	second, _ := waitLeader(t, rs, first, 5*ttl)
+	took := time.Since(crashed)
+	t.Logf("takeover after a crash: %s in %s (TTL %s)", second.name, took, ttl)
+	if took < ttl/2 {
+		t.Errorf("takeover after %s: the crashed leader's key was deleted, not left to expire", took)
+	}
+	time.Sleep(3 * ttl / 2)
+	if !second.s.Leading() || first.s.Leading() {
+		t.Fatalf("after the takeover: %s leads %v, %s leads %v", second.name, second.s.Leading(), first.name, first.s.Leading())
+	}
+	if first.s.Terms() != 1 || jc.runsOf(first.name) != 1 {
+		t.Fatalf("the crashed replica led again (%d terms)", first.s.Terms())
+	}
+
+	// When the new leader stops, the old one, which campaigned again,
+	// takes over.
+	second.stop()
+	if l, _ := waitLeader(t, rs, second, 5*time.Second); l != first {
+		t.Fatalf("%s leads, want %s", l.name, first.name)
+	}
+	if jc.maxSeen.Load() != 1 {
+		t.Fatalf("the job ran on %d replicas at once", jc.maxSeen.Load())
+	}
+}
+
+// A lease that disappears under a leader (revoked by an operator, or
+// expired on the cluster while the replica was cut off) ends the term at
+// once, and the replica campaigns again.
+func TestEtcdRevokedLeaseEndsTheTerm(t *testing.T) {
+	prefix := etcdtest.Prefix(t) + "leader/"
+	jc := &jobCounter{}
+	r := startReplica(t, "a", prefix, jc)
+	waitLeader(t, []*replica{r}, nil, 10*time.Second)
+	resp, err := r.cli.Get(context.Background(), prefix, clientv3.WithFirstCreate()...)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("leader key: %v, %v", resp, err)
+	}
+	changed := r.s.Changed()
+	if _, err := r.cli.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the term outlived its lease")
+	}
+	waitLeader(t, []*replica{r}, nil, 5*time.Second)
+	waitFor(t, 5*time.Second, "the job started again", func() bool { return jc.runsOf("a") == 2 })
+	if r.s.Terms() != 2 {
+		t.Fatalf("terms %d, job runs %d; want 2, 2", r.s.Terms(), jc.runsOf("a"))
+	}
+}
+
+// The leader keeps leading while one etcd member stops (the cluster keeps
+// its quorum), and a campaign made while the member is down succeeds.
+func TestEtcdLeaderSurvivesAMemberStop(t *testing.T) {
+	c := etcdtest.New(t, etcdtest.Options{})
+	prefix := etcdtest.Prefix(t) + "leader/"
+	jc := &jobCounter{}
+	mk := func(name string) *replica {
+		cli := c.NewClient(t)
+		r := &replica{name: name, cli: cli, done: make(chan struct{})}
+		r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: 2 * time.Second, Value: name})
+		r.s = leader.NewScheduler(r.el, nil)
+		r.s.SetRetry(50 * time.Millisecond)
+		r.s.Loop("count", jc.job(name))
+		ctx, cancel := context.WithCancel(context.Background())
+		r.cancel = cancel
+		go func() { r.s.Run(ctx); close(r.done) }()
+		t.Cleanup(r.stop)
+		return r
+	}
+	a := mk("a")
+	waitLeader(t, []*replica{a}, nil, 10*time.Second)
+	c.StopMember(max(c.Leader(), 0))
+	time.Sleep(3 * time.Second) // longer than the TTL: renewals went on
+	if !a.s.Leading() || a.s.Terms() != 1 {
+		t.Fatalf("after a member stop: leading %v, terms %d", a.s.Leading(), a.s.Terms())
+	}
+	b := mk("b")
+	a.stop()
+	if l, _ := waitLeader(t, []*replica{a, b}, a, 5*time.Second); l != b {
+		t.Fatal("b did not take over")
+	}
+}
