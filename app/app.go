@@ -89,6 +89,7 @@ import (
 	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/objects/s3store"
 	"github.com/portaldist/portal/publishing"
+	"github.com/portaldist/portal/publishing/inventory"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/signing"
@@ -164,6 +165,9 @@ type App struct {
 	// Server is the HTTP API, an http.Handler. Serve runs it; tests may
 	// also call it directly.
 	Server *server.Server
+	// ObjectsSample is the start-up check that published artifacts'
+	// objects exist (see checkObjects); /readyz shows it.
+	ObjectsSample *inventory.Sampler
 
 	opts         Options
 	closeObjects func() error // the object store's Close when the App opened it
@@ -302,10 +306,12 @@ func (a *App) openRest(ctx context.Context) error {
 		RetryFor: w.RetryFor, Timeout: w.Timeout, ExpiryInterval: w.ExpiryInterval, Retention: w.Retention,
 		Licenses: a.Licenses, Log: a.Log,
 	})
+	a.ObjectsSample = &inventory.Sampler{}
 	a.Server = server.New(server.Deps{
 		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens,
 		Objects: a.Objects, Blobs: a.Blobs, Keys: a.Keys, Publishing: a.Publishing,
 		Index: a.Index, Ledger: a.Ledger, Links: a.Links, Downloads: a.Downloads, Webhooks: a.Webhooks,
+		ObjectsSample: a.ObjectsSample,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
 		AccessLog: cfg.Log.Access, Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
@@ -357,6 +363,10 @@ func (a *App) openRest(ctx context.Context) error {
 		// authenticated (the ledger's flusher of its own queue runs inside
 		// the ledger; the index and the caches follow the store's watch).
 		a.wg.Go(func() { a.runTokenUsage(bg) })
+		// Every replica checks its own object store: a sample of the
+		// published objects, in the background (bounded by
+		// ObjectsSampleTimeout), so a store that lost them is said loudly.
+		a.wg.Go(func() { a.checkObjects(bg) })
 	}
 	return nil
 }
@@ -376,7 +386,7 @@ func (a *App) listenAdmin() error {
 	if path == "" || a.opts.Offline {
 		return nil
 	}
-	s, err := adminsock.Listen(path, a.Tokens, a.Log)
+	s, err := adminsock.Listen(path, a.Tokens, a.Log, adminsock.WithBackup(a.backupTo))
 	if errors.Is(err, errors.ErrUnsupported) {
 		a.Log.Warn("no admin socket: `portal token create` needs the server stopped", "err", err)
 		return nil
