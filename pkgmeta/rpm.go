@@ -2,13 +2,18 @@ package pkgmeta
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/portaldist/portal/releases"
 )
 
 // RPM is what YUM/DNF repository metadata needs from an .rpm file: the
@@ -55,6 +60,9 @@ type RPM struct {
 	Enhances    []RPMDep `json:"enhances,omitempty"`
 
 	Files []RPMFile `json:"files,omitempty"`
+	// FilesTrimmed says Files holds only the files primary.xml lists: the
+	// whole list did not fit the catalog (see DecodeRPM).
+	FilesTrimmed bool `json:"files_trimmed,omitempty"`
 	// Changelogs are the newest MaxRPMChangelogs entries, newest first, as
 	// the header orders them.
 	Changelogs []RPMChangelog `json:"changelogs,omitempty"`
@@ -622,4 +630,161 @@ func (p *RPM) EVR() string {
 		s = strconv.FormatUint(uint64(p.Epoch), 10) + ":" + s
 	}
 	return s
+}
+
+// rpmPrefix is how much of an .rpm the server keeps to read its headers:
+// the lead, the signature header and the main header come first, and a
+// main header of a few MiB already lists tens of thousands of files.
+const rpmPrefix = 8 << 20
+
+var rpmFormat = &Format{
+	Name: "rpm", Ext: ".rpm", Prefix: rpmPrefix,
+	Extract: extractRPM, Upstream: RPMUpstream, Arch: RPMArchToPortal,
+}
+
+func init() { Register(rpmFormat) }
+
+// RPM architectures the portal has names for.
+var rpmArches = map[string]string{"x86_64": "amd64", "aarch64": "arm64", "noarch": "any", "i686": "386", "i386": "386", "armv7hl": "arm"}
+
+// RPMArchToPortal maps an RPM architecture to the portal's arch
+// (releases.ParseArch): x86_64 -> amd64, aarch64 -> arm64, noarch -> any,
+// i686 and i386 -> 386, armv7hl -> arm.
+func RPMArchToPortal(a string) (string, bool) {
+	p, ok := rpmArches[a]
+	return p, ok
+}
+
+// RPMUpstream returns the software version of an RPM "[epoch:]version-release":
+// without the epoch and the release, and with "~" (which sorts before the
+// final version in RPM, like SemVer's pre-releases) as "-":
+// "2:1.2.0~rc.1-3.el9" is "1.2.0-rc.1".
+func RPMUpstream(v string) string {
+	if i := strings.IndexByte(v, ':'); i >= 0 {
+		v = v[i+1:]
+	}
+	if i := strings.LastIndexByte(v, '-'); i >= 0 {
+		v = v[:i]
+	}
+	return strings.ReplaceAll(v, "~", "-")
+}
+
+// extractRPM reads an .rpm for the catalog: releases.Package with Format
+// "rpm", Version "[epoch:]version-release", and Meta holding the RPM
+// (see DecodeRPM).
+func extractRPM(r io.ReaderAt, size int64) (releases.Package, error) {
+	p, err := ParseRPM(io.NewSectionReader(r, 0, size))
+	if errors.Is(err, errBeyondPrefix) {
+		return releases.Package{}, unprocessable("the rpm header lies beyond the first %d bytes, where the portal reads package metadata", rpmPrefix)
+	}
+	if errors.Is(err, ErrNotRPM) {
+		return releases.Package{}, unprocessable("%s", strings.TrimPrefix(err.Error(), ErrNotRPM.Error()+": "))
+	}
+	if err != nil {
+		return releases.Package{}, err
+	}
+	if s, ok := p.firstControl(); ok {
+		return releases.Package{}, unprocessable("the rpm header has a control character in %q (createrepo refuses such packages too)", truncate(s, 60))
+	}
+	meta, err := p.encode()
+	if err != nil {
+		return releases.Package{}, err
+	}
+	return releases.Package{Format: "rpm", Name: p.Name, Version: p.EVR(), Arch: p.Arch, Meta: meta}, nil
+}
+
+// firstControl returns the first string of p holding a control character
+// other than tab, LF and CR (which XML cannot carry).
+func (p *RPM) firstControl() (string, bool) {
+	bad := func(s string) bool {
+		return strings.ContainsFunc(s, func(r rune) bool { return r < 32 && r != '\t' && r != '\n' && r != '\r' })
+	}
+	for _, s := range []string{p.Summary, p.Description, p.URL, p.License, p.Vendor, p.Group, p.BuildHost, p.SourceRPM, p.Packager} {
+		if bad(s) {
+			return s, true
+		}
+	}
+	for _, ds := range [][]RPMDep{p.Provides, p.Requires, p.Conflicts, p.Obsoletes, p.Recommends, p.Suggests, p.Supplements, p.Enhances} {
+		for _, d := range ds {
+			if bad(d.Name) || bad(d.Version) {
+				return d.Name + " " + d.Version, true
+			}
+		}
+	}
+	for _, f := range p.Files {
+		if bad(f.Path) {
+			return f.Path, true
+		}
+	}
+	for _, c := range p.Changelogs {
+		if bad(c.Author) || bad(c.Text) {
+			return c.Author, true
+		}
+	}
+	return "", false
+}
+
+// encode returns p as releases.Package.Meta: a JSON string holding the
+// base64 of the gzipped JSON of p, within MaxStored. A package too large
+// for that keeps one changelog entry, then only the files primary.xml
+// lists (FilesTrimmed), before it is refused.
+func (p *RPM) encode() (json.RawMessage, error) {
+	q := *p
+	for step := 0; ; step++ {
+		switch step {
+		case 1:
+			q.Changelogs = q.Changelogs[:min(1, len(q.Changelogs))]
+		case 2:
+			var keep []RPMFile
+			for _, f := range q.Files {
+				if strings.HasPrefix(f.Path, "/etc/") || strings.Contains(f.Path, "bin/") || f.Path == "/usr/lib/sendmail" {
+					keep = append(keep, f)
+				}
+			}
+			q.Files, q.FilesTrimmed = keep, true
+		case 3:
+			return nil, unprocessable("the rpm header's metadata (%d files, %d dependencies) is too large for the portal's catalog, even without the files repodata's primary does not list", len(p.Files), len(p.Requires)+len(p.Provides))
+		}
+		raw, err := json.Marshal(&q)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zw.Write(raw)
+		zw.Close()
+		enc, err := json.Marshal(base64.StdEncoding.EncodeToString(buf.Bytes()))
+		if err != nil {
+			return nil, err
+		}
+		if len(enc) <= MaxStored {
+			return enc, nil
+		}
+	}
+}
+
+// DecodeRPM returns the RPM that extraction stored in a package's Meta.
+func DecodeRPM(meta json.RawMessage) (*RPM, error) {
+	var s string
+	if err := json.Unmarshal(meta, &s); err != nil {
+		return nil, fmt.Errorf("pkgmeta: rpm meta: %w", err)
+	}
+	gz, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("pkgmeta: rpm meta: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("pkgmeta: rpm meta: %w", err)
+	}
+	// Encoded within MaxStored, gzip's ratio bounds what it can hold.
+	raw, err := io.ReadAll(io.LimitReader(zr, 1100*MaxStored))
+	if err != nil {
+		return nil, fmt.Errorf("pkgmeta: rpm meta: %w", err)
+	}
+	var p RPM
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("pkgmeta: rpm meta: %w", err)
+	}
+	return &p, nil
 }

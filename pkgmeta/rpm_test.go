@@ -3,6 +3,7 @@ package pkgmeta
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/internal/rpmtest"
 )
 
@@ -225,4 +227,104 @@ func FuzzParseRPM(f *testing.F) {
 			t.Fatalf("out of bounds: %d-%d of %d, %d changelogs, %d files", p.HeaderStart, p.HeaderEnd, len(b), len(p.Changelogs), len(p.Files))
 		}
 	})
+}
+
+// The rpm format through the package's own doors: Extract by file name,
+// the stored Meta, CheckRelease's version and arch rules.
+func TestExtractRPM(t *testing.T) {
+	tests := []struct {
+		name            string
+		spec            rpmtest.Spec
+		release         string
+		platform, arch  string
+		wantVersion     string
+		refusal, detail string
+	}{
+		{"noarch", rpmtest.Spec{}, "1.2.0", "linux", "any", "1.2.0-1", "", ""},
+		{"x86_64 with a dist release", rpmtest.Spec{Target: "x86_64", Release: "3.el9"}, "1.2", "linux", "amd64", "1.2.0-3.el9", "", ""},
+		{"epoch and pre-release", rpmtest.Spec{Target: "aarch64", Epoch: 2, Version: "1.0.0~rc.1"}, "1.0.0-rc.1", "linux", "arm64", "2:1.0.0~rc.1-1", "", ""},
+		{"other version", rpmtest.Spec{Version: "2.0.1"}, "2.0.0", "linux", "any", "", "is not the release's version 2.0.0", "package_version"},
+		{"final for a pre-release", rpmtest.Spec{Version: "1.0.0"}, "1.0.0-rc.1", "linux", "any", "", "is not the release's version", "release_version"},
+		{"other arch", rpmtest.Spec{Target: "x86_64"}, "1.2.0", "linux", "arm64", "", "declared as linux/arm64", "declared"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := rpmtest.Build(t, tt.spec)
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Extract("pkg.RPM", bytes.NewReader(raw), int64(len(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = CheckRelease(p, tt.release, tt.platform, tt.arch)
+			if tt.refusal != "" {
+				var pe *portal.Error
+				if !errors.As(err, &pe) || pe.Code != portal.EUnprocessable || !strings.Contains(pe.Message, tt.refusal) || pe.Details[tt.detail] == nil {
+					t.Fatalf("CheckRelease: %v, want 422 with %q and detail %q", err, tt.refusal, tt.detail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("CheckRelease: %v", err)
+			}
+			if p.Format != "rpm" || p.Version != tt.wantVersion || p.Name != "acme-server" {
+				t.Fatalf("package %+v", p)
+			}
+			if plat, arch, err := Platform(p); err != nil || plat != tt.platform || arch != tt.arch {
+				t.Fatalf("Platform: %s %s %v", plat, arch, err)
+			}
+			m, err := DecodeRPM(p.Meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, _ := ParseRPM(bytes.NewReader(raw))
+			a, _ := json.Marshal(m)
+			b, _ := json.Marshal(direct)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("decoded meta differs:\n%s\n%s", a, b)
+			}
+		})
+	}
+}
+
+// Hostile .rpm files at extraction: 422 with a reason, never a panic.
+func TestExtractRPMHostile(t *testing.T) {
+	raw, err := os.ReadFile(rpmtest.Build(t, rpmtest.Spec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := ParseRPM(bytes.NewReader(raw))
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"garbage", bytes.Repeat([]byte("not an rpm "), 50), "no rpm lead magic"},
+		{"a deb named .rpm", append([]byte("!<arch>\n"), make([]byte, 200)...), "no rpm lead magic"},
+		{"cut in the header", raw[:good.HeaderStart+100], "truncated in the header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Extract("x.rpm", bytes.NewReader(tt.data), int64(len(tt.data)))
+			var pe *portal.Error
+			if !errors.As(err, &pe) || pe.Code != portal.EUnprocessable || !strings.Contains(pe.Message, tt.want) {
+				t.Fatalf("err %v, want 422 with %q", err, tt.want)
+			}
+		})
+	}
+	// A capture that kept less than the header says so.
+	c := prefixReader{raw[:good.HeaderStart+64]}
+	if _, err := extractRPM(c, int64(len(raw))); err == nil || !strings.Contains(err.Error(), "beyond the first") {
+		t.Fatalf("short capture: %v", err)
+	}
+}
+
+func TestRPMUpstream(t *testing.T) {
+	for in, want := range map[string]string{"1.2.0-1": "1.2.0", "2:1.2.0~rc.1-3.el9": "1.2.0-rc.1", "1.0": "1.0", "3:4.5-6-7": "4.5-6"} {
+		if got := RPMUpstream(in); got != want {
+			t.Errorf("RPMUpstream(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
