@@ -98,6 +98,7 @@ import (
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/updates"
 	"github.com/portaldist/portal/webhooks"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // DefaultShutdownTimeout is how long Serve lets in-flight requests finish
@@ -127,6 +128,11 @@ type Options struct {
 	// through the services while no server runs (the benchmark seed), where
 	// index reloads would compete with the writes.
 	Offline bool
+	// LeaseTTL is the lease of this replica's candidacy in the election of
+	// the replica that runs the cluster-wide jobs, on a store shared by
+	// replicas (default leader.DefaultTTL): how long the others wait
+	// before taking over from a replica that stopped without resigning.
+	LeaseTTL time.Duration
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its ctx ends (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
@@ -371,10 +377,27 @@ func (a *App) openRest(ctx context.Context) error {
 	return nil
 }
 
-// elector returns who decides whether this replica leads: on bbolt the
-// process is alone (the file admits one), so it always leads.
+// electionStore is a store shared by replicas that can hold their
+// election (store/etcd): its client, and a key prefix the store itself never
+// reads, writes or watches.
+type electionStore interface {
+	Client() *clientv3.Client
+	ReservedPrefix(name string) string
+}
+
+// elector returns who decides whether this replica leads: on a store shared
+// by replicas (etcd), an election on it, with the lease TTL of
+// Options.LeaseTTL (default leader.DefaultTTL); on bbolt the process is
+// alone (the file admits one), so it always leads.
 func (a *App) elector() (leader.Elector, error) {
-	return leader.Single{}, nil
+	es, ok := a.DB.(electionStore)
+	if !ok {
+		return leader.Single{}, nil
+	}
+	host, _ := os.Hostname()
+	return leader.NewEtcd(es.Client(), es.ReservedPrefix("leader"), leader.EtcdOptions{
+		TTL: a.opts.LeaseTTL, Value: fmt.Sprintf("%s pid %d", host, os.Getpid()),
+	}), nil
 }
 
 // listenAdmin opens the admin socket (admin.socket), on which `portal token
