@@ -97,6 +97,7 @@ import (
 	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/updates"
+	"github.com/portaldist/portal/web"
 	"github.com/portaldist/portal/webhooks"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -174,6 +175,10 @@ type App struct {
 	// ObjectsSample is the start-up check that published artifacts'
 	// objects exist (see checkObjects); /readyz shows it.
 	ObjectsSample *inventory.Sampler
+	// Web is the web pages (customer pages and admin console), served by
+	// Server beside the API; its expired sessions are purged as
+	// background work.
+	Web *web.Handler
 
 	opts         Options
 	closeObjects func() error // the object store's Close when the App opened it
@@ -312,12 +317,29 @@ func (a *App) openRest(ctx context.Context) error {
 		RetryFor: w.RetryFor, Timeout: w.Timeout, ExpiryInterval: w.ExpiryInterval, Retention: w.Retention,
 		Licenses: a.Licenses, Log: a.Log,
 	})
+	webKey, err := links.LoadOrCreateSecret(cfg.DataPath("secrets", "web-key"))
+	if err != nil {
+		return err
+	}
+	wc := cfg.Web
+	a.Web, err = web.New(web.Deps{
+		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens, Keys: a.Keys,
+		Publishing: a.Publishing, Index: a.Index, Downloads: a.Downloads, Webhooks: a.Webhooks,
+	}, web.Options{
+		BrandName: wc.BrandName, LogoURL: wc.LogoURL, LogoFile: wc.LogoFile, AccentColor: wc.AccentColor,
+		SessionsPerSubject: wc.SessionsPerSubject, Secret: webKey,
+		SecureCookies: strings.HasPrefix(cfg.PublicURL(), "https://"), Now: now, Logger: a.Log,
+	})
+	if err != nil {
+		return err
+	}
 	a.ObjectsSample = &inventory.Sampler{}
 	a.Server = server.New(server.Deps{
 		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens,
 		Objects: a.Objects, Blobs: a.Blobs, Keys: a.Keys, Publishing: a.Publishing,
 		Index: a.Index, Ledger: a.Ledger, Links: a.Links, Downloads: a.Downloads, Webhooks: a.Webhooks,
 		ObjectsSample: a.ObjectsSample,
+		Pages:         a.Web,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
 		AccessLog: cfg.Log.Access, Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
@@ -364,6 +386,7 @@ func (a *App) openRest(ctx context.Context) error {
 		a.Leader.Loop("webhook dispatcher", a.Webhooks.RunDispatcher)
 		a.Leader.Loop("webhook sender", a.Webhooks.RunSender)
 		a.Leader.Loop("webhook expiry", a.Webhooks.RunExpiry)
+		a.Leader.Loop("web session purge", func(ctx context.Context) { a.Web.RunPurge(ctx, web.PurgeInterval) })
 		a.wg.Go(func() { a.Leader.Run(bg) })
 		// This replica's own state: the last-use times of the tokens it
 		// authenticated (the ledger's flusher of its own queue runs inside

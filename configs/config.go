@@ -54,6 +54,7 @@ type Config struct {
 	Metrics   MetricsConfig   `mapstructure:"metrics"`
 	TLS       TLSConfig       `mapstructure:"tls"`
 	Webhooks  WebhooksConfig  `mapstructure:"webhooks"`
+	Web       WebConfig       `mapstructure:"web"`
 }
 
 // StoreConfig selects the metadata store.
@@ -236,6 +237,22 @@ type WebhooksConfig struct {
 	ExpiryInterval time.Duration `mapstructure:"expiry_interval"`
 	// Retention is how long finished deliveries are kept. Positive.
 	Retention time.Duration `mapstructure:"retention"`
+}
+
+// WebConfig brands the web pages (package web) and bounds their sessions.
+type WebConfig struct {
+	// BrandName is the vendor's product name in every page's header.
+	BrandName string `mapstructure:"brand_name"`
+	// LogoURL is "" or an absolute http(s) URL of a logo image.
+	LogoURL string `mapstructure:"logo_url"`
+	// LogoFile is "" or an image file (PNG, JPEG, GIF, WebP, SVG; at most
+	// 1 MiB) served by the portal; it wins over LogoURL.
+	LogoFile string `mapstructure:"logo_file"`
+	// AccentColor is "#rgb" or "#rrggbb".
+	AccentColor string `mapstructure:"accent_color"`
+	// SessionsPerSubject caps the live sessions of one license or token
+	// (1 to 50); signing in beyond it ends the oldest.
+	SessionsPerSubject int `mapstructure:"sessions_per_subject"`
 }
 
 // LogConfig configures logging.

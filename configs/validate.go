@@ -15,6 +15,7 @@ import (
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/objects/local"
 	"github.com/portaldist/portal/signing"
+	"github.com/portaldist/portal/web/brand"
 )
 
 // minMetricsToken is the shortest metrics.token accepted.
@@ -173,6 +174,19 @@ func (c *Config) validate() error {
 	positive("webhooks.timeout", w.Timeout)
 	positive("webhooks.expiry_interval", w.ExpiryInterval)
 	positive("webhooks.retention", w.Retention)
+
+	if c.Web.BrandName == "" || len(c.Web.BrandName) > 100 || strings.ContainsFunc(c.Web.BrandName, unicode.IsControl) {
+		fail("web.brand_name", "must be 1 to 100 characters without control characters")
+	}
+	if err := brand.CheckAccentColor(c.Web.AccentColor); err != nil {
+		fail("web.accent_color", "%v", err)
+	}
+	if err := brand.CheckLogoURL(c.Web.LogoURL); err != nil {
+		fail("web.logo_url", "%v", err)
+	}
+	if n := c.Web.SessionsPerSubject; n < 1 || n > 50 {
+		fail("web.sessions_per_subject", "%d is not from 1 to 50", n)
+	}
 
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 
