@@ -26,6 +26,10 @@ type ProductKeys struct {
 	Sealer *signing.Sealer
 	// Now is the clock of rotations (default time.Now).
 	Now func() time.Time
+	// OpenPGPAlgorithm is the algorithm of new products' OpenPGP keys
+	// (signing.ParseOpenPGPAlgorithm; "" is ed25519): config
+	// repos.openpgp_algorithm.
+	OpenPGPAlgorithm string
 }
 
 func (k ProductKeys) sealer(product string) *signing.Sealer {
@@ -36,14 +40,66 @@ func (k ProductKeys) sealer(product string) *signing.Sealer {
 	return k.Sealer.For(product)
 }
 
-// New makes a split key set for the product and returns it sealed for
-// storage.
+// New makes a split key set and an OpenPGP key for the product and returns
+// them sealed for storage.
 func (k ProductKeys) New(slug string) ([]byte, error) {
 	ks, err := signing.GenerateKeySet()
 	if err != nil {
 		return nil, fmt.Errorf("server: signing key: %w", err)
 	}
-	return k.sealer(slug).SealSet(ks)
+	b, err := k.sealer(slug).SealSet(ks)
+	if err != nil {
+		return nil, err
+	}
+	pgp, err := k.newOpenPGP(slug)
+	if err != nil {
+		return nil, err
+	}
+	return k.sealer(slug).WithOpenPGP(b, pgp)
+}
+
+func (k ProductKeys) newOpenPGP(slug string) (*signing.OpenPGPKey, error) {
+	now := time.Now
+	if k.Now != nil {
+		now = k.Now
+	}
+	pgp, err := signing.GenerateOpenPGPKey(k.OpenPGPAlgorithm, slug+" package repository signing key", now())
+	if err != nil {
+		return nil, fmt.Errorf("server: OpenPGP key: %w", err)
+	}
+	return pgp, nil
+}
+
+// OpenPGP opens the product's OpenPGP key, which signs its package
+// repositories. A product made before repository signing gets one on
+// first need (stored and audited as product.update_keys); concurrent first
+// needs, on this replica or another, end with the one key stored first.
+func (k ProductKeys) OpenPGP(ctx context.Context, product string) (*signing.OpenPGPKey, error) {
+	b, err := k.stored(ctx, product)
+	if err != nil {
+		return nil, err
+	}
+	key, err := k.sealer(product).OpenPGP(b)
+	if !errors.Is(err, signing.ErrNoOpenPGPKey) {
+		return key, err
+	}
+	err = k.change(ctx, product, func(b []byte) ([]byte, error) {
+		if _, err := k.sealer(product).OpenPGP(b); !errors.Is(err, signing.ErrNoOpenPGPKey) {
+			return b, err // made meanwhile: keep it
+		}
+		pgp, err := k.newOpenPGP(product)
+		if err != nil {
+			return nil, err
+		}
+		return k.sealer(product).WithOpenPGP(b, pgp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if b, err = k.stored(ctx, product); err != nil {
+		return nil, err
+	}
+	return k.sealer(product).OpenPGP(b)
 }
 
 // stored returns the product's stored keys.
@@ -169,11 +225,19 @@ func (k ProductKeys) Activate(ctx context.Context, product string) (signing.Publ
 // minisign's public key line and .pub file, Tauri's pubkey), at the top level
 // for the keys that sign now; "next" for keys a rotation has staged (to
 // embed in a transition release), "previous" for keys a rotation replaced.
+// "openpgp" is the key that signs the product's APT and YUM repositories
+// (also served as /apt/{product}/key.asc and key.gpg).
 // "separate_keys" is false while one key signs both Sparkle files and
 // minisign digests (products made before the split; see signing.KeySet).
 func (s *Server) keys(c *gin.Context) {
 	p, err := s.Catalog.Product(c, c.Param("product"))
 	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// The OpenPGP key is made here for products that have none yet, so
+	// /keys always shows it.
+	if _, err := s.Keys.OpenPGP(c, p.Slug); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -196,6 +260,10 @@ func (s *Server) keys(c *gin.Context) {
 		prev = append(prev, publicKeysJSON(pk))
 	}
 	out["previous"] = prev
+	if d.OpenPGP != nil {
+		out["openpgp"] = gin.H{"algorithm": d.OpenPGP.Algorithm, "fingerprint": d.OpenPGP.Fingerprint,
+			"key_id": d.OpenPGP.KeyID, "armored": d.OpenPGP.Armored}
+	}
 	c.PureJSON(http.StatusOK, out)
 }
 

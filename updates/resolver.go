@@ -146,6 +146,14 @@ func (rs *Resolver) Update(ctx context.Context, req Request) (res Resolution, ok
 	return res, ok, err
 }
 
+// Product returns the product when the caller in ctx may view it (the
+// admission of Resolve and Walk), for a door that found nothing to offer
+// but still describes the product (an empty package repository).
+func (rs *Resolver) Product(ctx context.Context, product string) (releases.Product, error) {
+	p, _, err := rs.admit(ctx, &Request{Product: product})
+	return p, err
+}
+
 // Walk calls fn with each release Resolve would offer for "latest", newest
 // first, until fn returns false; a feed that lists several releases uses
 // it. Nothing found is a *NotAvailable error, as for Resolve.

@@ -179,6 +179,37 @@ func (c cli) productCommand() *cobra.Command {
 				}
 				return showOne(s, raw)
 			}}),
+		c.verb(verb{use: "keys PRODUCT [--armor]", short: "show a product's public signing keys (update feeds, and the OpenPGP key of its APT and YUM repositories)", args: cobra.ExactArgs(1), license: true,
+			flags: func(cmd *cobra.Command) {
+				cmd.Flags().Bool("armor", false, "print only the ASCII-armored OpenPGP public key (for apt's signed-by or rpm --import)")
+			},
+			run: func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+				var raw json.RawMessage
+				if err := s.do(ctx, http.MethodGet, client.ProductPath(args[0])+"/keys", nil, &raw); err != nil {
+					return err
+				}
+				var k struct {
+					Sparkle, Minisign string
+					OpenPGP           *struct{ Algorithm, Fingerprint, Armored string }
+				}
+				if err := json.Unmarshal(raw, &k); err != nil {
+					return err
+				}
+				if armor, _ := cmd.Flags().GetBool("armor"); armor {
+					if k.OpenPGP == nil {
+						return fmt.Errorf("%s has no OpenPGP key", args[0])
+					}
+					_, err := io.WriteString(s.c.stdout, k.OpenPGP.Armored)
+					return err
+				}
+				return s.print(raw, func(w io.Writer) {
+					row(w, "Sparkle SUPublicEDKey:", k.Sparkle)
+					row(w, "minisign public key:", k.Minisign)
+					if k.OpenPGP != nil {
+						row(w, "OpenPGP fingerprint:", k.OpenPGP.Fingerprint+" ("+k.OpenPGP.Algorithm+")")
+					}
+				})
+			}}),
 		c.verb(verb{use: "create SLUG [--name N] [--distribution licensed|open]", short: "create a product", args: cobra.ExactArgs(1), flags: productFlags,
 			run: func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
 				in := map[string]any{"slug": args[0]}

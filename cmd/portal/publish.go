@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portaldist/portal/client"
+	"github.com/portaldist/portal/pkgmeta"
 	"github.com/portaldist/portal/releases"
 )
 
@@ -145,6 +146,15 @@ func (c cli) runPublish(ctx context.Context, o publishOpts, paths []string, roll
 			return usagef("publish: %s and %s have the same file name; a release holds one file of each name", prev, p)
 		}
 		seen[f.name] = p
+		if pkgmeta.For(f.name) != nil && (f.platform == "" || f.arch == "") {
+			// A .deb or .rpm says its architecture itself; the server
+			// checks the declaration against it at complete.
+			platform, arch, err := packagePlatform(p)
+			if err != nil {
+				return &usageError{fmt.Errorf("publish: %s: %w", p, err)}
+			}
+			f.platform, f.arch = cmp.Or(f.platform, platform), cmp.Or(f.arch, arch)
+		}
 		if f.platform == "" || f.arch == "" {
 			platform, arch, err := detectPlatform(f.name)
 			if err != nil {
@@ -426,6 +436,25 @@ var (
 	// archives are built for too many arches to guess.
 	defaultArch = map[string]string{"darwin": "universal", "windows": "amd64"}
 )
+
+// packagePlatform reads a system package's platform and arch from the
+// package (package pkgmeta, the reader the server runs at complete).
+func packagePlatform(path string) (platform, arch string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", "", err
+	}
+	p, err := pkgmeta.Extract(path, f, st.Size())
+	if err != nil {
+		return "", "", err
+	}
+	return pkgmeta.Platform(p)
+}
 
 // detectPlatform tells a file's platform and arch from its name, as build
 // tools commonly spell them (app_1.2.0_linux_amd64.tar.gz,
