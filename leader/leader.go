@@ -158,6 +158,9 @@ func (s *Scheduler) Every(name string, interval time.Duration, fn func(ctx conte
 	})
 }
 
+// Elector returns the elector the Scheduler campaigns through.
+func (s *Scheduler) Elector() Elector { return s.el }
+
 // Leading reports whether this replica leads now (its jobs are running or
 // being started).
 func (s *Scheduler) Leading() bool { return s.leading.Load() }
