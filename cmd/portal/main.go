@@ -15,7 +15,8 @@ import (
 const rootLong = `portal: a self-hosted software distribution portal.
 
 serve runs the server; token create, keys and config work offline on the
-configured store. Every other command is a client of a running portal: it
+configured store, as do backup (also while serve runs), restore, store copy
+and objects copy|verify. Every other command is a client of a running portal: it
 reads PORTAL_URL, PORTAL_TOKEN and PORTAL_LICENSE (or --url, --token,
 --license), prints an aligned table, or the API's JSON objects with --json.
 
@@ -83,6 +84,10 @@ func (c cli) root() *cobra.Command {
 		serveCommand(),
 		c.tokenCommand(),
 		keysCommand(),
+		c.backupCommand(),
+		c.restoreCommand(),
+		c.storeCommand(),
+		c.objectsCommand(),
 		configCommand(),
 		c.publishCommand(),
 		c.downloadCommand(),
