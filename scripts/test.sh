@@ -20,6 +20,9 @@ command -v file >/dev/null || missing+=(file)
 command -v rpmbuild >/dev/null || missing+=(rpm)
 command -v createrepo_c >/dev/null || missing+=(createrepo-c)
 command -v dnf >/dev/null || missing+=(dnf)
+# The web pages' browser tests drive Debian's chromium, headless
+# (internal/browsertest).
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
 	echo "test.sh: installing ${missing[*]}"
 	if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
