@@ -1,0 +1,290 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/access"
+	"github.com/portaldist/portal/pkgmeta"
+	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/repos"
+	rpmrepo "github.com/portaldist/portal/repos/rpm"
+	"github.com/portaldist/portal/updates"
+)
+
+// YUM/DNF repositories: /rpm/{product}/{channel}/{basearch}/ holds
+// repodata/ (repomd.xml, its detached signature repomd.xml.asc, and the
+// primary, filelists and other documents it names) and packages/, whose
+// files redirect to minted storage URLs. The credentials are the API's
+// (HTTP Basic license:<key>, which dnf sends with every request when the
+// .repo file has username and password, so no challenge is needed and none
+// is sent).
+//
+// What a repository lists is what the caller may install
+// (repos.Permitted: the resolver's rules, the license's constraint,
+// channels, platforms and expiry; yanked releases leave at once). Its
+// metadata is rendered and signed once per distinct list, cached under the
+// list's digest (repos.Cache), so a fleet of machines refreshing their
+// metadata costs a resolver walk and a map lookup per request.
+
+// rpmArches maps dnf's $basearch to the portal arches whose packages the
+// repository lists: the arch's own and noarch ("any").
+var rpmArches = map[string][]string{
+	"x86_64":  {"amd64", "any"},
+	"aarch64": {"arm64", "any"},
+	"noarch":  {"any"},
+}
+
+// rpmRepo is one rendered, signed repository view.
+type rpmRepo struct {
+	docs     map[string]rendered // by name under repodata/
+	modified time.Time
+}
+
+type rpmDoor struct {
+	s     *Server
+	cache *repos.Cache[*rpmRepo]
+}
+
+// rpmRoutes mounts the YUM/DNF repositories.
+func (s *Server) rpmRoutes(e *gin.Engine) {
+	d := &rpmDoor{s: s, cache: repos.NewCache[*rpmRepo](1000, 10*time.Minute, 2)}
+	g := e.Group("/rpm/:product", s.authenticate)
+	g.GET("/key.asc", d.key)
+	g.GET("/:channel", d.repoFile)
+	g.GET("/:channel/:basearch/repodata/:file", d.repodata)
+	g.GET("/:channel/:basearch/packages/:version/:filename", d.pkg)
+}
+
+// key serves the product's OpenPGP public key (the .repo file's gpgkey),
+// to anyone: it is public.
+func (d *rpmDoor) key(c *gin.Context) {
+	k, err := d.s.Keys.OpenPGP(c, c.Param("product"))
+	if err != nil {
+		d.s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=3600")
+	d.s.writeWithETag(c, "application/pgp-keys", []byte(k.PublicArmored()))
+}
+
+// repoFile serves /rpm/{product}/{channel}.repo, the file a customer puts
+// in /etc/yum.repos.d/. A caller that authenticated with a license of the
+// product gets its key filled in (it sent it; the answer is not stored by
+// caches); anyone else a placeholder to replace.
+func (d *rpmDoor) repoFile(c *gin.Context) {
+	channel, ok := strings.CutSuffix(c.Param("channel"), ".repo")
+	if !ok {
+		d.s.fail(c, portal.Errorf(portal.ENotFound, "no such endpoint: the repository file is /rpm/{product}/{channel}.repo"))
+		return
+	}
+	ch, err := releases.ParseChannel(channel)
+	if err != nil {
+		d.s.fail(c, err)
+		return
+	}
+	p, err := d.s.Resolver.Product(c, c.Param("product"))
+	if err != nil && portal.ErrorCode(err) == portal.EUnauthorized {
+		// The file itself is no secret: without credentials it still
+		// describes the repository, with a placeholder for the key.
+		p, err = d.s.Catalog.Product(c, c.Param("product"))
+	}
+	if err != nil {
+		d.s.fail(c, err)
+		return
+	}
+	password := "YOUR_LICENSE_KEY"
+	if l := access.FromContext(c).Entitlement(p); l != nil {
+		if key, ok := licenseKeyOf(c.Request); ok {
+			password = key
+		}
+	}
+	base := strings.TrimSuffix(d.s.opts.PublicURL, "/") + "/rpm/" + url.PathEscape(p.Slug)
+	name := p.Name
+	if name == "" {
+		name = p.Slug
+	}
+	body := fmt.Sprintf(`# %[1]s (%[2]s): put this file in /etc/yum.repos.d/%[3]s.repo
+#
+# repo_gpgcheck verifies repomd.xml against the portal's key (gpgkey),
+# and through it the checksum of every package dnf downloads. gpgcheck=1
+# also wants each .rpm signed (rpmsign) by a key listed in gpgkey: turn it
+# on, and add that key, when the publisher signs its packages.
+[%[3]s-%[2]s]
+name=%[1]s (%[2]s)
+baseurl=%[4]s/%[2]s/$basearch
+enabled=1
+repo_gpgcheck=1
+gpgcheck=0
+gpgkey=%[4]s/key.asc
+username=license
+password=%[5]s
+metadata_expire=1h
+`, oneLine(name), ch, p.Slug, base, password)
+	c.Header("Cache-Control", "no-store")
+	c.Header("Vary", "Authorization")
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(body))
+}
+
+// licenseKeyOf returns the license key the request authenticated with
+// ("License <key>" or Basic license:<key>; authenticate has checked it).
+func licenseKeyOf(r *http.Request) (string, bool) {
+	if user, pass, ok := r.BasicAuth(); ok {
+		return pass, user == "license" && pass != ""
+	}
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	cred = strings.TrimSpace(cred)
+	return cred, strings.EqualFold(scheme, "license") && cred != ""
+}
+
+// rpmTrunc shortens client input quoted in an error message.
+func rpmTrunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// oneLine keeps a product name from breaking the .repo file's syntax.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// view returns the caller's repository for the request's product, channel
+// and basearch, rendering and signing it on a cache miss.
+func (d *rpmDoor) view(c *gin.Context) (*rpmRepo, error) {
+	arches, ok := rpmArches[c.Param("basearch")]
+	if !ok {
+		return nil, portal.Errorf(portal.ENotFound, "no repository for basearch %q: use x86_64, aarch64 or noarch", rpmTrunc(c.Param("basearch"), 40))
+	}
+	set, err := repos.Permitted(c, d.s.Resolver, c.Param("product"), c.Param("channel"), "rpm")
+	if err != nil {
+		return nil, err
+	}
+	var entries []repos.Entry
+	for _, e := range set.Entries {
+		for _, a := range arches {
+			if e.Artifact.Arch == a {
+				entries = append(entries, e)
+				break
+			}
+		}
+	}
+	key := strings.Join([]string{"rpm", set.Digest, c.Param("basearch"), set.Product.CreatedAt.Format(time.RFC3339Nano)}, "\x00")
+	return d.cache.Get(c, key, func(ctx context.Context) (*rpmRepo, error) {
+		return d.render(ctx, set, entries)
+	})
+}
+
+// render builds and signs one repository view.
+func (d *rpmDoor) render(ctx context.Context, set repos.Set, entries []repos.Entry) (*rpmRepo, error) {
+	now := d.s.now()
+	pkgs := make([]rpmrepo.Package, 0, len(entries))
+	for _, e := range entries {
+		m, err := pkgmeta.DecodeRPM(e.Artifact.Package.Meta)
+		if err != nil {
+			return nil, fmt.Errorf("rpm repository of %s: %s %s: %w", set.Product.Slug, e.Release.Version, e.Artifact.Filename, err)
+		}
+		t := now
+		if e.Artifact.UploadedAt != nil {
+			t = *e.Artifact.UploadedAt
+		}
+		pkgs = append(pkgs, rpmrepo.Package{
+			Meta: m, SHA256: e.Artifact.SHA256, Size: e.Artifact.Size, Time: t.Unix(),
+			Href: "packages/" + url.PathEscape(e.Release.Version) + "/" + url.PathEscape(e.Artifact.Filename),
+		})
+	}
+	rd, err := rpmrepo.Build(pkgs, now.Unix())
+	if err != nil {
+		return nil, err
+	}
+	key, err := d.s.Keys.OpenPGP(ctx, set.Product.Slug)
+	if err != nil {
+		return nil, fmt.Errorf("rpm repository of %s: signing key: %w", set.Product.Slug, err)
+	}
+	sig, err := key.DetachSignArmored(rd.RepoMD, now)
+	if err != nil {
+		return nil, fmt.Errorf("rpm repository of %s: sign: %w", set.Product.Slug, err)
+	}
+	r := &rpmRepo{docs: map[string]rendered{}, modified: now.UTC().Truncate(time.Second)}
+	r.docs["repomd.xml"] = rendered{body: rd.RepoMD, etag: etagOf(rd.RepoMD)}
+	r.docs["repomd.xml.asc"] = rendered{body: sig, etag: etagOf(sig)}
+	for href, b := range rd.Files {
+		r.docs[strings.TrimPrefix(href, "repodata/")] = rendered{body: b, etag: etagOf(b)}
+	}
+	return r, nil
+}
+
+// repodata serves repomd.xml, its signature and the documents it names,
+// with an ETag and Last-Modified, and 304 to a conditional request that
+// names the current one.
+func (d *rpmDoor) repodata(c *gin.Context) {
+	v, err := d.view(c)
+	if err != nil {
+		d.s.fail(c, err)
+		return
+	}
+	file := c.Param("file")
+	doc, ok := v.docs[file]
+	if !ok {
+		// A document of an older view (a client that read repomd.xml
+		// before a change): dnf fetches repomd.xml again.
+		d.s.fail(c, portal.Errorf(portal.ENotFound, "no repodata file %q in this repository now: fetch repodata/repomd.xml again", rpmTrunc(file, 100)))
+		return
+	}
+	ctype := "application/gzip"
+	switch {
+	case file == "repomd.xml":
+		ctype = "application/xml; charset=utf-8"
+	case file == "repomd.xml.asc":
+		ctype = "application/pgp-signature"
+	}
+	c.Header("Cache-Control", "private, no-cache")
+	c.Header("Vary", "Authorization")
+	c.Header("Last-Modified", v.modified.Format(http.TimeFormat))
+	if c.GetHeader("If-None-Match") == "" {
+		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !v.modified.After(ims) {
+			c.Header("ETag", doc.etag)
+			c.Status(http.StatusNotModified)
+			return
+		}
+	}
+	d.s.writeRendered(c, ctype, doc)
+}
+
+// pkg serves a package file: the download API's decision (the exact
+// release and file, the license, the quota, the ledger) and a 303 to a
+// freshly minted storage URL.
+func (d *rpmDoor) pkg(c *gin.Context) {
+	if _, ok := rpmArches[c.Param("basearch")]; !ok {
+		d.s.fail(c, portal.Errorf(portal.ENotFound, "no repository for basearch %q: use x86_64, aarch64 or noarch", rpmTrunc(c.Param("basearch"), 40)))
+		return
+	}
+	if _, err := releases.ParseChannel(c.Param("channel")); err != nil {
+		d.s.fail(c, err)
+		return
+	}
+	name := c.Param("filename")
+	if !strings.HasSuffix(strings.ToLower(name), ".rpm") {
+		d.s.fail(c, portal.Errorf(portal.ENotFound, "not a package: %q", rpmTrunc(name, 100)))
+		return
+	}
+	res, err := d.s.Resolver.Resolve(c, updates.Request{Product: c.Param("product"), Version: c.Param("version"), Filename: name})
+	if err != nil {
+		d.s.fail(c, err)
+		return
+	}
+	d.s.grant(c, res, d.s.opts.URLTTL, "")
+}
