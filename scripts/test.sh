@@ -15,6 +15,11 @@ command -v openssl >/dev/null || missing+=(openssl)
 # deploy-test.sh: curl for /readyz, file for the static-binary check.
 command -v curl >/dev/null || missing+=(curl)
 command -v file >/dev/null || missing+=(file)
+# The APT repository tests: dpkg-deb and dpkg-scanpackages build and index
+# real .debs, gpgv checks the OpenPGP signatures, apt-get is the real client.
+command -v dpkg-scanpackages >/dev/null || missing+=(dpkg-dev)
+command -v gpgv >/dev/null || missing+=(gpgv)
+command -v apt-get >/dev/null || missing+=(apt)
 # The YUM repository tests: rpmbuild makes real rpms, createrepo_c is the
 # reference for repodata, dnf the real client (about 5 s to install).
 command -v rpmbuild >/dev/null || missing+=(rpm)
