@@ -112,9 +112,9 @@ func start() (*Browser, error) {
 	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancel := chromedp.NewContext(actx)
-	sctx, scancel := context.WithTimeout(bctx, time.Minute)
-	defer scancel()
-	if err := chromedp.Do(sctx); err != nil {
+	// The browser lives as long as the context of its first Do: bctx
+	// itself, not a child with a deadline.
+	if err := chromedp.Do(bctx); err != nil {
 		cancel()
 		cancelA()
 		os.RemoveAll(dir)
@@ -147,6 +147,11 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	tab := &Tab{Ctx: ctx, t: t, Downloads: t.TempDir()}
+	// The tab lives as long as the context of its first Do: ctx itself,
+	// not Run's child with a deadline.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("browser: open a tab: %v", err)
+	}
 	tab.Run(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: tab.Downloads,
@@ -162,8 +167,21 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 func (tab *Tab) Run(actions ...chromedp.Action[chromedp.Void]) {
 	tab.t.Helper()
 	if err := tab.Try(actions...); err != nil {
-		tab.t.Fatalf("browser: %v", err)
+		tab.t.Fatalf("browser: %v%s", err, tab.state())
 	}
+}
+
+// state describes the tab's page for a failure message: its URL and the
+// start of its text.
+func (tab *Tab) state() string {
+	ctx, cancel := context.WithTimeout(tab.Ctx, 5*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
+	if len(text) > 2000 {
+		text = text[:2000] + "..."
+	}
+	return fmt.Sprintf("\n(the tab is at %s, showing:\n%s)", loc, text)
 }
 
 // Try is Run returning the error instead of failing the test.
