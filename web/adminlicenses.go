@@ -30,7 +30,7 @@ type licensesView struct {
 	Products []releases.Product
 	// The filter, as the form shows it, and the URL of the next page.
 	Customer, Status, Product string
-	Next                     string
+	Next                      string
 }
 
 func (h *Handler) adminLicenses(c *gin.Context) {
