@@ -131,6 +131,8 @@ type Server struct {
 	// upgrades holds rendered upgrade answers by index snapshot, release
 	// and artifact.
 	upgrades *memo.Cache[string, rendered]
+	// apt holds the APT repositories' rendered suites (apt.go).
+	apt *aptState
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -243,6 +245,9 @@ func (s *Server) routes() {
 	v1.DELETE("/links/:id", s.deleteLink)
 	v1.GET("/licenses/:id/downloads", s.requireAdmin, s.licenseDownloads)
 	e.GET("/d/:token", s.shareLink)
+
+	s.aptRoutes(e)
+	s.rpmRoutes(e)
 
 	f := e.Group("/feeds/:product", s.authenticate)
 	f.GET("/appcast.xml", s.appcast)
