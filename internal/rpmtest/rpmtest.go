@@ -27,6 +27,9 @@ type Spec struct {
 	Changelogs int
 	// Payload is written to /usr/share/NAME/data.txt (default "data").
 	Payload string
+	// Bare leaves out every dependency (and rpmbuild's automatic ones), so
+	// dnf can install the package into an empty root.
+	Bare bool
 }
 
 // Build runs rpmbuild for s in a temporary directory and returns the
@@ -84,13 +87,10 @@ func specText(s Spec) string {
 	if s.Target == "noarch" {
 		b.WriteString("BuildArch: noarch\n")
 	}
-	fmt.Fprintf(&b, `Summary: Acme server & <tools>
-License: MIT
-URL: https://acme.example/
-Vendor: Acme Inc.
-Packager: Acme Builds <builds@acme.example>
-Group: Applications/System
-Provides: acme = %%{version}
+	if s.Bare {
+		b.WriteString("AutoReqProv: no\n")
+	} else {
+		fmt.Fprintf(&b, `Provides: acme = %%{version}
 Requires: /bin/sh, bash >= 4.0
 Requires(pre): coreutils
 Requires(post): grep
@@ -101,6 +101,14 @@ Recommends: less
 Suggests: vim
 Supplements: acme-suite
 Enhances: acme-client >= 2
+`, s.Name)
+	}
+	fmt.Fprintf(&b, `Summary: Acme server & <tools>
+License: MIT
+URL: https://acme.example/
+Vendor: Acme Inc.
+Packager: Acme Builds <builds@acme.example>
+Group: Applications/System
 %%global debug_package %%{nil}
 %%define __os_install_post %%{nil}
 %%define _build_id_links none
@@ -136,4 +144,44 @@ printf '%%s' '%[2]s' > %%{buildroot}/usr/share/%[1]s/data.txt
 		fmt.Fprintf(&b, "* Mon Jan 01 2024 Old Timer <old@acme.example> - 0.%d-1\n- Old entry %d.\n", i, i)
 	}
 	return b.String()
+}
+
+// Sign signs the .rpm at path in place with a new throwaway OpenPGP key
+// (rpmsign with gpg, as a vendor signs its packages) and returns that
+// key's ASCII-armored public key. It fails the test when gpg or rpmsign
+// is missing (scripts/test.sh installs gnupg and rpm).
+func Sign(t testing.TB, path string) []byte {
+	t.Helper()
+	for _, tool := range []string{"gpg", "rpmsign"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found (scripts/test.sh installs Debian's gnupg and rpm): %v", tool, err)
+		}
+	}
+	// gpg-agent's socket path must stay short: a directory under /tmp.
+	home, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run()
+		os.RemoveAll(home)
+	})
+	env := append(os.Environ(), "GNUPGHOME="+home, "HOME="+home, "LC_ALL=C")
+	run := func(name string, args ...string) []byte {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			stderr := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("%s %v: %v\n%s%s", name, args, err, out, stderr)
+		}
+		return out
+	}
+	run("gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Acme Vendor <vendor@acme.example>", "ed25519", "sign", "never")
+	gpg, _ := exec.LookPath("gpg")
+	run("rpmsign", "--addsign", "--define", "_gpg_name Acme Vendor", "--define", "__gpg "+gpg, path)
+	return run("gpg", "--armor", "--export", "Acme Vendor")
 }
