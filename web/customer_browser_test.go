@@ -64,6 +64,19 @@ func TestCustomerInBrowser(t *testing.T) {
 		t.Fatalf("downloaded %d bytes, want the %d published", len(got), len(data))
 	}
 
+	// The download is in the list (once the ledger wrote it) and counts
+	// against today's quota.
+	if err := f.App.Ledger.Flush(cliCtx); err != nil {
+		t.Fatal(err)
+	}
+	tab.Run(chromedp.Navigate(f.URL + "/"))
+	if txt := tab.Text("section.recent"); !strings.Contains(txt, "studio-2.1.0-linux-amd64.tar.gz") {
+		t.Errorf("recent downloads:\n%s", txt)
+	}
+	if txt := tab.Text("section.license"); !strings.Contains(txt, "Downloads today\t1 ") && !strings.Contains(txt, "Downloads today 1 ") && !strings.Contains(txt, "1 · no daily limit") {
+		t.Errorf("quota after one download:\n%q", txt)
+	}
+
 	// Share the Windows build for a day; open it in a second browser.
 	tab.Run(
 		chromedp.SetValue(chromedp.CSS("#share-build"), "studio|2.1.0|studio-2.1.0-windows-amd64.zip"),

@@ -42,6 +42,12 @@ type fixture struct {
 // keys. It is closed when the test ends.
 func newFixture(t testing.TB, flags map[string]string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, flags, app.Options{})
+}
+
+// newFixtureWith is newFixture with app options (a clock, a logger).
+func newFixtureWith(t testing.TB, flags map[string]string, opts app.Options) *fixture {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +62,7 @@ func newFixture(t testing.TB, flags map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.Open(cliCtx, cfg, app.Options{})
+	a, err := app.Open(cliCtx, cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
