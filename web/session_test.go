@@ -35,7 +35,9 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // signedIn reports whether a page is the signed-in customer page.
-func signedIn(p page) bool { return p.Status == http.StatusOK && strings.Contains(p.Body, `id="lic-h"`) }
+func signedIn(p page) bool {
+	return p.Status == http.StatusOK && strings.Contains(p.Body, `id="lic-h"`)
+}
 
 // TestSessionLifetime: a session ends 12 hours after sign-in, and the purge
 // then deletes its record.
