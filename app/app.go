@@ -242,7 +242,7 @@ func (a *App) openStore() error {
 	a.Catalog = releases.New(db, now)
 	a.Licenses = licenses.New(db, a.Catalog, now)
 	a.Tokens = tokens.New(db, now)
-	a.Keys = server.ProductKeys{Catalog: a.Catalog, Sealer: a.Sealer, Now: now}
+	a.Keys = server.ProductKeys{Catalog: a.Catalog, Sealer: a.Sealer, Now: now, OpenPGPAlgorithm: cfg.Repos.OpenPGPAlgorithm}
 	return nil
 }
 

@@ -55,6 +55,15 @@ type Config struct {
 	TLS       TLSConfig       `mapstructure:"tls"`
 	Webhooks  WebhooksConfig  `mapstructure:"webhooks"`
 	Web       WebConfig       `mapstructure:"web"`
+	Repos     ReposConfig     `mapstructure:"repos"`
+}
+
+// ReposConfig configures the APT and YUM package repositories.
+type ReposConfig struct {
+	// OpenPGPAlgorithm is the algorithm of the OpenPGP keys made for
+	// products from now on ("ed25519", "rsa3072" or "rsa4096"; checked by
+	// signing.ParseOpenPGPAlgorithm). Existing keys keep theirs.
+	OpenPGPAlgorithm string `mapstructure:"openpgp_algorithm"`
 }
 
 // StoreConfig selects the metadata store.

@@ -54,7 +54,8 @@ func wantDefaults() Config {
 		Admin: AdminConfig{Socket: "portal.sock"},
 		Webhooks: WebhooksConfig{RetryBase: time.Second, RetryMax: time.Hour, RetryFor: 24 * time.Hour,
 			Timeout: 10 * time.Second, ExpiryInterval: time.Minute, Retention: 7 * 24 * time.Hour},
-		Web: WebConfig{BrandName: "portal", AccentColor: "#2f5fd0", SessionsPerSubject: 20},
+		Web:   WebConfig{BrandName: "portal", AccentColor: "#2f5fd0", SessionsPerSubject: 20},
+		Repos: ReposConfig{OpenPGPAlgorithm: "ed25519"},
 	}
 }
 

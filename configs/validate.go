@@ -154,6 +154,9 @@ func (c *Config) validate() error {
 		secretErr("signing.master_key", err)
 	}
 	positiveInt("signing.sparkle_max_size", int64(c.Signing.SparkleMaxSize))
+	if _, err := signing.ParseOpenPGPAlgorithm(c.Repos.OpenPGPAlgorithm); err != nil {
+		fail("repos.openpgp_algorithm", "%v", err)
+	}
 
 	positiveInt("limits.max_body", int64(c.Limits.MaxBody))
 	positiveInt("limits.auth_failures_per_minute", int64(c.Limits.AuthFailuresPerMinute))
