@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -498,4 +499,59 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Products get their OpenPGP key at creation, of the configured algorithm,
+// sealed under the master key; a product made before repository signing
+// gets one on first need, audited, and keeps it.
+func TestAPTOpenPGPKeys(t *testing.T) {
+	mk, err := signing.NewMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, envOptions{flags: map[string]string{"repos.openpgp_algorithm": "rsa3072", "signing.master_key": mk}})
+	e.product("acme", "open")
+	k := e.must(200, e.do("GET", "/v1/products/acme/keys", "", nil)).json(t)["openpgp"].(map[string]any)
+	if k["algorithm"] != "rsa3072" {
+		t.Fatalf("openpgp key %v, want rsa3072", k)
+	}
+	p, err := e.app.Catalog.Product(cliCtx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := signing.NewSealer(nil)
+	if _, err := plain.For("acme").OpenPGP(p.SigningKey); !errors.Is(err, signing.ErrMasterKeyRequired) {
+		t.Fatalf("the stored OpenPGP key opens without the master key: %v", err)
+	}
+
+	// An older product: its stored keys hold no OpenPGP key.
+	ks, err := e.app.Keys.SigningKeys(cliCtx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := e.app.Sealer.For("acme").SealSet(ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.app.Catalog.ReplaceSigningKey(cliCtx, "acme", p.SigningKey, old); err != nil {
+		t.Fatal(err)
+	}
+	asc := e.must(200, e.do("GET", "/apt/acme/key.asc", "", nil)).body
+	k2 := e.must(200, e.do("GET", "/v1/products/acme/keys", "", nil)).json(t)["openpgp"].(map[string]any)
+	if k2["armored"] != string(asc) || k2["fingerprint"] == k["fingerprint"] {
+		t.Fatalf("the key made on first need: %v", k2)
+	}
+	// The Ed25519 keys did not change, and the new key is audited.
+	if ks2, err := e.app.Keys.SigningKeys(cliCtx, "acme"); err != nil || ks2.Public() != ks.Public() {
+		t.Fatalf("Ed25519 keys changed: %v", err)
+	}
+	audit := e.must(200, e.do("GET", "/v1/audit?action=product.update_keys", bearer(e.admin), nil))
+	if n := strings.Count(string(audit.body), "product.update_keys"); n < 2 {
+		t.Fatalf("audit of the key changes: %s", audit.body)
+	}
+	// An empty open repository still verifies (signed, no packages).
+	r := e.must(200, e.do("GET", "/apt/acme/dists/stable/InRelease", "", nil))
+	if _, err := signing.VerifyOpenPGPClearSigned(asc, r.body); err != nil {
+		t.Fatal(err)
+	}
 }
