@@ -162,7 +162,7 @@ func (h *Handler) dashboardView(c *gin.Context, who access.Caller) (*custView, e
 		return nil, err
 	}
 	for i, d := range h.opts.LinkTTLs {
-		v.TTLs = append(v.TTLs, custTTL{Value: d.String(), Label: ttlLabel(d), Selected: i == 1 || len(h.opts.LinkTTLs) == 1})
+		v.TTLs = append(v.TTLs, custTTL{Value: ttlValue(d), Label: ttlLabel(d), Selected: i == 1 || len(h.opts.LinkTTLs) == 1})
 	}
 	return v, nil
 }
@@ -191,6 +191,15 @@ func ttlLabel(d time.Duration) string {
 			return "1 hour"
 		}
 		return strconv.Itoa(n) + " hours"
+	}
+	return d.String()
+}
+
+// ttlValue is a lifetime as the share form sends it: whole hours ("24h")
+// where it can, else Go's duration text.
+func ttlValue(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return strconv.Itoa(int(d/time.Hour)) + "h"
 	}
 	return d.String()
 }

@@ -161,7 +161,7 @@ func (h *Handler) createLink(c *gin.Context) {
 // linkTTL accepts only the lifetimes the page offers.
 func (h *Handler) linkTTL(v string) (time.Duration, error) {
 	for _, d := range h.opts.LinkTTLs {
-		if v == d.String() {
+		if v == ttlValue(d) {
 			return d, nil
 		}
 	}

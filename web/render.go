@@ -179,7 +179,7 @@ var explain = map[string]string{
 		"the releases published before that date; one that ends with \"revoke\" gives no downloads any more. Ask your vendor to renew it.",
 	portal.ELicenseSuspended: "The vendor has suspended this license for now. Nothing can be downloaded with it, and its share links do not work, until it is reinstated.",
 	portal.ELicenseRevoked:   "The vendor has revoked this license for good. Nothing can be downloaded with it, and its share links no longer work.",
-	portal.ENotEntitled:      "The license does not cover this release, channel or platform.",
+	portal.ENotEntitled:      "The license does not cover this product, release, channel or platform.",
 	portal.EQuotaExceeded:    "The license has used all of today's downloads. The quota resets at the time shown.",
 	portal.ELinkExpired:      "This share link has passed its expiry time. Ask whoever shared it for a new one.",
 	portal.ELinkRevoked:      "This share link was revoked by whoever made it, or its license no longer allows downloads.",

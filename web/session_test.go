@@ -219,7 +219,7 @@ func TestCSRF(t *testing.T) {
 	home := b.do("GET", "/", nil)
 	token := csrfOf(t, home.Body)
 	// One link to revoke.
-	if p := b.do("POST", "/share", url.Values{"csrf": {token}, "build": {"app|1.0.0|app.tar.gz"}, "ttl": {"24h0m0s"}}); p.Status != http.StatusCreated {
+	if p := b.do("POST", "/share", url.Values{"csrf": {token}, "build": {"app|1.0.0|app.tar.gz"}, "ttl": {"24h"}}); p.Status != http.StatusCreated {
 		t.Fatalf("create a link: %d\n%s", p.Status, p.Body)
 	}
 	links, _ := f.App.Links.List(cliCtx, l.ID)
@@ -233,7 +233,7 @@ func TestCSRF(t *testing.T) {
 		"/signin":       {"key": {key}},
 		"/signout":      {},
 		"/download":     {"product": {"app"}, "version": {"1.0.0"}, "filename": {"app.tar.gz"}},
-		"/share":        {"build": {"app|1.0.0|app.tar.gz"}, "ttl": {"24h0m0s"}},
+		"/share":        {"build": {"app|1.0.0|app.tar.gz"}, "ttl": {"24h"}},
 		"/share/revoke": {"id": {links[0].ID}},
 	}
 	for path, form := range forms {
