@@ -25,6 +25,7 @@ command -v apt-get >/dev/null || missing+=(apt)
 command -v rpmbuild >/dev/null || missing+=(rpm)
 command -v createrepo_c >/dev/null || missing+=(createrepo-c)
 command -v dnf >/dev/null || missing+=(dnf)
+command -v gpg-agent >/dev/null || missing+=(gnupg) # rpmsign, for signed-package tests
 # The web pages' browser tests drive Debian's chromium, headless
 # (internal/browsertest).
 command -v chromium >/dev/null || missing+=(chromium)

@@ -117,6 +117,8 @@ func (d *rpmDoor) repoFile(c *gin.Context) {
 # and through it the checksum of every package dnf downloads. gpgcheck=1
 # also wants each .rpm signed (rpmsign) by a key listed in gpgkey: turn it
 # on, and add that key, when the publisher signs its packages.
+# skip_if_unavailable=False: a refused license or metadata that fails its
+# signature stops dnf with the reason instead of being skipped quietly.
 [%[3]s-%[2]s]
 name=%[1]s (%[2]s)
 baseurl=%[4]s/%[2]s/$basearch
@@ -124,6 +126,7 @@ enabled=1
 repo_gpgcheck=1
 gpgcheck=0
 gpgkey=%[4]s/key.asc
+skip_if_unavailable=False
 username=license
 password=%[5]s
 metadata_expire=1h
