@@ -61,6 +61,7 @@ func (h *Handler) adminRoutes(r *gin.RouterGroup) {
 	ad.POST("/licenses/:id/reinstate", h.adminLicenseStatus("reinstated"))
 	ad.POST("/licenses/:id/revoke", h.adminLicenseStatus("revoked"))
 	ad.POST("/licenses/:id/reissue", h.adminReissueLicense)
+	ad.POST("/licenses/:id/links", h.adminCreateLink)
 	ad.POST("/licenses/:id/links/:link/revoke", h.adminRevokeLink)
 	ad.GET("/tokens", h.adminTokens)
 	ad.POST("/tokens", h.adminCreateToken)

@@ -585,6 +585,44 @@ func TestAdminLicenseDownloadsAndLinks(t *testing.T) {
 		t.Fatalf("links after revoke: %+v", ls)
 	}
 	wantError(t, b.post(lp, lp+"/links/nosuch/revoke", nil), http.StatusNotFound, portal.ENotFound)
+
+	// Send a link on the license's behalf: the URL shown once works
+	// without a session, the record names the admin.
+	p = b.do("GET", lp, nil)
+	m := regexp.MustCompile(`<option value="([^"]+)">app 1.0.0`).FindStringSubmatch(p.Body)
+	ttl := regexp.MustCompile(`<option value="([^"]+)" selected>`).FindStringSubmatch(p.Body)
+	if m == nil || ttl == nil {
+		t.Fatalf("no link form:\n%s", p.Body)
+	}
+	buildValue := html.UnescapeString(m[1])
+	p = b.post(lp, lp+"/links", url.Values{"build": {buildValue}, "ttl": {ttl[1]}})
+	u := shownSecret(t, p, http.StatusCreated)
+	if !strings.HasPrefix(u, f.URL+"/d/") || p.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("link %q, Referrer-Policy %q", u, p.Header.Get("Referrer-Policy"))
+	}
+	resp, err := f.Client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the new link answers %s", resp.Status)
+	}
+	if rec := f.lastAudit("link.create"); rec.Actor.Kind != audit.KindAdmin || rec.Actor.Name != "ops" || strings.Contains(string(rec.After), u[len(f.URL)+3:]) {
+		t.Fatalf("link record %+v", rec)
+	}
+	// Refusals: a bad choice, and a suspended license shares nothing.
+	links := f.auditCount("link.create")
+	wantError(t, b.post(lp, lp+"/links", url.Values{"build": {"app|9.9.9|x"}, "ttl": {ttl[1]}}), http.StatusNotFound, portal.ENotFound)
+	wantError(t, b.post(lp, lp+"/links", url.Values{"build": {buildValue}, "ttl": {"1000h"}}), http.StatusBadRequest, portal.EInvalid)
+	wantError(t, b.post(lp, lp+"/links", url.Values{"build": {"nonsense"}, "ttl": {ttl[1]}}), http.StatusBadRequest, portal.EInvalid)
+	if _, err := f.App.Licenses.Suspend(cliCtx, lic.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, b.post(lp, lp+"/links", url.Values{"build": {buildValue}, "ttl": {ttl[1]}}), http.StatusForbidden, portal.ELicenseSuspended)
+	if n := f.auditCount("link.create"); n != links {
+		t.Fatalf("refused links wrote %d records", n-links)
+	}
 }
 
 // TestAdminTokens: create (shown once, usable), list, revoke.

@@ -97,7 +97,9 @@ type secretView struct {
 // page (no redirect, so the secret is in no URL), never stored by the
 // browser (no-store, set by headers).
 func (h *Handler) showSecret(c *gin.Context, status int, v secretView) {
-	v.adminView = h.adminView(c, v.adminView.Section)
+	if v.adminView.Role == "" {
+		v.adminView = h.adminView(c, v.adminView.Section)
+	}
 	h.Render(c, status, "admin_secret", "Copy the "+v.What+" now", v)
 }
 
@@ -130,6 +132,47 @@ type licenseView struct {
 	MoreDownloads string
 	Links         []links.Link
 	Now           time.Time
+	// Builds and TTLs are the choices of the share link form.
+	Builds []linkBuild
+	TTLs   []linkTTL
+}
+
+// linkBuild is a build the share link form offers: the uploaded
+// artifacts of the newest published releases of the license's products
+// (whether the license may have one is decided when the link is made).
+type linkBuild struct{ Value, Label string }
+
+type linkTTL struct {
+	Value, Label string
+	Selected     bool
+}
+
+// buildsPerProduct is the newest published releases per product whose
+// builds the share link form offers.
+const buildsPerProduct = 5
+
+func (h *Handler) linkChoices(c *gin.Context, l licenses.License, v *licenseView) error {
+	for _, slug := range l.ProductList() {
+		page, err := h.Catalog.Releases(c, slug, releases.ListOptions{Status: releases.Published, Limit: buildsPerProduct})
+		if portal.ErrorCode(err) == portal.ENotFound {
+			continue // a product deleted since the license was made
+		}
+		if err != nil {
+			return err
+		}
+		for _, r := range page.Releases {
+			for _, a := range r.Artifacts {
+				if a.Status == releases.Uploaded {
+					v.Builds = append(v.Builds, linkBuild{Value: slug + "|" + r.Version + "|" + a.Filename,
+						Label: slug + " " + r.Version + " · " + a.Filename})
+				}
+			}
+		}
+	}
+	for i, d := range h.opts.LinkTTLs {
+		v.TTLs = append(v.TTLs, linkTTL{Value: d.String(), Label: ttlLabel(d), Selected: i == 1 || len(h.opts.LinkTTLs) == 1})
+	}
+	return nil
 }
 
 func (h *Handler) adminLicense(c *gin.Context) {
@@ -164,6 +207,10 @@ func (h *Handler) adminLicense(c *gin.Context) {
 			return
 		}
 		if v.Links, err = h.Downloads.ListLinks(c, l.ID); err != nil {
+			h.Fail(c, err)
+			return
+		}
+		if err := h.linkChoices(c, l, &v); err != nil {
 			h.Fail(c, err)
 			return
 		}
@@ -233,6 +280,52 @@ func (h *Handler) adminReissueLicense(c *gin.Context) {
 	h.showSecret(c, http.StatusOK, secretView{adminView: adminView{Section: "licenses"}, What: "license key", Secret: key,
 		Next: licensePath(l.ID), NextLabel: "Back to the license of " + l.Customer,
 		Notice: "License " + l.ID + " has a new key; the old one is refused from now on."})
+}
+
+// adminCreateLink makes a share link on the license's behalf, as POST
+// /v1/links with "license" does for an admin: downloads.Service.ActAs
+// makes the license the caller (the audit actor stays the admin), the
+// build is resolved with the license's whole decision (h.resolve), and
+// downloads.Service.CreateLink makes it. The link's URL carries its token,
+// so it is shown once, on this POST's own page.
+func (h *Handler) adminCreateLink(c *gin.Context) {
+	id := c.Param("id")
+	av := h.adminView(c, "licenses")
+	product, version, filename, err := parseBuild(c.PostForm("build"))
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	ttl, err := h.linkTTL(c.PostForm("ttl"))
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	ctx, err := h.Downloads.ActAs(c.Request.Context(), id)
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	c.Request = c.Request.WithContext(ctx)
+	if err := who(c).MayShare(h.now()); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	res, err := h.resolve(c, product, version, filename)
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	link, token, err := h.Downloads.CreateLink(c, res, ttl)
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	noReferrer(c)
+	h.showSecret(c, http.StatusCreated, secretView{adminView: av, What: "share link", Secret: h.publicURL(c) + "/d/" + token,
+		Next: licensePath(id) + "#links", NextLabel: "Back to the license",
+		Notice: "Share link for " + link.Product + " " + link.Version + " · " + link.Filename + ", until " +
+			link.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC") + "."})
 }
 
 // adminRevokeLink ends one of the license's share links
