@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/portaldist/portal/app"
 	"github.com/portaldist/portal/configs"
+	"github.com/portaldist/portal/internal/debtest"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
@@ -45,11 +48,17 @@ func BenchmarkHandlers(b *testing.B) {
 		target  string
 		license bool
 		want    int
+		// basic sends the license as apt does (HTTP Basic).
+		basic bool
 	}{
-		{"gin-baseline", baseline, "/", false, 200},
-		{"upgrade", h, "/v1/products/" + p + "/upgrade?current=1.0.0&platform=linux&arch=amd64", true, 200},
-		{"grant-json", h, "/v1/products/" + p + "/releases/latest/download?platform=linux&arch=amd64", true, 200},
-		{"share-link", h, link, false, 303},
+		{"gin-baseline", baseline, "/", false, 200, false},
+		{"upgrade", h, "/v1/products/" + p + "/upgrade?current=1.0.0&platform=linux&arch=amd64", true, 200, false},
+		{"grant-json", h, "/v1/products/" + p + "/releases/latest/download?platform=linux&arch=amd64", true, 200, false},
+		{"share-link", h, link, false, 303, false},
+		// apt-get update: every license sees the whole repository, so all
+		// share one rendered, signed suite.
+		{"apt-inrelease", h, "/apt/" + p + "/dists/stable/InRelease", true, 200, true},
+		{"apt-packages", h, "/apt/" + p + "/dists/stable/main/binary-amd64/Packages.xz", true, 200, true},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -58,7 +67,10 @@ func BenchmarkHandlers(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					req := httptest.NewRequest("GET", c.target, nil)
-					if c.license {
+					switch {
+					case c.basic:
+						req.SetBasicAuth("license", keys[n.Add(1)%uint64(len(keys))])
+					case c.license:
 						req.Header.Set("Accept", "application/json")
 						req.Header.Set("Authorization", "License "+keys[n.Add(1)%uint64(len(keys))])
 					}
@@ -77,7 +89,8 @@ func BenchmarkHandlers(b *testing.B) {
 // default configuration (local store, ledger with the default queue and
 // flush interval), on a NoSync bbolt file, with product "app", releases
 // 1.0.0 .. 1.0.9 published through the services with one real linux/amd64
-// object each, and 10,000 licenses. It returns the handler, the license
+// object each (and a .deb of the same version, for the APT repository, made
+// with dpkg-deb), and 10,000 licenses. It returns the handler, the license
 // keys and the path of a share link.
 func benchServer(b *testing.B) (http.Handler, []string, string) {
 	b.Helper()
@@ -104,6 +117,7 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 	if _, err := catalog.CreateProduct(ctx, releases.Product{Slug: "app", Distribution: releases.Licensed, SigningKey: sealed}); err != nil {
 		b.Fatal(err)
 	}
+	debDir := b.TempDir()
 	for i := range 10 {
 		ver := fmt.Sprintf("1.0.%d", i)
 		if _, err := catalog.CreateRelease(ctx, "app", releases.NewRelease{Version: ver, Notes: "Release " + ver}); err != nil {
@@ -128,6 +142,30 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 			b.Fatalf("upload: %d %s", w.Code, w.Body)
 		}
 		if _, err := pub.Complete(ctx, "app", ver, art.Filename); err != nil {
+			b.Fatal(err)
+		}
+		debPath := debtest.Build(b, debDir, debtest.Package{Name: "app", Version: ver + "-1", Arch: "amd64"})
+		deb, err := os.ReadFile(debPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dsum := sha256.Sum256(deb)
+		dart, dup, err := pub.AddArtifact(ctx, "app", ver, releases.NewArtifact{
+			Filename: filepath.Base(debPath), Platform: "linux", Arch: "amd64", Size: int64(len(deb)), SHA256: hex.EncodeToString(dsum[:]),
+		}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		req = httptest.NewRequest(dup.Method, dup.URL, bytes.NewReader(deb))
+		for k, v := range dup.Headers {
+			req.Header.Set(k, v)
+		}
+		w = httptest.NewRecorder()
+		blobs.ServeHTTP(w, req)
+		if w.Code/100 != 2 {
+			b.Fatalf("upload: %d %s", w.Code, w.Body)
+		}
+		if _, err := pub.Complete(ctx, "app", ver, dart.Filename); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := catalog.Publish(ctx, "app", ver); err != nil {
