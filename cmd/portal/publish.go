@@ -317,6 +317,12 @@ func (c cli) uploadFile(ctx context.Context, api *client.Client, product, versio
 	}
 	a, err := api.CompleteArtifact(ctx, product, version, f.name)
 	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status == http.StatusUnprocessableEntity && (ce.Expected == nil || ce.Actual == nil) {
+		// The bytes were right but the file is refused for what it is (a
+		// .deb or .rpm of another version or arch, or no valid package):
+		// the portal's message says why, with both values.
+		return fmt.Errorf("%s: the portal refused the file: %s", f.name, ce.Message)
+	}
 	if errors.As(err, &ce) && ce.Status == http.StatusUnprocessableEntity {
 		msg := fmt.Sprintf("%s: the portal refused the upload: the stored file does not match", f.name)
 		if ce.Expected != nil && ce.Actual != nil {
