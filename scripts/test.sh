@@ -64,7 +64,7 @@ for target in \
 	./objects/local:FuzzHandler ./objects/local:FuzzSignedLinkMutation ./objects/local:FuzzSignedKey \
 	./releases:FuzzVersionOrder ./releases:FuzzValidateFilename ./licenses:FuzzParseConstraint \
 	./server:FuzzAuthorization ./configs:FuzzLoad ./signing:FuzzSealerOpen \
-	./pkgmeta:FuzzParseRPM; do
+	./pkgmeta:FuzzParseRPM ./store/backup:FuzzVerify; do
 	pkg=${target%%:*} name=${target#*:}
 	echo "test.sh: fuzz $name ($pkg, $fuzztime)"
 	fuzzrun() { go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$pkg" >"$work/fuzz.log" 2>&1; }
