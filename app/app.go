@@ -26,8 +26,11 @@
 // through an election): the upload sweep, the retention purge of the
 // ledger and the share links, and the webhooks' dispatcher, sender and
 // expiry check. Every replica runs its own: the index watch, the flush of
-// the tokens' last-use times every tokens.UsageInterval, and the ledger's
-// flusher of its own queue. Background work acts as audit.KindSystem. When any
+// the tokens' last-use times every tokens.UsageInterval, the ledger's
+// flusher of its own queue, and, once, the check that a sample of the
+// published artifacts' objects exist in its object store (App.ObjectsSample,
+// see ObjectsSampleSize; logged and shown by /readyz). Background work acts
+// as audit.KindSystem. When any
 // step fails Open closes everything it had opened and returns the error;
 // the caller has nothing to clean up.
 //
