@@ -21,6 +21,7 @@ import (
 	"github.com/portaldist/portal/app"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/internal/debtest"
+	"github.com/portaldist/portal/internal/rpmtest"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/secret"
@@ -38,6 +39,7 @@ import (
 // are used in turn, as the wrk script does.
 func BenchmarkHandlers(b *testing.B) {
 	h, keys, link := benchServer(b)
+	rpmPrimaryPath := benchRPMPrimary(b, h, keys[0])
 	const p = "app"
 	baseline := gin.New()
 	baseline.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok", "version": "1.0.0"}) })
@@ -59,6 +61,9 @@ func BenchmarkHandlers(b *testing.B) {
 		// share one rendered, signed suite.
 		{"apt-inrelease", h, "/apt/" + p + "/dists/stable/InRelease", true, 200, true},
 		{"apt-packages", h, "/apt/" + p + "/dists/stable/main/binary-amd64/Packages.xz", true, 200, true},
+		// dnf makecache: the same for the YUM repository.
+		{"rpm-repomd", h, "/rpm/" + p + "/stable/x86_64/repodata/repomd.xml", true, 200, true},
+		{"rpm-primary", h, rpmPrimaryPath, true, 200, true},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -168,6 +173,7 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		if _, err := pub.Complete(ctx, "app", ver, dart.Filename); err != nil {
 			b.Fatal(err)
 		}
+		benchAddPackage(b, a, ver, "amd64", rpmtest.Build(b, rpmtest.Spec{Name: "app", Version: ver, Target: "x86_64"}))
 		if _, err := catalog.Publish(ctx, "app", ver); err != nil {
 			b.Fatal(err)
 		}
