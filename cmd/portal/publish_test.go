@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portaldist/portal/client"
+	"github.com/portaldist/portal/internal/debtest"
 	"github.com/portaldist/portal/objects/s3store/s3test"
 	"github.com/portaldist/portal/publishing"
 	"github.com/portaldist/portal/releases"
@@ -426,5 +427,56 @@ func TestPublishSparkleSignature(t *testing.T) {
 	got, _ := base64.StdEncoding.DecodeString(a.Signatures["ed25519"])
 	if !ed25519.Verify(pub, body, got) {
 		t.Fatalf("stored Sparkle signature %q is not the publisher's", a.Signatures["ed25519"])
+	}
+}
+
+// A .deb says its own platform and arch: publish reads them from the
+// package, whatever its name, and the server accepts the declaration.
+func TestPublishDebReadsArchFromPackage(t *testing.T) {
+	p := newTestPortal(t, nil, publishing.Options{})
+	p.product("acme", "licensed")
+	dir := t.TempDir()
+	built := debtest.Build(t, dir, debtest.Package{Name: "acme-server", Version: "1:1.2.0-1", Arch: "arm64"})
+	// A name that says nothing, or says something else.
+	renamed := filepath.Join(dir, "acme-server-amd64.deb")
+	if err := os.Rename(built, renamed); err != nil {
+		t.Fatal(err)
+	}
+	allArch := debtest.Build(t, dir, debtest.Package{Name: "acme-doc", Version: "1.2.0", Arch: "all"})
+	env := map[string]string{"PORTAL_URL": p.url, "PORTAL_TOKEN": p.publisher("acme")}
+	tc := newTestCLI(env)
+	if err := tc.publish(context.Background(), []string{renamed, allArch, "--product", "acme", "--version", "1.2.0", "--publish"}); err != nil {
+		t.Fatalf("publish: %v\n%s", err, tc.output())
+	}
+	r := p.release("acme", "1.2.0")
+	want := map[string]string{filepath.Base(renamed): "linux/arm64", filepath.Base(allArch): "linux/any"}
+	for _, a := range r.Artifacts {
+		if got := a.Platform + "/" + a.Arch; got != want[a.Filename] || a.Package == nil || a.Package.Version == "" {
+			t.Fatalf("%s: %s (package %+v), want %s", a.Filename, got, a.Package, want[a.Filename])
+		}
+	}
+	// product keys shows the OpenPGP fingerprint; --armor prints the key.
+	keys := p.ok(p.env(), "product", "keys", "acme")
+	var k struct{ OpenPGP struct{ Fingerprint, Armored string } }
+	if err := json.Unmarshal(p.raw("/v1/products/acme/keys"), &k); err != nil || len(k.OpenPGP.Fingerprint) != 40 {
+		t.Fatalf("/keys: %v %+v", err, k)
+	}
+	if !strings.Contains(keys.out, "OpenPGP fingerprint:") || !strings.Contains(keys.out, k.OpenPGP.Fingerprint) {
+		t.Fatalf("product keys:\n%s", keys.out)
+	}
+	if armored := p.ok(p.env(), "product", "keys", "acme", "--armor"); armored.out != k.OpenPGP.Armored {
+		t.Fatalf("product keys --armor:\n%s", armored.out)
+	}
+
+	// A broken .deb is refused before anything is sent.
+	junk := filepath.Join(dir, "junk_1.3.0_amd64.deb")
+	os.WriteFile(junk, []byte("not a package"), 0o644)
+	tc = newTestCLI(env)
+	err := tc.publish(context.Background(), []string{junk, "--product", "acme", "--version", "1.3.0"})
+	if err == nil || !strings.Contains(err.Error(), "not a .deb package") {
+		t.Fatalf("publish of a broken .deb: %v", err)
+	}
+	if _, err := p.catalog.Release(context.Background(), "acme", "1.3.0"); err == nil {
+		t.Fatal("a release was created for a refused package")
 	}
 }
