@@ -457,7 +457,9 @@ func TestPublishDebReadsArchFromPackage(t *testing.T) {
 	}
 	// product keys shows the OpenPGP fingerprint; --armor prints the key.
 	keys := p.ok(p.env(), "product", "keys", "acme")
-	var k struct{ OpenPGP struct{ Fingerprint, Armored string } }
+	var k struct {
+		OpenPGP struct{ Fingerprint, Armored string }
+	}
 	if err := json.Unmarshal(p.raw("/v1/products/acme/keys"), &k); err != nil || len(k.OpenPGP.Fingerprint) != 40 {
 		t.Fatalf("/keys: %v %+v", err, k)
 	}
