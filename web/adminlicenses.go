@@ -170,7 +170,7 @@ func (h *Handler) linkChoices(c *gin.Context, l licenses.License, v *licenseView
 		}
 	}
 	for i, d := range h.opts.LinkTTLs {
-		v.TTLs = append(v.TTLs, linkTTL{Value: d.String(), Label: ttlLabel(d), Selected: i == 1 || len(h.opts.LinkTTLs) == 1})
+		v.TTLs = append(v.TTLs, linkTTL{Value: ttlValue(d), Label: ttlLabel(d), Selected: i == 1 || len(h.opts.LinkTTLs) == 1})
 	}
 	return nil
 }
