@@ -65,7 +65,8 @@ type member struct {
 	name     string
 	cfg      *embed.Config
 	etcd     *embed.Etcd // nil while stopped
-	endpoint string
+	endpoint string      // the proxy's URL, which clients use
+	proxy    *proxy
 }
 
 // StartTimeout bounds how long Start waits for the cluster to elect a leader
@@ -118,7 +119,7 @@ func Start(opts Options) (*Cluster, error) {
 
 func (c *Cluster) start(attempt int) error {
 	n := c.opts.Members
-	ports, err := freePorts(2 * n)
+	ports, err := freePorts(3 * n)
 	if err != nil {
 		return err
 	}
@@ -127,8 +128,9 @@ func (c *Cluster) start(attempt int) error {
 	c.members = make([]*member, n)
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
-		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i])
-		client := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
+		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[3*i])
+		client := fmt.Sprintf("http://127.0.0.1:%d", ports[3*i+1])
+		front := fmt.Sprintf("127.0.0.1:%d", ports[3*i+2])
 		initial = append(initial, name+"="+peer)
 		cfg := embed.NewConfig()
 		cfg.Name = name
@@ -138,7 +140,8 @@ func (c *Cluster) start(attempt int) error {
 		cfg.ListenPeerUrls = []url.URL{*pu}
 		cfg.AdvertisePeerUrls = []url.URL{*pu}
 		cfg.ListenClientUrls = []url.URL{*cu}
-		cfg.AdvertiseClientUrls = []url.URL{*cu}
+		fu, _ := url.Parse("http://" + front)
+		cfg.AdvertiseClientUrls = []url.URL{*fu}
 		cfg.InitialClusterToken = token
 		cfg.ClusterState = embed.ClusterStateFlagNew
 		// 25 ms heartbeats and a 250 ms election timeout: a leader within
@@ -160,7 +163,11 @@ func (c *Cluster) start(attempt int) error {
 		} else {
 			cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 		}
-		c.members[i] = &member{name: name, cfg: cfg, endpoint: client}
+		p, err := newProxy(front, cu.Host)
+		if err != nil {
+			return err
+		}
+		c.members[i] = &member{name: name, cfg: cfg, endpoint: "http://" + front, proxy: p}
 	}
 	for _, m := range c.members {
 		m.cfg.InitialCluster = strings.Join(initial, ",")
@@ -212,7 +219,9 @@ func freePorts(n int) ([]int, error) {
 }
 
 // Endpoints returns every member's client URL ("http://127.0.0.1:PORT"),
-// running or not, in member order.
+// running or not, in member order. Each is a TCP proxy in front of the
+// member, which StopMember cuts, so that clients see the member go away at
+// once.
 func (c *Cluster) Endpoints() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -266,6 +275,9 @@ func (c *Cluster) StopMember(i int) {
 	defer c.mu.Unlock()
 	m := c.members[i]
 	if m.etcd != nil {
+		// Cut the clients' connections first, as a dead machine would;
+		// etcd would otherwise wait seconds for open watch streams.
+		m.proxy.cut()
 		stop(m.etcd)
 		m.etcd = nil
 	}
@@ -301,6 +313,7 @@ func (c *Cluster) RestartMember(i int) error {
 		if e, err = embed.StartEtcd(m.cfg); err == nil {
 			if err = waitReady(e); err == nil {
 				m.etcd = e
+				m.proxy.up()
 				return nil
 			}
 			e.Close()
@@ -370,6 +383,7 @@ func (c *Cluster) stopAll() {
 			continue
 		}
 		wg.Add(1)
+		m.proxy.cut()
 		go func(e *embed.Etcd) {
 			defer wg.Done()
 			stop(e)
@@ -377,6 +391,11 @@ func (c *Cluster) stopAll() {
 		m.etcd = nil
 	}
 	wg.Wait()
+	for _, m := range c.members {
+		if m != nil && m.proxy != nil {
+			m.proxy.close()
+		}
+	}
 }
 
 var prefixes struct {

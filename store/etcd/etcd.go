@@ -15,6 +15,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Options configure Open.
@@ -93,6 +95,8 @@ type DB struct {
 	tombTTL   time.Duration
 	endpoints []string
 
+	retry chan struct{} // capacity 1: held by the Update running again after a conflict
+
 	leaseMu     sync.Mutex
 	lease       clientv3.LeaseID
 	leaseExpiry time.Time // local estimate of when the lease ends
@@ -149,6 +153,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		endpoints: opts.Endpoints,
 		watchers:  make(map[*watcher]struct{}),
 		done:      make(chan struct{}),
+		retry:     make(chan struct{}, 1),
 	}
 	d.dataEnd = string(store.PrefixEnd([]byte(d.data)))
 	d.seqEnd = string(store.PrefixEnd([]byte(d.seq)))
@@ -169,7 +174,13 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 			// Requests up to the server's limit, and its answers (a
 			// scan page of large values) whatever their size.
 			MaxCallSendMsgSize: opts.MaxRequestBytes + requestMargin,
-			Logger:             zap.NewNop(),
+			// Reconnect to a member that comes back within two
+			// seconds (gRPC's default backoff grows to two minutes).
+			DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+				MinConnectTimeout: opts.DialTimeout,
+			})},
+			Logger: zap.NewNop(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store: etcd %s: %w", strings.Join(opts.Endpoints, ","), err)
@@ -258,6 +269,12 @@ var errConflict = errors.New("store: etcd: conflict")
 // again while the transaction conflicts with writes committed since its
 // snapshot (see the package comment).
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
+	locked := false
+	defer func() {
+		if locked {
+			<-d.retry
+		}
+	}()
 	for attempt := 0; ; attempt++ {
 		if d.closed.Load() {
 			return store.ErrClosed
@@ -279,8 +296,18 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if !errors.Is(err, errConflict) {
 			return err
 		}
-		// Back off a random while, longer after each conflict, so that
-		// writers contending for the same keys take turns.
+		// Updates of this process that conflicted run again one at a
+		// time: contention between goroutines of one replica (a hot
+		// counter) then costs one wasted run each instead of a storm of
+		// them. Against other replicas, back off a random while, longer
+		// after each conflict, so that writers take turns.
+		if !locked {
+			if err := d.lockRetry(ctx); err != nil {
+				return err
+			}
+			locked = true
+			continue
+		}
 		wait := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
 		select {
 		case <-ctx.Done():
@@ -289,6 +316,19 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return store.ErrClosed
 		case <-time.After(wait):
 		}
+	}
+}
+
+// lockRetry takes the right to run a conflicted Update again, waiting for
+// the one holding it; receiving from d.retry gives it back.
+func (d *DB) lockRetry(ctx context.Context) error {
+	select {
+	case d.retry <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.done:
+		return store.ErrClosed
 	}
 }
 

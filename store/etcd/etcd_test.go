@@ -354,18 +354,18 @@ func TestWritesSurviveMemberStop(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitFor(50)
+	waitFor(20)
 	victim := cluster.Leader()
 	if victim < 0 {
 		t.Fatal("no leader")
 	}
 	cluster.StopMember(victim)
 	before := n.Load()
-	waitFor(before + 50) // writes go on with two members
+	waitFor(before + 20) // writes go on with two members
 	if err := cluster.RestartMember(victim); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(n.Load() + 20)
+	waitFor(n.Load() + 10)
 	close(stop)
 	wg.Wait()
 
@@ -396,7 +396,7 @@ func TestWritesSurviveMemberStop(t *testing.T) {
 	if last < uint64(n.Load()) {
 		t.Fatalf("sequence at %d after %d acknowledged draws", last, n.Load())
 	}
-	t.Logf("%d writes acknowledged, %d failed while a member was down", n.Load(), failed.Load())
+	t.Logf("%d writes acknowledged, %d failed while a member was down (last: %v)", n.Load(), failed.Load(), lastErr.Load())
 }
 
 // TestWatchResumes: a watch on a client whose only member stops and comes

@@ -135,7 +135,7 @@ func testScanSkew(t *testing.T, db store.DB) {
 // still commit, serializably.
 func testManyReads(t *testing.T, db store.DB) {
 	// More keys than one etcd transaction takes compares.
-	const n = 2*store.MaxTxnOps + 10
+	const n = store.MaxTxnOps + 32
 	for start := 0; start < n; start += store.MaxTxnOps {
 		var kv []string
 		for i := start; i < min(start+store.MaxTxnOps, n); i++ {
