@@ -53,6 +53,9 @@ func newFixtureWith(t testing.TB, flags map[string]string, opts app.Options) *fi
 		t.Fatal(err)
 	}
 	u := "http://" + ln.Addr().String()
+	if flags["tls.cert_file"] != "" {
+		u = "https://" + ln.Addr().String()
+	}
 	all := map[string]string{"data_dir": t.TempDir(), "public_url": u, "log.access": "false", "log.level": "warn",
 		"admin.socket": ""}
 	for k, v := range flags {
