@@ -63,6 +63,16 @@ func openpgpConfig(now time.Time) *packet.Config {
 	return &packet.Config{DefaultHash: openpgpHash, Time: func() time.Time { return now }}
 }
 
+// signConfig is the configuration of a signature made at now: never before
+// the key's creation (a clock set back, a test clock), which verifiers and
+// go-crypto itself refuse.
+func (k *OpenPGPKey) signConfig(now time.Time) *packet.Config {
+	if created := k.e.PrimaryKey.CreationTime; now.Before(created) {
+		now = created
+	}
+	return openpgpConfig(now)
+}
+
 // GenerateOpenPGPKey makes a new key of the algorithm (see
 // ParseOpenPGPAlgorithm) whose user id is uid (e.g. "acme repository
 // signing key"), created at now. RSA-4096 takes about a second.
@@ -142,7 +152,7 @@ func armorBlock(kind string, b []byte) string {
 // should not produce any.
 func (k *OpenPGPKey) ClearSign(msg []byte, now time.Time) ([]byte, error) {
 	var out bytes.Buffer
-	w, err := clearsign.Encode(&out, k.e.PrivateKey, openpgpConfig(now))
+	w, err := clearsign.Encode(&out, k.e.PrivateKey, k.signConfig(now))
 	if err != nil {
 		return nil, fmt.Errorf("signing: clear-sign: %w", err)
 	}
@@ -176,7 +186,7 @@ func (k *OpenPGPKey) ClearSign(msg []byte, now time.Time) ([]byte, error) {
 // signature, as gpg --detach-sign makes).
 func (k *OpenPGPKey) DetachSign(msg []byte, now time.Time) ([]byte, error) {
 	var out bytes.Buffer
-	if err := openpgp.DetachSign(&out, k.e, bytes.NewReader(msg), openpgpConfig(now)); err != nil {
+	if err := openpgp.DetachSign(&out, k.e, bytes.NewReader(msg), k.signConfig(now)); err != nil {
 		return nil, fmt.Errorf("signing: detach-sign: %w", err)
 	}
 	return out.Bytes(), nil

@@ -234,3 +234,28 @@ func fmtKey(k *OpenPGPKey) string {
 	}
 	return b.String()
 }
+
+// A clock behind the key's creation (set back, or a test clock) still
+// gives signatures verifiers accept: they are dated at the key's creation.
+func TestOpenPGPSignBeforeCreation(t *testing.T) {
+	created := time.Now()
+	k, err := GenerateOpenPGPKey("", "acme", created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("Suite: stable\n")
+	sig, err := k.DetachSign(msg, created.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gpgvVerify(t, k.PublicBinary(), msg, sig); err != nil {
+		t.Fatal(err)
+	}
+	clear, err := k.ClearSign(msg, created.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gpgvVerify(t, k.PublicBinary(), clear, nil); err != nil {
+		t.Fatal(err)
+	}
+}
