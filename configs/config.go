@@ -68,9 +68,34 @@ type ReposConfig struct {
 
 // StoreConfig selects the metadata store.
 type StoreConfig struct {
-	// Backend is "bolt".
-	Backend string `mapstructure:"backend"`
+	// Backend is "bolt" or "etcd".
+	Backend string     `mapstructure:"backend"`
+	Etcd    EtcdConfig `mapstructure:"etcd"`
 }
+
+// EtcdConfig reaches the etcd cluster of store.backend "etcd". Load
+// guarantees that Endpoints is non-empty when the backend is etcd, that
+// Prefix ends with "/", that Username and Password are set together and
+// so are TLS.CertFile and TLS.KeyFile.
+type EtcdConfig struct {
+	Endpoints   []string      `mapstructure:"endpoints"`
+	Prefix      string        `mapstructure:"prefix"`
+	Username    string        `mapstructure:"username"`
+	Password    string        `mapstructure:"password" secret:"true"`
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	TLS         EtcdTLSConfig `mapstructure:"tls"`
+}
+
+// EtcdTLSConfig names the files securing the etcd connections; any of them
+// set turns TLS on.
+type EtcdTLSConfig struct {
+	CAFile   string `mapstructure:"ca_file"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// Enabled reports whether any TLS setting is made.
+func (t EtcdTLSConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
 // ObjectsConfig selects where artifacts live and caps signed URL lifetimes.
 type ObjectsConfig struct {
@@ -88,6 +113,9 @@ type LocalObjectConfig struct {
 	// the portal generates one in DataDir on first start. Load checks it
 	// with local.ParseKeyring, which callers use to read it.
 	Secret string `mapstructure:"secret" secret:"true"`
+	// Shared declares the objects directory a filesystem every replica
+	// mounts, which store.backend "etcd" requires of local objects.
+	Shared bool `mapstructure:"shared"`
 }
 
 // S3Config reaches an S3-compatible bucket. Bucket is non-empty whenever

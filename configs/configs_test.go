@@ -20,7 +20,7 @@ func wantDefaults() Config {
 		Listen:           "127.0.0.1:8080",
 		PublicURLSetting: "",
 		DataDir:          "./data",
-		Store:            StoreConfig{Backend: "bolt"},
+		Store:            StoreConfig{Backend: "bolt", Etcd: EtcdConfig{Prefix: "portal/", DialTimeout: 5 * time.Second}},
 		Objects: ObjectsConfig{
 			Backend: "local",
 			MaxTTL:  168 * time.Hour,
@@ -414,7 +414,16 @@ func TestLoadInvalidValues(t *testing.T) {
 		{name: "negative anonymous grants", file: "downloads:\n  anonymous_grants_per_minute: -5\n", want: `configs: downloads.anonymous_grants_per_minute: -5 is negative (0 means no limit)`},
 		{name: "bool", env: []string{"PORTAL_UPDATES_PUBLIC=maybe"}, want: `configs: updates.public: "maybe" is not true or false`},
 		{name: "string given a list", file: "listen: [a, b]\n", want: `configs: listen: [a b] is not a string`},
-		{name: "store enum", file: "store:\n  backend: etcd\n", want: `configs: store.backend: "etcd" is not one of bolt`},
+		{name: "store enum", file: "store:\n  backend: sqlite\n", want: `configs: store.backend: "sqlite" is not one of bolt, etcd`},
+		{name: "etcd without endpoints", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.endpoints: required when store.backend is etcd`},
+		{name: "etcd endpoint without scheme", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379,etcd2:2379", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.endpoints: "etcd2:2379" must start with http:// or https://`},
+		{name: "etcd endpoint without port", file: "store:\n  backend: etcd\n  etcd:\n    endpoints: [https://etcd1]\nobjects:\n  backend: s3\n  s3:\n    bucket: b\n", want: `configs: store.etcd.endpoints: "https://etcd1" must name a host and port`},
+		{name: "etcd endpoint password", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=https://root:hunter2@etcd1", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.endpoints: "https://root:xxxxx@etcd1" must name a host and port`, hide: "hunter2"},
+		{name: "etcd prefix without slash", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_PREFIX=portal", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.prefix: "portal" must be non-empty and end with "/"`},
+		{name: "etcd half credentials", file: "store:\n  backend: etcd\n  etcd:\n    endpoints: [http://etcd1:2379]\n    password: s3cr3t-etcd\nobjects:\n  backend: s3\n  s3:\n    bucket: b\n", want: `configs: store.etcd.username: store.etcd.username and store.etcd.password must be set together`, hide: "s3cr3t-etcd"},
+		{name: "etcd half client certificate", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=https://etcd1:2379", "PORTAL_STORE_ETCD_TLS_CERT_FILE=/etc/portal/etcd.crt", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.tls.cert_file: store.etcd.tls.cert_file and store.etcd.tls.key_file must be set together`},
+		{name: "etcd zero dial timeout", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_DIAL_TIMEOUT=0s", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.dial_timeout: 0s is not positive`},
+		{name: "etcd with local objects", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379"}, want: `configs: objects.backend: local objects cannot be shared by the replicas of store.backend etcd: use objects.backend s3, or set objects.local.shared: true`},
 		{name: "objects enum", env: []string{"PORTAL_OBJECTS_BACKEND=gcs"}, want: `configs: objects.backend: "gcs" is not one of local, s3`},
 		{name: "log enum", flags: map[string]string{"log.level": "verbose"}, want: `configs: log.level: "verbose" is not one of debug, info, warn, error`},
 		{name: "listen without port", file: "listen: localhost\n", want: `configs: listen: "localhost" is not host:port`},
@@ -494,6 +503,37 @@ func TestLoadMissingFile(t *testing.T) {
 	bad := writeFile(t, "bad.yaml", "listen: [\n")
 	if _, err := Load(LoadOptions{File: bad}); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("Load = %v, want a parse error naming %s", err, bad)
+	}
+}
+
+// TestLoadEtcdStore: an etcd store with shared objects loads, its
+// endpoints from a comma-separated environment variable.
+func TestLoadEtcdStore(t *testing.T) {
+	for name, env := range map[string][]string{
+		"s3 objects":           {"PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"},
+		"shared local objects": {"PORTAL_OBJECTS_LOCAL_SHARED=true"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env = append(env, "PORTAL_STORE_BACKEND=etcd",
+				"PORTAL_STORE_ETCD_ENDPOINTS=https://etcd1:2379, https://etcd2:2379,,https://etcd3:2379",
+				"PORTAL_STORE_ETCD_USERNAME=portal", "PORTAL_STORE_ETCD_PASSWORD=pw",
+				"PORTAL_STORE_ETCD_TLS_CA_FILE=/etc/portal/etcd-ca.pem")
+			cfg, err := Load(LoadOptions{Env: env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := EtcdConfig{
+				Endpoints: []string{"https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"},
+				Prefix:    "portal/", Username: "portal", Password: "pw", DialTimeout: 5 * time.Second,
+				TLS: EtcdTLSConfig{CAFile: "/etc/portal/etcd-ca.pem"},
+			}
+			if cfg.Store.Backend != "etcd" || !reflect.DeepEqual(cfg.Store.Etcd, want) {
+				t.Fatalf("store %+v", cfg.Store)
+			}
+			if !cfg.Store.Etcd.TLS.Enabled() {
+				t.Fatal("a CA file does not turn TLS on")
+			}
+		})
 	}
 }
 

@@ -80,7 +80,30 @@ func (c *Config) validate() error {
 		fail("data_dir", "must not be empty")
 	}
 
-	oneOf("store.backend", c.Store.Backend, "bolt")
+	oneOf("store.backend", c.Store.Backend, "bolt", "etcd")
+	if e := &c.Store.Etcd; c.Store.Backend == "etcd" {
+		if len(e.Endpoints) == 0 {
+			fail("store.etcd.endpoints", "required when store.backend is etcd (PORTAL_STORE_ETCD_ENDPOINTS, comma-separated)")
+		}
+		for _, ep := range e.Endpoints {
+			if msg := checkEtcdEndpoint(ep); msg != "" {
+				fail("store.etcd.endpoints", "%q %s", redactURL(ep), msg)
+			}
+		}
+		if e.Prefix == "" || !strings.HasSuffix(e.Prefix, "/") {
+			fail("store.etcd.prefix", "%q must be non-empty and end with \"/\"", e.Prefix)
+		}
+		if (e.Username == "") != (e.Password == "") {
+			fail("store.etcd.username", "store.etcd.username and store.etcd.password must be set together")
+		}
+		if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+			fail("store.etcd.tls.cert_file", "store.etcd.tls.cert_file and store.etcd.tls.key_file must be set together")
+		}
+		positive("store.etcd.dial_timeout", e.DialTimeout)
+		if c.Objects.Backend == "local" && !c.Objects.Local.Shared {
+			fail("objects.backend", "local objects cannot be shared by the replicas of store.backend etcd: use objects.backend s3, or set objects.local.shared: true if data_dir/objects is a filesystem every replica mounts")
+		}
+	}
 
 	o := &c.Objects
 	oneOf("objects.backend", o.Backend, "local", "s3")
@@ -234,6 +257,23 @@ func (c *Config) validate() error {
 }
 
 // checkListen returns why addr is not a host:port to listen on, or "".
+// checkEtcdEndpoint returns why ep is not an etcd client URL
+// (http(s)://host:port), or "".
+func checkEtcdEndpoint(ep string) string {
+	u, err := url.Parse(ep)
+	switch {
+	case err != nil:
+		return "is not a URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must start with http:// or https://"
+	case u.Host == "" || u.Port() == "":
+		return "must name a host and port (https://etcd1:2379)"
+	case u.Path != "" && u.Path != "/":
+		return "must not have a path"
+	}
+	return ""
+}
+
 func checkListen(addr string) string {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
