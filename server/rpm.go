@@ -44,18 +44,21 @@ var rpmArches = map[string][]string{
 
 // rpmRepo is one rendered, signed repository view.
 type rpmRepo struct {
-	docs     map[string]rendered // by name under repodata/
-	modified time.Time
+	docs map[string]rendered // by name under repodata/
 }
 
 type rpmDoor struct {
 	s     *Server
 	cache *repos.Cache[*rpmRepo]
+	// seen gives each caller's view its Last-Modified, which moves when
+	// (and only when) what that caller sees changes: the APT door's rule
+	// (aptState.lastModified), kept per replica.
+	seen *aptState
 }
 
 // rpmRoutes mounts the YUM/DNF repositories.
 func (s *Server) rpmRoutes(e *gin.Engine) {
-	d := &rpmDoor{s: s, cache: repos.NewCache[*rpmRepo](1000, 10*time.Minute, 2)}
+	d := &rpmDoor{s: s, cache: repos.NewCache[*rpmRepo](1000, 6*time.Hour, 2), seen: &aptState{seen: map[string]aptSeen{}}}
 	g := e.Group("/rpm/:product", s.authenticate)
 	g.GET("/key.asc", d.key)
 	g.GET("/:channel", d.repoFile)
@@ -166,15 +169,16 @@ func oneLine(s string) string {
 }
 
 // view returns the caller's repository for the request's product, channel
-// and basearch, rendering and signing it on a cache miss.
-func (d *rpmDoor) view(c *gin.Context) (*rpmRepo, error) {
+// and basearch, rendering and signing it on a cache miss, and its
+// Last-Modified.
+func (d *rpmDoor) view(c *gin.Context) (*rpmRepo, time.Time, error) {
 	arches, ok := rpmArches[c.Param("basearch")]
 	if !ok {
-		return nil, portal.Errorf(portal.ENotFound, "no repository for basearch %q: use x86_64, aarch64 or noarch", rpmTrunc(c.Param("basearch"), 40))
+		return nil, time.Time{}, portal.Errorf(portal.ENotFound, "no repository for basearch %q: use x86_64, aarch64 or noarch", rpmTrunc(c.Param("basearch"), 40))
 	}
 	set, err := repos.Permitted(c, d.s.Resolver, c.Param("product"), c.Param("channel"), "rpm")
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	var entries []repos.Entry
 	for _, e := range set.Entries {
@@ -186,9 +190,14 @@ func (d *rpmDoor) view(c *gin.Context) (*rpmRepo, error) {
 		}
 	}
 	key := strings.Join([]string{"rpm", set.Digest, c.Param("basearch"), set.Product.CreatedAt.Format(time.RFC3339Nano)}, "\x00")
-	return d.cache.Get(c, key, func(ctx context.Context) (*rpmRepo, error) {
+	r, err := d.cache.Get(c, key, func(ctx context.Context) (*rpmRepo, error) {
 		return d.render(ctx, set, entries)
 	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	modified := d.seen.lastModified(aptView(c, set.Product.Slug, "rpm\x00"+set.Channel+"\x00"+c.Param("basearch")), key, d.s.now())
+	return r, modified, nil
 }
 
 // render builds and signs one repository view.
@@ -221,7 +230,7 @@ func (d *rpmDoor) render(ctx context.Context, set repos.Set, entries []repos.Ent
 	if err != nil {
 		return nil, fmt.Errorf("rpm repository of %s: sign: %w", set.Product.Slug, err)
 	}
-	r := &rpmRepo{docs: map[string]rendered{}, modified: now.UTC().Truncate(time.Second)}
+	r := &rpmRepo{docs: map[string]rendered{}}
 	r.docs["repomd.xml"] = rendered{body: rd.RepoMD, etag: etagOf(rd.RepoMD)}
 	r.docs["repomd.xml.asc"] = rendered{body: sig, etag: etagOf(sig)}
 	for href, b := range rd.Files {
@@ -234,7 +243,7 @@ func (d *rpmDoor) render(ctx context.Context, set repos.Set, entries []repos.Ent
 // with an ETag and Last-Modified, and 304 to a conditional request that
 // names the current one.
 func (d *rpmDoor) repodata(c *gin.Context) {
-	v, err := d.view(c)
+	v, modified, err := d.view(c)
 	if err != nil {
 		d.s.fail(c, err)
 		return
@@ -256,9 +265,9 @@ func (d *rpmDoor) repodata(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "private, no-cache")
 	c.Header("Vary", "Authorization")
-	c.Header("Last-Modified", v.modified.Format(http.TimeFormat))
+	c.Header("Last-Modified", modified.Format(http.TimeFormat))
 	if c.GetHeader("If-None-Match") == "" {
-		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !v.modified.After(ims) {
+		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !modified.After(ims) {
 			c.Header("ETag", doc.etag)
 			c.Status(http.StatusNotModified)
 			return

@@ -243,6 +243,12 @@ func TestRPMRepository(t *testing.T) {
 	if got := e.rpmPrimary(base, rpmBasic(all)); strings.Join(got, ",") != "acme-server.x86_64 packages/1.2.0/"+filepath.Base(next) {
 		t.Fatalf("after yank and publish: %v", got)
 	}
+	after := e.must(200, e.do("GET", base+"/repodata/repomd.xml", rpmBasic(all), nil))
+	t1, _ := http.ParseTime(md.header.Get("Last-Modified"))
+	t2, err := http.ParseTime(after.header.Get("Last-Modified"))
+	if err != nil || !t2.After(t1) || bytes.Equal(after.body, md.body) {
+		t.Fatalf("Last-Modified %v then %v (%v): it must move when the view changes", t1, t2, err)
+	}
 	if r := e.do("GET", base+"/packages/1.0.0/"+srv, rpmBasic(all), nil); r.status != 404 {
 		t.Fatalf("a yanked package: %d %s", r.status, r.body)
 	}
