@@ -97,7 +97,6 @@ import (
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store"
-	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/updates"
 	"github.com/portaldist/portal/web"
@@ -230,7 +229,7 @@ func Open(ctx context.Context, cfg *configs.Config, opts Options) (*App, error) 
 
 func (a *App) openStore() error {
 	cfg, now := a.Config, a.opts.Now
-	db, err := bolt.Open(cfg.DataPath("portal.db"), bolt.Options{NoSync: a.opts.NoSync})
+	db, err := OpenDB(context.Background(), cfg, a.opts.NoSync)
 	if err != nil {
 		return err
 	}
@@ -337,6 +336,12 @@ func (a *App) openRest(ctx context.Context) error {
 		return err
 	}
 	a.ObjectsSample = &inventory.Sampler{}
+	// Whether this replica runs the cluster-wide jobs, for /readyz and
+	// /metrics (a.Leader is set below, before anything is served).
+	var leading func() bool
+	if !a.opts.Offline {
+		leading = func() bool { return a.Leader.Leading() }
+	}
 	a.Server = server.New(server.Deps{
 		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens,
 		Objects: a.Objects, Blobs: a.Blobs, Keys: a.Keys, Publishing: a.Publishing,
@@ -349,7 +354,7 @@ func (a *App) openRest(ctx context.Context) error {
 		URLTTL: cfg.Downloads.URLTTL, MaxURLTTL: cfg.Downloads.MaxURLTTL,
 		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
 		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
-		MetricsToken: cfg.Metrics.Token, MetricsSeparate: cfg.Metrics.Listen != "", StoreDriver: cfg.Store.Backend,
+		MetricsToken: cfg.Metrics.Token, MetricsSeparate: cfg.Metrics.Listen != "", StoreDriver: cfg.Store.Backend, Leading: leading,
 	})
 	// Every request, API or /blobs/, has progress deadlines on its body
 	// and its answer; Serve caps the connections per address. On TLS

@@ -152,6 +152,16 @@ func newMetrics(s *Server) *metrics {
 		Name: "portal_store_info", Help: "Always 1; the driver label names the metadata store's driver.",
 		ConstLabels: prometheus.Labels{"driver": s.opts.StoreDriver},
 	}, func() float64 { return 1 }))
+	if s.opts.Leading != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portal_leader", Help: "1 while this replica runs the cluster-wide background work (sweeps, purges, webhook deliveries), 0 otherwise.",
+		}, func() float64 {
+			if s.opts.Leading() {
+				return 1
+			}
+			return 0
+		}))
+	}
 	if s.Ledger != nil {
 		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "portal_ledger_queued", Help: "Download grants waiting to be written to the store.",

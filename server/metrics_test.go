@@ -239,4 +239,11 @@ func TestMetricsGauges(t *testing.T) {
 	if !ok || w["pending"] == nil || w["lag_seconds"] == nil {
 		t.Errorf("readyz index_watch: %v", r)
 	}
+	// Alone on its bbolt file, the portal runs the cluster-wide jobs.
+	if j, ok := r["jobs"].(map[string]any); !ok || j["leader"] != true {
+		t.Errorf("readyz jobs: %v", r["jobs"])
+	}
+	if got := value(t, e.scrape(admin), "portal_leader"); got != "1" {
+		t.Errorf("portal_leader = %s, want 1", got)
+	}
 }

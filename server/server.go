@@ -68,6 +68,10 @@ type Options struct {
 	// StoreDriver names the metadata store's driver ("bolt") for /readyz
 	// and portal_store_info.
 	StoreDriver string
+	// Leading reports whether this replica runs the cluster-wide background
+	// work (package leader), for /readyz and the portal_leader gauge; nil
+	// leaves both out.
+	Leading func() bool
 }
 
 // Deps are the services the server exposes.
@@ -298,6 +302,10 @@ func (s *Server) ready(c *gin.Context) {
 		// updates.Index.WatchStats).
 		w := s.Index.WatchStats()
 		body["index_watch"] = gin.H{"pending": w.Pending, "lag_seconds": w.Lag.Seconds()}
+	}
+	if s.opts.Leading != nil {
+		// Reported, not judged: exactly one replica leads.
+		body["jobs"] = gin.H{"leader": s.opts.Leading()}
 	}
 	if s.ObjectsSample != nil {
 		// Reported, not judged: every replica would fail readiness
