@@ -164,6 +164,8 @@ func TestExtractDebHostile(t *testing.T) {
 		"not zstd":          ar("debian-binary", "2.0\n", "control.tar.zst", "not zstd at all"),
 		"not tar":           ar("debian-binary", "2.0\n", "control.tar", strings.Repeat("x", 1024)),
 		"bomb":              ar("debian-binary", "2.0\n", "control.tar.gz", gz.String()),
+		"huge control":      ar("debian-binary", "2.0\n", "control.tar.gz", strings.Repeat("x", MaxControl+1)),
+		"control too far":   ar("debian-binary", "2.0\n", "padding", strings.Repeat("x", debPrefix), "control.tar.gz", "y"),
 		"huge member size":  []byte(arMagic + "debian-binary   0           0     0     100644  9999999999`\n"),
 		"negative size":     []byte(arMagic + "debian-binary   0           0     0     100644  -4        `\n2.0\n"),
 		"bad member header": []byte(arMagic + "debian-binary   0           0     0     100644  4         XX2.0\n"),

@@ -2,6 +2,7 @@ package publishing
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -23,6 +24,13 @@ func TestCompletePackage(t *testing.T) {
 		}
 		return b
 	}
+	noise := make([]byte, 12<<20)
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	bigPath := debtest.Build(t, dir, debtest.Package{Name: "app", Version: "1.0.0", Arch: "amd64", Compression: "gzip", Payload: string(noise)})
+	big, err := os.ReadFile(bigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	forEachBackend(t, func(t *testing.T, objs objects.ObjectStore) {
 		for _, tc := range []struct {
 			name, filename string
@@ -35,6 +43,9 @@ func TestCompletePackage(t *testing.T) {
 			{"other version", "app_1.0.1_amd64.deb", build("1.0.1-1", "amd64"), "amd64", "package_version"},
 			{"other arch", "app_1.0.0_arm64.deb", build("1.0.0", "arm64"), "amd64", "package"},
 			{"garbage", "garbage.deb", bytes.Repeat([]byte("not a deb "), 100), "amd64", "artifact"},
+			// Larger than the part of the file that is kept: the control
+			// archive comes first, the rest is only hashed.
+			{"big", "app_1.0.0_big_amd64.deb", big, "amd64", ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				e := newEnv(t, objs, Options{})
