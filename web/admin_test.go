@@ -727,3 +727,37 @@ func TestAdminDownloads(t *testing.T) {
 		t.Fatalf("charts:\n%s", p.Body)
 	}
 }
+
+// TestAdminFailedSignIns: wrong tokens posted to the console count
+// against the API's failed-authentication limit (429 past it, for the
+// console and the API alike); a valid token still signs in.
+func TestAdminFailedSignIns(t *testing.T) {
+	f := newFixture(t, map[string]string{"limits.auth_failures_per_minute": "3"})
+	_, raw := f.token("ops", "admin")
+	b := f.browser()
+	for i := range 3 {
+		p := b.adminSignIn("ptk_" + strings.Repeat(string(rune('A'+i)), 32))
+		wantError(t, p, http.StatusUnauthorized, portal.EUnauthorized)
+		if p.Cookie["portal_admin"] != nil {
+			t.Fatalf("wrong token %d set a session", i)
+		}
+	}
+	p := b.adminSignIn("ptk_" + strings.Repeat("Z", 32))
+	wantError(t, p, http.StatusTooManyRequests, portal.ERateLimited)
+	if p.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	req, _ := http.NewRequest("GET", f.URL+"/v1/tokens", nil)
+	req.Header.Set("Authorization", "Bearer ptk_"+strings.Repeat("Y", 32))
+	res, err := f.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the API after the console's failures: %s, want 429", res.Status)
+	}
+	if p := b.adminSignIn(raw); p.Status != http.StatusSeeOther || p.Cookie["portal_admin"] == nil {
+		t.Fatalf("a valid token over the limit: %d\n%s", p.Status, p.Body)
+	}
+}
