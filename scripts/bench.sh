@@ -1,57 +1,92 @@
 #!/usr/bin/env bash
-# The portal's benchmarks, end to end, in one command:
+# The portal's benchmarks, end to end, in one command (about 9 minutes on
+# a 2-core machine; under 10 when the seeded catalog has to be made):
 #
 #   scripts/bench.sh
 #
 # 1. installs wrk, nginx and curl with apt-get when missing, and starts the
 #    S3 test server (scripts/s3-server.sh, versitygw) in the background;
-# 2. builds portal, the baseline (bench/baseline: minimal Gin, fixed JSON),
-#    the seeding tool (bench/seed) and bench/benchtool;
-# 3. seeds a data dir straight through the store: one licensed product with
-#    10,000 releases of 4 platforms each and a real 256 MiB artifact,
-#    100,000 licenses (unlimited downloads), an admin token;
-# 4. runs the Go benchmarks of the parts (go test -bench), and the hot
-#    handlers in process next to a minimal Gin handler (server);
-# 5. drives wrk (same settings for every API scenario) against the
-#    baseline, the upgrade check, the JSON download grant on the local
-#    store and on S3, a /d/ share link, and the 256 MiB blob GET against
-#    nginx serving the same file;
-# 6. prints the results and writes them to docs/BENCHMARKS.md.
+# 2. builds portal, the Gin baseline (bench/baseline), the presign-only Go
+#    service (bench/presignonly), the seeding tool (bench/seed),
+#    bench/heapprof and bench/benchtool;
+# 3. seeds the catalog straight through the store: one licensed product
+#    with 10,000 releases of 4 builds each and a real 256 MiB artifact,
+#    1,000,000 licenses (unlimited downloads). Seeding takes minutes, so the
+#    seeded data dir is cached in $BENCH_CACHE keyed by the SHA-256 of the
+#    seed binary and its arguments, and copied from there (the report says
+#    which);
+# 4. runs the Go benchmarks of the parts (go test -bench), and the download
+#    ledger's BenchmarkFlush on the ledger before its log layout (from git)
+#    and on this tree, alternately;
+# 5. memory and start-up: `portal serve` on the seeded catalog, time from
+#    start to /readyz, resident memory after start and after a load of
+#    licensed upgrade checks, the bbolt file's size; then a heap profile of
+#    the same server under the same load (bench/heapprof);
+# 6. interleaved pairs (BENCH_PAIRS, default 5): for each scenario, a run of
+#    its reference (the Gin baseline, nginx with the exact bytes of the
+#    answer, the presign-only service) then a run of the scenario, with the
+#    same wrk settings, and again. A scenario whose pairs are too spread to
+#    decide its target is run once more while the time budget allows;
+# 7. writes docs/BENCHMARKS.md and the raw outputs (every wrk output, the
+#    go test -bench outputs, load averages, settings) to docs/bench-raw/.
+#
+# The portal runs as the README starts it: `portal serve` with only the
+# data dir and listen address set (access log on, as by default, to a
+# file); serve sets GOGC=400 when GOGC is unset, so the baseline and the
+# presign-only service get GOGC=400 too.
 #
 # Every process it starts is stopped on exit; temporary files live under
 # one mktemp directory, removed on exit (BENCH_KEEP=1 keeps it).
 #
-# Knobs (environment): BENCH_DURATION (wrk -d, default 10s, at most 20s),
-# BENCH_CONNECTIONS (default 64), BENCH_THREADS (default 2),
-# BENCH_BLOB_CONNECTIONS (default 1), BENCH_RELEASES (10000),
-# BENCH_LICENSES (100000), BENCH_OUT (docs/BENCHMARKS.md).
+# Knobs (environment): BENCH_PAIRS (5), BENCH_DURATION (wrk -d of each run,
+# 3s, at most 20s), BENCH_WARMUP (1s, once per server), BENCH_CONNECTIONS
+# (64), BENCH_THREADS (2), BENCH_BLOB_CONNECTIONS (1), BENCH_RELEASES
+# (10000), BENCH_LICENSES (1000000), BENCH_MEMORY_LOAD (60s),
+# BENCH_BUDGET (seconds the run should stay under, 570: reruns only while
+# there is time), BENCH_GO (1; 0 skips the Go benchmarks, for a quick check
+# of the script), BENCH_CACHE (~/.cache/portal-bench), BENCH_OUT
+# (docs/BENCHMARKS.md), BENCH_RAW (docs/bench-raw).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 START=$(date +%s)
+LOAD_BEFORE=$(cat /proc/loadavg)
 
-DURATION=${BENCH_DURATION:-10s}
+PAIRS=${BENCH_PAIRS:-5}
+DURATION=${BENCH_DURATION:-3s}
+WARMUP=${BENCH_WARMUP:-1s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 BLOB_CONNS=${BENCH_BLOB_CONNECTIONS:-1}
 RELEASES=${BENCH_RELEASES:-10000}
-LICENSES=${BENCH_LICENSES:-100000}
+LICENSES=${BENCH_LICENSES:-1000000}
+MEM_LOAD=${BENCH_MEMORY_LOAD:-60s}
+BUDGET=${BENCH_BUDGET:-570}
+GOBENCH=${BENCH_GO:-1}
+CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portal-bench}
 OUT_MD=${BENCH_OUT:-docs/BENCHMARKS.md}
-WARMUP=2s
+RAW=${BENCH_RAW:-docs/bench-raw}
+# The ledger as it was before its log layout (a key per grant under its
+# license), for BenchmarkFlush side by side.
+LEDGER_OLD=cdf6dba
 
-log() { printf '\n== %s\n' "$*" >&2; }
+log() { printf '\n== %s (%ds)\n' "$*" "$(($(date +%s) - START))" >&2; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
-case $DURATION in
-[1-9]s | 1[0-9]s | 20s) ;;
-*) die "BENCH_DURATION must be 1s..20s (each wrk run is bounded), not $DURATION" ;;
-esac
+for d in "$DURATION" "$WARMUP" "$MEM_LOAD"; do
+	case $d in
+	[1-9]s | [1-9][0-9]s) ;;
+	*) die "durations are whole seconds (1s..99s), not $d" ;;
+	esac
+done
+case $DURATION in [1-9]s | 1[0-9]s | 20s) ;; *) die "BENCH_DURATION must be 1s..20s" ;; esac
+[ "$PAIRS" -ge 1 ] 2>/dev/null || die "BENCH_PAIRS must be a positive number"
 
 TMP=$(mktemp -d -t portal-bench.XXXXXX)
 BIN=$TMP/bin
 RES=$TMP/results
-mkdir -p "$BIN" "$RES"
+mkdir -p "$BIN" "$RES/wrk"
 
 PIDS=()
 S3_STARTER=
@@ -102,18 +137,32 @@ setsid "$ROOT/scripts/s3-server.sh" start "$TMP/s3" >"$TMP/s3.env" 2>"$TMP/s3.er
 S3_STARTER=$!
 
 # --- build -------------------------------------------------------------------
-log "building portal, baseline, seed, benchtool"
-go build -o "$BIN/portal" ./cmd/portal
-go build -o "$BIN/baseline" ./bench/baseline
-go build -o "$BIN/seed" ./bench/seed
-go build -o "$BIN/benchtool" ./bench/benchtool
+log "building portal, baseline, presignonly, seed, heapprof, benchtool"
+go build -o "$BIN/" ./cmd/portal ./bench/baseline ./bench/presignonly ./bench/seed ./bench/heapprof ./bench/benchtool
 BT=$BIN/benchtool
 
-# --- seed --------------------------------------------------------------------
-log "seeding $RELEASES releases x 4 platforms, $LICENSES licenses"
+# --- seed (cached) -----------------------------------------------------------
+SEED_ARGS="-releases $RELEASES -licenses $LICENSES"
+SEED_KEY=$({ sha256sum <"$BIN/seed"; echo "$SEED_ARGS"; } | sha256sum | cut -c1-16)
+CACHED=$CACHE/seed-$SEED_KEY
 DATA=$TMP/data
 SEED=$TMP/seed
-"$BIN/seed" -data-dir "$DATA" -out "$SEED" -releases "$RELEASES" -licenses "$LICENSES"
+if [ -f "$CACHED/done" ]; then
+	log "catalog from the cache $CACHED"
+	SEED_NOTE="taken from the cache \`$CACHED\` (made by an earlier run with the same seed binary and arguments: the key is the SHA-256 of both); its seeding time below is that run's"
+else
+	log "seeding $RELEASES releases x 4 builds, $LICENSES licenses (cached afterwards in $CACHED)"
+	rm -rf "$CACHED.tmp"
+	mkdir -p "$CACHED.tmp"
+	# shellcheck disable=SC2086
+	"$BIN/seed" -data-dir "$CACHED.tmp/data" -out "$CACHED.tmp/seed" $SEED_ARGS
+	touch "$CACHED.tmp/done"
+	rm -rf "$CACHED"
+	mv "$CACHED.tmp" "$CACHED"
+	SEED_NOTE="seeded by this run and cached in \`$CACHED\`, keyed by the SHA-256 of the seed binary and its arguments, for the next runs"
+fi
+cp -a "$CACHED/data" "$DATA"
+cp -a "$CACHED/seed" "$SEED"
 cp "$SEED/seed.json" "$RES/seed.json"
 field() { "$BT" json "$1" <"$SEED/seed.json"; }
 PRODUCT=$(field product)
@@ -134,17 +183,38 @@ S3_STARTER=
 . "$TMP/s3.env"
 
 # --- Go benchmarks -----------------------------------------------------------
-log "go test -bench (the parts)"
-{
-	go test -run '^$' -bench '^Benchmark(Local|S3)PresignGet$' -benchtime 1s ./objects/objectstest
-	go test -run '^$' -bench '^BenchmarkDecide$' -benchtime 0.5s ./licenses
-	# The flatness targets compare two sizes: three runs each, the
-	# report keeps the fastest of each.
-	go test -run '^$' -bench '^BenchmarkLatest$' -benchtime 0.3s -count 3 ./updates
-	go test -run '^$' -bench '^BenchmarkByKey$' -benchtime 1s -count 3 ./licenses
-	go test -run '^$' -bench '^BenchmarkHandlers$' -benchtime 1s ./server
-} 2>&1 | tee "$RES/gobench.txt" | grep -E '^(Benchmark|ok|FAIL|---)' >&2
-grep -q '^FAIL' "$RES/gobench.txt" && die "a Go benchmark failed (see above)"
+if [ "$GOBENCH" = 1 ]; then
+	log "go test -bench (the parts)"
+	{
+		go test -run '^$' -bench '^Benchmark(Local|S3)PresignGet$' -benchtime 1s ./objects/objectstest
+		go test -run '^$' -bench '^BenchmarkDecide$' -benchtime 0.5s ./licenses
+		# The flatness targets compare two sizes: three runs each, the
+		# report keeps the fastest of each.
+		go test -run '^$' -bench '^BenchmarkLatest$' -benchtime 0.3s -count 3 ./updates
+		go test -run '^$' -bench '^BenchmarkByKey$' -benchtime 1s -count 3 ./licenses
+		go test -run '^$' -bench '^BenchmarkHandlers$' -benchtime 1s ./server
+	} 2>&1 | tee "$RES/gobench.txt" | grep -E '^(Benchmark|ok|FAIL|---)' >&2
+	grep -q '^FAIL' "$RES/gobench.txt" && die "a Go benchmark failed (see above)"
+
+	log "download ledger: BenchmarkFlush at $LEDGER_OLD (before the log) and on this tree, alternately"
+	if git cat-file -e "$LEDGER_OLD^{commit}" 2>/dev/null; then
+		mkdir -p "$TMP/ledger-old"
+		git archive "$LEDGER_OLD" | tar -x -C "$TMP/ledger-old"
+		(cd "$TMP/ledger-old" && go test -c -o "$BIN/ledger-old.test" ./downloads/ledger)
+		go test -c -o "$BIN/ledger-new.test" ./downloads/ledger
+		: >"$RES/ledger-old.txt"
+		: >"$RES/ledger-new.txt"
+		for i in 1 2 3 4 5; do
+			for v in old new; do
+				(cd "$TMP" && "$BIN/ledger-$v.test" -test.run '^$' -test.bench '^BenchmarkFlush$' \
+					-test.benchtime 20000x -test.benchmem) >>"$RES/ledger-$v.txt" 2>&1
+			done
+		done
+		grep -h '^Benchmark' "$RES/ledger-old.txt" "$RES/ledger-new.txt" >&2 || true
+	else
+		echo "bench.sh: no git history ($LEDGER_OLD): the ledger's before/after is not measured" >&2
+	fi
+fi
 
 # --- load generator ----------------------------------------------------------
 # License keys in turn, so the lookups hit 1,000 different licenses.
@@ -161,32 +231,9 @@ request = function()
 end
 EOF
 export BENCH_KEYS=$SEED/keys BENCH_ACCEPT=application/json
+LUA=(-s "$TMP/license.lua")
 
-# run_wrk NAME CONNECTIONS THREADS wrk-args... : a short warm-up, then the
-# measured run into $RES/NAME.wrk.
-run_wrk() {
-	local name=$1 c=$2 t=$3
-	shift 3
-	log "wrk: $name"
-	wrk -t"$t" -c"$c" -d"$WARMUP" "$@" >/dev/null
-	wrk -t"$t" -c"$c" -d"$DURATION" --latency "$@" | tee "$RES/$name.wrk" >&2
-}
-
-PORTAL_PID=
-PORT=
-start_portal() {
-	PORT=$("$BT" port)
-	env PORTAL_DATA_DIR="$DATA" PORTAL_LISTEN="127.0.0.1:$PORT" PORTAL_LOG_ACCESS=false "$@" \
-		"$BIN/portal" serve >>"$TMP/portal.log" 2>&1 &
-	PORTAL_PID=$!
-	PIDS+=("$PORTAL_PID")
-	"$BT" wait "http://127.0.0.1:$PORT/healthz" 60 || { tail -n 20 "$TMP/portal.log" >&2; die "portal did not start"; }
-}
-stop_portal() {
-	kill "$PORTAL_PID"
-	wait "$PORTAL_PID" || true
-}
-# must_get URL ARGS...: curl that fails on an HTTP error, printing the body.
+# must URL ARGS...: curl that fails on an HTTP error, printing the body.
 must() {
 	local out code
 	out=$(curl -sS -w '\n%{http_code}' "$@") || die "curl $*"
@@ -195,45 +242,159 @@ must() {
 	case $code in 2??) printf '%s' "$out" ;; *) die "HTTP $code from curl $*: $out" ;; esac
 }
 
-# --- baseline ----------------------------------------------------------------
-BPORT=$("$BT" port)
-"$BIN/baseline" -listen "127.0.0.1:$BPORT" >"$TMP/baseline.log" 2>&1 &
-PIDS+=("$!")
-"$BT" wait "http://127.0.0.1:$BPORT/" 30
-run_wrk baseline "$CONNS" "$THREADS" "http://127.0.0.1:$BPORT/"
+PORTAL_PID=
+PORT=
+PORTAL_ENV_NOTE="PORTAL_DATA_DIR, PORTAL_LISTEN"
+# start_portal BINARY [ENV...]: start the server on the data dir and wait
+# until /readyz answers 200; READY_MS is the time from start to ready.
+start_portal() {
+	local bin=$1 t0 t1
+	shift
+	PORT=$("$BT" port)
+	t0=$(date +%s%N)
+	env PORTAL_DATA_DIR="$DATA" PORTAL_LISTEN="127.0.0.1:$PORT" "$@" \
+		"$bin" serve >>"$TMP/portal.log" 2>&1 &
+	PORTAL_PID=$!
+	PIDS+=("$PORTAL_PID")
+	wait_ready "http://127.0.0.1:$PORT/readyz" 120 || { tail -n 20 "$TMP/portal.log" >&2; die "portal did not become ready"; }
+	t1=$(date +%s%N)
+	READY_MS=$(((t1 - t0) / 1000000))
+}
+# wait_ready URL SECONDS: until URL answers 200.
+wait_ready() {
+	local deadline=$(($(date +%s) + $2))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+stop_portal() {
+	kill "$PORTAL_PID"
+	wait "$PORTAL_PID" || true
+}
 
-# --- portal, local store -----------------------------------------------------
-start_portal
+# --- memory and start-up -----------------------------------------------------
+log "memory and start-up: portal serve on the seeded catalog"
+start_portal "$BIN/portal"
 API=http://127.0.0.1:$PORT
 UPGRADE="$API/v1/products/$PRODUCT/upgrade?current=$OLDEST&platform=linux&arch=amd64"
+[ "$(must -H "Authorization: License $KEY" "$UPGRADE" | "$BT" json version)" = "$LATEST" ] || die "upgrade check did not offer $LATEST"
+read -r RSS_START _ < <("$BT" rss "$PORTAL_PID")
+{
+	echo "RELEASES=$RELEASES"
+	echo "LICENSES=$LICENSES"
+	echo "READY_MS=$READY_MS"
+	echo "RSS_START_KB=$RSS_START"
+	echo "DB_BYTES=$(stat -c %s "$DATA/portal.db")"
+	echo "LOAD_SECONDS=${MEM_LOAD%s}"
+	echo "LOAD_ARGS=-t$THREADS -c$CONNS -d$MEM_LOAD, licensed upgrade checks"
+} >"$RES/memory.env"
+wrk -t"$THREADS" -c"$CONNS" -d"$MEM_LOAD" --latency "${LUA[@]}" "$UPGRADE" >"$RES/memory-load.wrk"
+read -r RSS_LOAD HWM < <("$BT" rss "$PORTAL_PID")
+{
+	echo "RSS_LOAD_KB=$RSS_LOAD"
+	echo "HWM_KB=$HWM"
+	echo "LOAD_RPS=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$RES/memory-load.wrk")"
+} >>"$RES/memory.env"
+stop_portal
+cat "$RES/memory.env" >&2
+
+log "heap profile: bench/heapprof (the same server with net/http/pprof) under 15 s of the same load"
+PPORT=$("$BT" port)
+PORT=$("$BT" port)
+env PORTAL_DATA_DIR="$DATA" PORTAL_LISTEN="127.0.0.1:$PORT" "$BIN/heapprof" -pprof "127.0.0.1:$PPORT" >>"$TMP/portal.log" 2>&1 &
+HPID=$!
+PIDS+=("$HPID")
+wait_ready "http://127.0.0.1:$PORT/readyz" 120 || die "heapprof did not become ready"
+wrk -t"$THREADS" -c"$CONNS" -d15s "${LUA[@]}" "http://127.0.0.1:$PORT/v1/products/$PRODUCT/upgrade?current=$OLDEST&platform=linux&arch=amd64" >/dev/null
+curl -sS -o "$RES/heap.pprof" "http://127.0.0.1:$PPORT/debug/pprof/heap?gc=1"
+kill "$HPID"
+wait "$HPID" || true
+go tool pprof -top -inuse_space -nodecount 25 "$BIN/heapprof" "$RES/heap.pprof" 2>/dev/null | sed -n '1,35p' >"$RES/heap.txt" || true
+echo "HEAP_WHAT=\`go tool pprof -top -inuse_space\` of bench/heapprof (app.Open and App.Serve as \`portal serve\`, GOGC=400) on the same catalog after 15 s of licensed upgrade checks, heap.pprof in the raw outputs" >>"$RES/memory.env"
+cat "$RES/heap.txt" >&2
+
+# --- interleaved pairs -------------------------------------------------------
+# run_wrk FILE CONNECTIONS THREADS wrk-args...: one measured run.
+run_wrk() {
+	local file=$1 c=$2 t=$3
+	shift 3
+	wrk -t"$t" -c"$c" -d"$DURATION" --latency "$@" >"$file" 2>&1 || true
+}
+warm() {
+	local c=$1 t=$2
+	shift 2
+	wrk -t"$t" -c"$c" -d"$WARMUP" "$@" >/dev/null 2>&1 || true
+}
+# Each comparison: NAME, the reference's wrk arguments, the scenario's.
+declare -A REF_ARGS RUN_ARGS CONN_OF
+ATTEMPT_OF=()
+# compare NAME: PAIRS pairs, reference first, then its verdict; a
+# comparison too spread to decide gets one more attempt while the budget
+# allows (retry_undecided runs those).
+UNDECIDED=()
+compare() {
+	local name=$1 attempt=${2:-1} i c
+	c=${CONN_OF[$name]:-$CONNS}
+	local t=$THREADS
+	[ "$c" -lt "$t" ] && t=$c
+	log "pairs: $name (attempt $attempt)"
+	# shellcheck disable=SC2086
+	for i in $(seq 1 "$PAIRS"); do
+		eval "run_wrk \"$RES/wrk/$name.$attempt.$i.ref.wrk\" $c $t ${REF_ARGS[$name]}"
+		eval "run_wrk \"$RES/wrk/$name.$attempt.$i.run.wrk\" $c $t ${RUN_ARGS[$name]}"
+	done
+	if ! "$BT" pairs "$RES" "$name" >&2; then
+		if [ "$attempt" = 1 ]; then
+			UNDECIDED+=("$name")
+		fi
+	fi
+}
+# A rerun costs PAIRS x 2 runs; the fixed rest after the pairs (report) is
+# a few seconds.
+retry_undecided() {
+	local name cost
+	cost=$((PAIRS * 2 * (${DURATION%s} + 1)))
+	for name in "${UNDECIDED[@]}"; do
+		if [ $(($(date +%s) - START + cost)) -lt "$BUDGET" ]; then
+			compare "$name" 2
+		else
+			echo "bench.sh: $name is too spread to decide, and a rerun would exceed the ${BUDGET}s budget" >&2
+		fi
+	done
+	UNDECIDED=()
+}
+
+q() { printf '%q' "$1"; }
+
+# The references that run throughout: the Gin baseline and the
+# presign-only service, with serve's GOGC.
+BPORT=$("$BT" port)
+GOGC=400 "$BIN/baseline" -listen "127.0.0.1:$BPORT" >"$TMP/baseline.log" 2>&1 &
+PIDS+=("$!")
+"$BT" wait "http://127.0.0.1:$BPORT/" 30
+BASE=$(q "http://127.0.0.1:$BPORT/")
+warm "$CONNS" "$THREADS" "http://127.0.0.1:$BPORT/"
+
+# --- portal, local store -----------------------------------------------------
+log "portal serve, local store"
+start_portal "$BIN/portal"
+API=http://127.0.0.1:$PORT
+UPGRADE="$API/v1/products/$PRODUCT/upgrade?current=$OLDEST&platform=linux&arch=amd64"
+FEED="$API/feeds/$PRODUCT/electron/latest-linux.yml"
 GRANT="$API/v1/products/$PRODUCT/releases/latest/download?platform=linux&arch=amd64"
-# Check the answers once before loading them.
-must -o /dev/null -H "Authorization: License $KEY" "$UPGRADE"
 [ "$(must -H "Authorization: License $KEY" "$UPGRADE" | "$BT" json version)" = "$LATEST" ] || die "upgrade check did not offer $LATEST"
 
-# Each API scenario runs right after a baseline run of its own: the machine's
-# speed drifts over minutes, and a ratio of two runs side by side holds.
-run_wrk baseline-upgrade "$CONNS" "$THREADS" "http://127.0.0.1:$BPORT/"
-run_wrk upgrade "$CONNS" "$THREADS" -s "$TMP/license.lua" "$UPGRADE"
-run_wrk baseline-grant-local "$CONNS" "$THREADS" "http://127.0.0.1:$BPORT/"
-run_wrk grant-local "$CONNS" "$THREADS" -s "$TMP/license.lua" "$GRANT"
-
-LINK=$(must -X POST -H "Authorization: License $KEY" -H 'Content-Type: application/json' \
-	-d "{\"product\":\"$PRODUCT\",\"version\":\"$LATEST\",\"filename\":\"$BLOB_FILE\",\"ttl\":3600}" \
-	"$API/v1/links" | "$BT" json url)
-case $LINK in "$API"/d/*) ;; *) die "unexpected share link $LINK" ;; esac
-run_wrk baseline-share "$CONNS" "$THREADS" "http://127.0.0.1:$BPORT/"
-run_wrk share "$CONNS" "$THREADS" "$LINK"
-
-# The blob: mint a /blobs/ URL through the JSON grant, and serve the same
-# file from nginx.
-BLOB_URL=$(must -H "Authorization: License $KEY" -H 'Accept: application/json' "$GRANT" | "$BT" json url)
-case $BLOB_URL in "$API"/blobs/*) ;; *) die "unexpected blob URL $BLOB_URL" ;; esac
+# nginx: the exact bytes of the upgrade answer and of the feed as static
+# files, and the blob's object directory, on a private prefix.
 NPORT=$("$BT" port)
-mkdir -p "$TMP/nginx"
+mkdir -p "$TMP/nginx/static"
+must -H "Authorization: License $KEY" -H 'Accept: application/json' -o "$TMP/nginx/static/upgrade.json" "$UPGRADE" >/dev/null
+must -H "Authorization: License $KEY" -o "$TMP/nginx/static/latest-linux.yml" "$FEED" >/dev/null
+cp "$TMP/nginx/static/upgrade.json" "$TMP/nginx/static/latest-linux.yml" "$RES/"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
-user root;
 worker_processes auto;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
@@ -243,6 +404,7 @@ http {
     sendfile on;
     tcp_nopush on;
     default_type application/octet-stream;
+    types { application/json json; text/yaml yml; }
     client_body_temp_path $TMP/nginx/body;
     proxy_temp_path $TMP/nginx/proxy;
     fastcgi_temp_path $TMP/nginx/fastcgi;
@@ -250,22 +412,59 @@ http {
     scgi_temp_path $TMP/nginx/scgi;
     server {
         listen 127.0.0.1:$NPORT;
-        root $DATA/objects;
+        location /static/ { alias $TMP/nginx/static/; }
+        location / { root $DATA/objects; }
     }
 }
 EOF
+# Run as root, nginx would switch its workers to "nobody", who cannot read
+# the private temporary directory; as another user it stays that user.
+if [ "$(id -u)" -eq 0 ]; then
+	sed -i '1a user root;' "$TMP/nginx/nginx.conf"
+fi
 "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 PIDS+=("$!")
-"$BT" wait "http://127.0.0.1:$NPORT/" 30
-NGINX_URL="http://127.0.0.1:$NPORT/$BLOB_KEY"
-must -o /dev/null -r 0-0 "$NGINX_URL"
+"$BT" wait "http://127.0.0.1:$NPORT/static/upgrade.json" 30
+NGINX_UPGRADE="http://127.0.0.1:$NPORT/static/upgrade.json"
+NGINX_FEED="http://127.0.0.1:$NPORT/static/latest-linux.yml"
+cmp -s <(must "$NGINX_UPGRADE") "$TMP/nginx/static/upgrade.json" || die "nginx does not serve the upgrade answer's bytes"
+cmp -s <(must "$NGINX_FEED") "$TMP/nginx/static/latest-linux.yml" || die "nginx does not serve the feed's bytes"
+
+LINK=$(must -X POST -H "Authorization: License $KEY" -H 'Content-Type: application/json' \
+	-d "{\"product\":\"$PRODUCT\",\"version\":\"$LATEST\",\"filename\":\"$BLOB_FILE\",\"ttl\":3600}" \
+	"$API/v1/links" | "$BT" json url)
+case $LINK in "$API"/d/*) ;; *) die "unexpected share link $LINK" ;; esac
+BLOB_URL=$(must -H "Authorization: License $KEY" -H 'Accept: application/json' "$GRANT" | "$BT" json url)
+case $BLOB_URL in "$API"/blobs/*) ;; *) die "unexpected blob URL $BLOB_URL" ;; esac
+NGINX_BLOB="http://127.0.0.1:$NPORT/$BLOB_KEY"
+must -o /dev/null -r 0-0 "$NGINX_BLOB"
 must -o /dev/null -r 0-0 "$BLOB_URL"
-run_wrk blob-nginx "$BLOB_CONNS" 1 "$NGINX_URL"
-run_wrk blob-portal "$BLOB_CONNS" 1 "$BLOB_URL"
+
+warm "$CONNS" "$THREADS" "${LUA[@]}" "$UPGRADE"
+warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
+warm "$CONNS" "$THREADS" "$NGINX_UPGRADE"
+REF_ARGS[upgrade]=$BASE
+RUN_ARGS[upgrade]="-s $(q "$TMP/license.lua") $(q "$UPGRADE")"
+REF_ARGS[upgrade-nginx]=$(q "$NGINX_UPGRADE")
+RUN_ARGS[upgrade-nginx]=${RUN_ARGS[upgrade]}
+REF_ARGS[feed-nginx]=$(q "$NGINX_FEED")
+RUN_ARGS[feed-nginx]="-s $(q "$TMP/license.lua") -H $(q 'Accept: */*') $(q "$FEED")"
+REF_ARGS[grant-local]=$BASE
+RUN_ARGS[grant-local]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
+REF_ARGS[share]=$BASE
+RUN_ARGS[share]=$(q "$LINK")
+REF_ARGS[blob]=$(q "$NGINX_BLOB")
+RUN_ARGS[blob]=$(q "$BLOB_URL")
+CONN_OF[blob]=$BLOB_CONNS
+for name in upgrade upgrade-nginx feed-nginx grant-local share blob; do
+	compare "$name"
+done
+retry_undecided
 stop_portal
 
 # --- portal, S3 store (same catalog; the grant only presigns) ---------------
-start_portal PORTAL_OBJECTS_BACKEND=s3 PORTAL_OBJECTS_S3_BUCKET="$PORTAL_TEST_S3_BUCKET" \
+log "portal serve, S3 store; the presign-only service"
+start_portal "$BIN/portal" PORTAL_OBJECTS_BACKEND=s3 PORTAL_OBJECTS_S3_BUCKET="$PORTAL_TEST_S3_BUCKET" \
 	PORTAL_OBJECTS_S3_ENDPOINT="$PORTAL_TEST_S3_ENDPOINT" PORTAL_OBJECTS_S3_ACCESS_KEY="$PORTAL_TEST_S3_ACCESS_KEY" \
 	PORTAL_OBJECTS_S3_SECRET_KEY="$PORTAL_TEST_S3_SECRET_KEY" PORTAL_OBJECTS_S3_REGION="$PORTAL_TEST_S3_REGION" \
 	PORTAL_OBJECTS_S3_PATH_STYLE=true
@@ -273,26 +472,52 @@ API=http://127.0.0.1:$PORT
 GRANT="$API/v1/products/$PRODUCT/releases/latest/download?platform=linux&arch=amd64"
 S3_URL=$(must -H "Authorization: License $KEY" -H 'Accept: application/json' "$GRANT" | "$BT" json url)
 case $S3_URL in "$PORTAL_TEST_S3_ENDPOINT"/*X-Amz-Signature=*) ;; *) die "unexpected S3 URL $S3_URL" ;; esac
-run_wrk baseline-grant-s3 "$CONNS" "$THREADS" "http://127.0.0.1:$BPORT/"
-run_wrk grant-s3 "$CONNS" "$THREADS" -s "$TMP/license.lua" "$GRANT"
+SPORT=$("$BT" port)
+GOGC=400 "$BIN/presignonly" -listen "127.0.0.1:$SPORT" -key "$BLOB_KEY" >"$TMP/presignonly.log" 2>&1 &
+PIDS+=("$!")
+"$BT" wait "http://127.0.0.1:$SPORT/" 30
+P_URL=$(must "http://127.0.0.1:$SPORT/" | "$BT" json url)
+case $P_URL in "$PORTAL_TEST_S3_ENDPOINT"/*X-Amz-Signature=*) ;; *) die "unexpected presign-only URL $P_URL" ;; esac
+warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
+warm "$CONNS" "$THREADS" "http://127.0.0.1:$SPORT/"
+REF_ARGS[grant-s3]=$BASE
+RUN_ARGS[grant-s3]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
+REF_ARGS[grant-s3-presign]=$(q "http://127.0.0.1:$SPORT/")
+RUN_ARGS[grant-s3-presign]=${RUN_ARGS[grant-s3]}
+for name in grant-s3 grant-s3-presign; do
+	compare "$name"
+done
+retry_undecided
 stop_portal
 
 # --- report ------------------------------------------------------------------
 log "report"
+LOAD_AFTER=$(cat /proc/loadavg)
 {
 	echo "DATE=$(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
 	echo "CORES=$(nproc)"
 	echo "MEM=$(free -h | awk '/^Mem:/ {print $2}')"
 	echo "CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 	echo "GO=$(go version)"
-	echo "WRK=$(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}'), $("$NGINX" -v 2>&1)"
-	echo "WRK_ARGS=-t$THREADS -c$CONNS -d$DURATION --latency (after a $WARMUP warm-up)"
+	echo "WRK=$(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')"
+	echo "NGINX=$("$NGINX" -v 2>&1)"
+	echo "WRK_ARGS=-t$THREADS -c$CONNS -d$DURATION --latency (servers warmed up once for $WARMUP)"
 	echo "BLOB_WRK_ARGS=-t1 -c$BLOB_CONNS -d$DURATION --latency"
-	echo "BLOB_SIZE=$(($(field blob_size 2>/dev/null || echo 0) / 1048576)) MiB"
-	echo "COMMAND=scripts/bench.sh"
+	echo "PAIRS=$PAIRS"
+	echo "GOGC=400"
+	echo "PORTAL_ENV=$PORTAL_ENV_NOTE"
+	echo "LOAD_BEFORE=$LOAD_BEFORE"
+	echo "LOAD_AFTER=$LOAD_AFTER"
+	echo "SEED_CACHE=$SEED_NOTE"
+	echo "LEDGER_OLD=$LEDGER_OLD"
+	echo "RAW=$RAW"
+	echo "COMMAND=$(env | grep -E '^BENCH_' | sort | tr '\n' ' ')scripts/bench.sh"
 	echo "SECONDS=$(($(date +%s) - START))"
 } >"$RES/machine.env"
 [ -f bench/findings.md ] && cp bench/findings.md "$RES/findings.md"
-mkdir -p "$(dirname "$OUT_MD")"
-"$BT" report "$RES" "$OUT_MD"
-echo "bench.sh: wrote $OUT_MD in $(($(date +%s) - START)) s" >&2
+rm -rf "$RAW"
+mkdir -p "$RAW" "$(dirname "$OUT_MD")"
+cp -a "$RES/." "$RAW/"
+"$BT" report "$RAW" "$OUT_MD" >/dev/null
+echo "bench.sh: wrote $OUT_MD and $RAW in $(($(date +%s) - START)) s" >&2

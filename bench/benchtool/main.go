@@ -4,6 +4,8 @@
 //	benchtool port                     print a free 127.0.0.1 TCP port
 //	benchtool wait URL [SECONDS]       wait until URL answers HTTP (any status)
 //	benchtool json FIELD               print a top-level string or number field of the JSON on stdin
+//	benchtool pairs DIR NAME           one comparison's pairs so far; exit 3 when too spread to decide
+//	benchtool rss PID                  print the process's VmRSS and VmHWM in KiB
 //	benchtool report DIR OUT.md        write the results table from DIR (see report.go)
 package main
 
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,6 +44,16 @@ func main() {
 			usage()
 		}
 		err = jsonField(args[0])
+	case "pairs":
+		if len(args) != 2 {
+			usage()
+		}
+		err = pairsCmd(args[0], args[1])
+	case "rss":
+		if len(args) != 1 {
+			usage()
+		}
+		err = rss(args[0])
 	case "report":
 		if len(args) != 2 {
 			usage()
@@ -56,7 +69,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool port | wait URL [SECONDS] | json FIELD | report DIR OUT.md")
+	fmt.Fprintln(os.Stderr, "usage: benchtool port | wait URL [SECONDS] | json FIELD | pairs DIR NAME | rss PID | report DIR OUT.md")
 	os.Exit(2)
 }
 
@@ -82,7 +95,7 @@ func wait(url string, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not answer within %s: %v", url, d, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -100,5 +113,26 @@ func jsonField(field string) error {
 		b, _ := json.Marshal(m)
 		return fmt.Errorf("no string or number field %q in %s", field, b)
 	}
+	return nil
+}
+
+// rss prints "RSS HWM" of a process, in KiB, from /proc/PID/status.
+func rss(pid string) error {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return err
+	}
+	var vals [2]string
+	for _, line := range strings.Split(string(b), "\n") {
+		for i, k := range []string{"VmRSS:", "VmHWM:"} {
+			if rest, ok := strings.CutPrefix(line, k); ok {
+				vals[i] = strings.TrimSuffix(strings.TrimSpace(rest), " kB")
+			}
+		}
+	}
+	if vals[0] == "" || vals[1] == "" {
+		return fmt.Errorf("no VmRSS/VmHWM in /proc/%s/status", pid)
+	}
+	fmt.Println(vals[0], vals[1])
 	return nil
 }

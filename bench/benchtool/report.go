@@ -8,35 +8,52 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
 
-// The report reads, from DIR:
+// The report reads, from DIR (the raw outputs, kept next to the report):
 //
-//	machine.env        KEY=VALUE lines: DATE, CORES, MEM, CPU, GO, WRK, WRK_ARGS,
-//	                   BLOB_WRK_ARGS, BLOB_SIZE, COMMAND, SECONDS (optional)
-//	<scenario>.wrk     wrk --latency output, one per scenario below
-//	gobench.txt        `go test -bench` output
+//	machine.env        KEY=VALUE lines written by scripts/bench.sh: DATE, CORES,
+//	                   MEM, CPU, GO, WRK, NGINX, WRK_ARGS, BLOB_WRK_ARGS, PAIRS,
+//	                   GOGC, PORTAL_ENV, LOAD_BEFORE, LOAD_AFTER, COMMAND, SECONDS...
+//	wrk/<name>.<attempt>.<pair>.ref.wrk and .run.wrk
+//	                   wrk --latency outputs of each interleaved pair: the
+//	                   reference (baseline, nginx, presign-only) and the scenario
+//	gobench.txt        `go test -bench` output of the parts
+//	ledger-old.txt, ledger-new.txt
+//	                   BenchmarkFlush on the ledger before and after its log layout
+//	memory.env         READY_MS, RSS_START_KB, RSS_LOAD_KB, LOAD_SECONDS, LOAD_RPS, DB_BYTES
+//	heap.txt           `go tool pprof -top -inuse_space` of the seeded catalog
 //	seed.json          what bench/seed wrote
 //	findings.md        optional, included verbatim (profile findings)
 //
 // and writes OUT (markdown), also printed on stdout.
 
-type scenario struct {
-	file, name, what string
-	ref              string // file of the reference run ("" = none)
-	blob             bool
+// comparison is one interleaved scenario: pairs of a reference run and a
+// scenario run with the same wrk settings.
+type comparison struct {
+	name, scenario, ref, what string
+	// target is the least median ratio of the scenario's throughput to the
+	// reference's (0: none); p99 the most median ratio of their p99s (0:
+	// none).
+	target, p99 float64
+	blob        bool // compare MB/s rather than requests/s
 }
 
-var scenarios = []scenario{
-	{"baseline", "baseline", "minimal Gin server, fixed JSON (bench/baseline)", "", false},
-	{"upgrade", "upgrade check", "GET /v1/products/app/upgrade?current=1.0.0&platform=linux&arch=amd64, Authorization: License <key> (1,000 keys in turn)", "baseline", false},
-	{"grant-local", "download grant, local store", "GET /v1/products/app/releases/latest/download?platform=linux&arch=amd64, Accept: application/json, license", "baseline", false},
-	{"grant-s3", "download grant, S3 (versitygw)", "the same on PORTAL_OBJECTS_BACKEND=s3 (presign only)", "baseline", false},
-	{"share", "share link /d/{token}", "GET /d/<token> of a link made with POST /v1/links (303 to a fresh URL)", "baseline", false},
-	{"blob-portal", "blob GET, portal /blobs/", "GET of the minted 256 MiB /blobs/ URL", "blob-nginx", true},
-	{"blob-nginx", "blob GET, nginx", "the same file from nginx, sendfile on", "", true},
+var comparisons = []comparison{
+	{"upgrade", "licensed upgrade check", "Gin baseline", "GET /v1/products/app/upgrade?current=<oldest>&platform=linux&arch=amd64 with Authorization: License <key> (1,000 keys in turn) / bench/baseline (minimal Gin, fixed JSON)", 0.9, 1.5, false},
+	{"upgrade-nginx", "licensed upgrade check", "nginx static file", "the same upgrade check / nginx serving the exact bytes of its answer as a file (a static feed, no license)", 0.6, 0, false},
+	{"feed-nginx", "electron feed latest-linux.yml", "nginx static file", "GET /feeds/app/electron/latest-linux.yml with a license / nginx serving the exact bytes of that answer", 0, 0, false},
+	{"grant-local", "grant, local store", "Gin baseline", "GET /v1/products/app/releases/latest/download?platform=linux&arch=amd64, Accept: application/json, license; local object store", 0.7, 1.5, false},
+	{"grant-s3", "grant, S3", "Gin baseline", "the same grant with PORTAL_OBJECTS_BACKEND=s3 (versitygw; the grant only presigns)", 0.7, 1.5, false},
+	{"grant-s3-presign", "grant, S3", "presign-only Go service", "the S3 grant / bench/presignonly (net/http + aws-sdk-go-v2 s3.PresignClient on every request, no catalog, no license)", 2.5, 0, false},
+	{"share", "share link /d/{token}", "Gin baseline", "GET /d/<token> of a link made with POST /v1/links (303 to a fresh URL)", 0.5, 1.5, false},
+	{"blob", "blob GET, portal /blobs/", "nginx", "GET of the minted 256 MiB /blobs/ URL / the same file from nginx (sendfile on), MB/s", 0.9, 0, true},
+	{"etcd-upgrade", "licensed upgrade check, etcd store", "Gin baseline", "the upgrade check with store.backend=etcd (3-member cluster on 127.0.0.1)", 0, 0, false},
+	{"etcd-grant", "grant, etcd store", "Gin baseline", "the local-store grant with store.backend=etcd (3-member cluster on 127.0.0.1)", 0, 0, false},
 }
 
 type wrkResult struct {
@@ -172,174 +189,384 @@ func readEnv(path string) map[string]string {
 	return env
 }
 
-type target struct {
-	what, need, got string
-	met             bool
-	known           bool // false: the inputs were missing
+// pair is one interleaved pair of runs.
+type pair struct {
+	attempt, n int
+	ref, run   wrkResult
+}
+
+var reWrkFile = regexp.MustCompile(`^(.+)\.(\d+)\.(\d+)\.(ref|run)\.wrk$`)
+
+// loadPairs reads the pairs of every comparison from DIR/wrk.
+func loadPairs(dir string) map[string][]pair {
+	out := map[string][]pair{}
+	ents, _ := os.ReadDir(filepath.Join(dir, "wrk"))
+	idx := map[string]int{}
+	for _, e := range ents {
+		m := reWrkFile.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		a, _ := strconv.Atoi(m[2])
+		n, _ := strconv.Atoi(m[3])
+		key := m[1] + "." + m[2] + "." + m[3]
+		i, ok := idx[key]
+		if !ok {
+			out[m[1]] = append(out[m[1]], pair{attempt: a, n: n})
+			i = len(out[m[1]]) - 1
+			idx[key] = i
+		}
+		r := parseWrk(filepath.Join(dir, "wrk", e.Name()))
+		if m[4] == "ref" {
+			out[m[1]][i].ref = r
+		} else {
+			out[m[1]][i].run = r
+		}
+	}
+	for _, ps := range out {
+		sort.Slice(ps, func(i, j int) bool {
+			if ps[i].attempt != ps[j].attempt {
+				return ps[i].attempt < ps[j].attempt
+			}
+			return ps[i].n < ps[j].n
+		})
+	}
+	return out
+}
+
+// stats summarizes per-pair ratios.
+type stats struct {
+	n                int
+	median, min, max float64
+	vals             []float64
+}
+
+func summarize(v []float64) stats {
+	if len(v) == 0 {
+		return stats{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stats{n: len(s), median: med, min: s[0], max: s[len(s)-1], vals: v}
+}
+
+// verdict says whether a median meets its target and whether the pairs
+// agree enough to say so: at least 4 in 5 of them on the median's side of
+// the target. atLeast is true for ">= target", false for "<= target".
+func verdict(st stats, target float64, atLeast bool) (met, decided bool) {
+	if st.n == 0 || target == 0 {
+		return false, true
+	}
+	side := func(x float64) bool {
+		if atLeast {
+			return x >= target
+		}
+		return x <= target
+	}
+	met = side(st.median)
+	agree := 0
+	for _, x := range st.vals {
+		if side(x) == met {
+			agree++
+		}
+	}
+	return met, 5*agree >= 4*st.n
+}
+
+// result is one comparison's figures over the given pairs.
+type result struct {
+	c                 comparison
+	pairs             int
+	attempts          int
+	ratio, p99        stats
+	refRate, runRate  float64 // medians, rps or bytes/s
+	refP99, runP99    float64 // medians, seconds
+	met, decided      bool
+	p99Met, p99Decide bool
+	errors            string
+}
+
+func evaluate(c comparison, ps []pair) result {
+	r := result{c: c}
+	var ratios, p99s, refs, runs, refP, runP []float64
+	atts := map[int]bool{}
+	var non2xx, sock int
+	for _, p := range ps {
+		if !p.ref.ok || !p.run.ok {
+			continue
+		}
+		atts[p.attempt] = true
+		a, b := p.run.rps, p.ref.rps
+		if c.blob {
+			a, b = p.run.transfer, p.ref.transfer
+		}
+		if b > 0 {
+			ratios = append(ratios, a/b)
+		}
+		if p.ref.p99 > 0 {
+			p99s = append(p99s, p.run.p99/p.ref.p99)
+		}
+		refs, runs = append(refs, b), append(runs, a)
+		refP, runP = append(refP, p.ref.p99), append(runP, p.run.p99)
+		non2xx += p.run.non2xx + p.ref.non2xx
+		sock += p.run.sockErrs + p.ref.sockErrs
+	}
+	r.pairs, r.attempts = len(ratios), len(atts)
+	r.ratio, r.p99 = summarize(ratios), summarize(p99s)
+	r.refRate, r.runRate = summarize(refs).median, summarize(runs).median
+	r.refP99, r.runP99 = summarize(refP).median, summarize(runP).median
+	r.met, r.decided = verdict(r.ratio, c.target, true)
+	r.p99Met, r.p99Decide = verdict(r.p99, c.p99, false)
+	if non2xx > 0 || sock > 0 {
+		r.errors = fmt.Sprintf("%d non-2xx/3xx, %d socket errors", non2xx, sock)
+	}
+	return r
+}
+
+// pairsCmd prints one comparison's verdict over its pairs so far and exits
+// 3 when the pairs are too spread to decide a target (scripts/bench.sh then
+// runs the scenario once more).
+func pairsCmd(dir, name string) error {
+	for _, c := range comparisons {
+		if c.name != name {
+			continue
+		}
+		r := evaluate(c, loadPairs(dir)[name])
+		fmt.Printf("%s: %d pairs, ratio median %.2f (%.2f-%.2f), p99 ratio median %.2f (%.2f-%.2f)\n",
+			name, r.pairs, r.ratio.median, r.ratio.min, r.ratio.max, r.p99.median, r.p99.min, r.p99.max)
+		if r.pairs == 0 {
+			return fmt.Errorf("%s: no complete pair", name)
+		}
+		if !r.decided || !r.p99Decide {
+			fmt.Printf("%s: too spread to decide\n", name)
+			os.Exit(3)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown comparison %q", name)
+}
+
+func rate(c comparison, v float64) string {
+	if c.blob {
+		return fmt.Sprintf("%.0f MB/s", v/(1<<20))
+	}
+	return fmt.Sprintf("%.0f rps", v)
+}
+
+func verdictText(met, decided bool, target float64) string {
+	switch {
+	case target == 0:
+		return "-"
+	case !decided && met:
+		return "met (spread too wide to decide)"
+	case !decided:
+		return "**missed** (spread too wide to decide)"
+	case met:
+		return "met"
+	}
+	return "**missed**"
 }
 
 func report(dir, out string) error {
 	env := readEnv(filepath.Join(dir, "machine.env"))
-	res := map[string]wrkResult{}
-	for _, s := range scenarios {
-		res[s.file] = parseWrk(filepath.Join(dir, s.file+".wrk"))
-		if s.ref == "baseline" {
-			res["baseline-"+s.file] = parseWrk(filepath.Join(dir, "baseline-"+s.file+".wrk"))
-		}
-	}
+	mem := readEnv(filepath.Join(dir, "memory.env"))
+	pairs := loadPairs(dir)
 	benches, byName := parseGoBench(filepath.Join(dir, "gobench.txt"))
 
 	var w bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
 
 	p("# Benchmarks\n\n")
-	p("Written by `scripts/bench.sh`; do not edit by hand (the profile findings come from `bench/findings.md`).\n\n")
-	p("- Date: %s\n", env["DATE"])
+	p("Written by `scripts/bench.sh`; do not edit by hand (the profile findings come from `bench/findings.md`). ")
+	p("The raw outputs behind every figure (each wrk run, each `go test -bench` line, the heap profile) are in `%s`.\n\n", env["RAW"])
+	p("- Date: %s; commit %s\n", env["DATE"], env["COMMIT"])
 	p("- Machine: %s cores (`nproc`), %s memory (`free`), %s\n", env["CORES"], env["MEM"], env["CPU"])
-	p("- Software: %s; %s\n", env["GO"], env["WRK"])
+	p("- Load average (/proc/loadavg) before: `%s`; after: `%s`\n", env["LOAD_BEFORE"], env["LOAD_AFTER"])
+	p("- Software: %s; %s; %s\n", env["GO"], env["WRK"], env["NGINX"])
 	p("- Command: `%s`", env["COMMAND"])
 	if env["SECONDS"] != "" {
 		p(" (%s s in all)", env["SECONDS"])
 	}
 	p("\n")
-	p("- Load: wrk `%s` for the API scenarios, `%s` for the %s blob; wrk and the server share the cores, so absolute numbers are low and only the ratios of one run mean much.\n\n", env["WRK_ARGS"], env["BLOB_WRK_ARGS"], env["BLOB_SIZE"])
+	p("- Portal: `portal serve` as the README starts it, with only the data dir and listen address set (%s); serve sets GOGC=400 when GOGC is unset, so the Gin baseline and the presign-only service run with GOGC=%s too. No other flags.\n", env["PORTAL_ENV"], env["GOGC"])
+	p("- Method: %s interleaved pairs per scenario (reference run, then scenario run, same wrk settings: `%s`; blob: `%s`); each target is judged on the median of the per-pair ratios. ", env["PAIRS"], env["WRK_ARGS"], env["BLOB_WRK_ARGS"])
+	p("A verdict is decided when at least 4 in 5 pairs fall on the median's side of the target; otherwise the script runs the scenario once more and the table shows all pairs of both attempts. wrk and the servers share the machine's cores.\n")
+	if env["SEED_CACHE"] != "" {
+		p("- Catalog: %s\n", env["SEED_CACHE"])
+	}
+	p("\n")
 
 	if b, err := os.ReadFile(filepath.Join(dir, "seed.json")); err == nil {
 		var sd struct {
-			Product          string  `json:"product"`
-			Releases         int     `json:"releases"`
-			Licenses         int     `json:"licenses"`
-			ServiceReleases  int     `json:"service_releases"`
-			ServicePerRel    float64 `json:"service_seconds_per_release"`
-			ServiceProjected float64 `json:"service_seconds_projected_for_all"`
-			DirectSeconds    float64 `json:"direct_seconds"`
-			LicenseSeconds   float64 `json:"license_seconds"`
-			TotalSeconds     float64 `json:"total_seconds"`
+			Product        string  `json:"product"`
+			Releases       int     `json:"releases"`
+			Licenses       int     `json:"licenses"`
+			DirectSeconds  float64 `json:"direct_seconds"`
+			LicenseSeconds float64 `json:"license_seconds"`
+			TotalSeconds   float64 `json:"total_seconds"`
 		}
 		if json.Unmarshal(b, &sd) == nil {
-			p("Catalog (bench/seed, straight into the bbolt file): product `%s`, %d releases of 4 platforms each, %d licenses (unlimited downloads), in %.1f s. "+
-				"%d releases went through the services (create, declare, upload, complete, publish) at %.1f ms each, which would be %.0f s for all of them; "+
-				"the other %d were written as the same records in %.1f s; the licenses through `licenses.Service.Put` in %.1f s.\n\n",
-				sd.Product, sd.Releases, sd.Licenses, sd.TotalSeconds, sd.ServiceReleases, sd.ServicePerRel*1000, sd.ServiceProjected,
-				sd.Releases-sd.ServiceReleases, sd.DirectSeconds, sd.LicenseSeconds)
+			p("Catalog (bench/seed, straight into the bbolt file): product `%s`, %d releases of 4 platforms each, %d licenses (unlimited downloads), seeded in %.1f s (licenses %.1f s).\n\n",
+				sd.Product, sd.Releases, sd.Licenses, sd.TotalSeconds, sd.LicenseSeconds)
 		}
 	}
 
-	p("## HTTP\n\n")
-	p("| scenario | requests/s | MB/s | p50 | p99 | ratio | errors |\n|---|---:|---:|---:|---:|---:|---|\n")
-	for _, s := range scenarios {
-		r := res[s.file]
-		if !r.ok {
-			p("| %s | not run | | | | | |\n", s.name)
+	p("## Interleaved comparisons\n\n")
+	p("| scenario | reference | pairs | scenario (median) | reference (median) | ratio median (min-max) | target | verdict | p99 ratio median (min-max) | p99 target | p99 verdict | errors |\n")
+	p("|---|---|---:|---:|---:|---|---|---|---|---|---|---|\n")
+	var results []result
+	for _, c := range comparisons {
+		ps, ok := pairs[c.name]
+		if !ok {
 			continue
 		}
-		mbs := "-"
-		if s.blob {
-			mbs = fmt.Sprintf("%.0f", r.transfer/(1<<20))
+		r := evaluate(c, ps)
+		results = append(results, r)
+		if r.pairs == 0 {
+			p("| %s | %s | 0 | | | no complete pair | | | | | | |\n", c.scenario, c.ref)
+			continue
 		}
-		ratio := "-"
-		if ref := pairedRef(res, s.file, s.ref); s.ref != "" && ref.ok {
-			if s.blob {
-				ratio = fmt.Sprintf("%.2f of nginx", r.transfer/ref.transfer)
-			} else {
-				ratio = fmt.Sprintf("%.2f of baseline", r.rps/ref.rps)
-			}
+		tgt, p99t := "-", "-"
+		if c.target > 0 {
+			tgt = fmt.Sprintf(">= %.1f", c.target)
+		}
+		if c.p99 > 0 {
+			p99t = fmt.Sprintf("<= %.1f", c.p99)
 		}
 		errs := "none"
-		if r.non2xx > 0 || r.sockErrs > 0 {
-			errs = fmt.Sprintf("%d non-2xx/3xx, %d socket", r.non2xx, r.sockErrs)
+		if r.errors != "" {
+			errs = r.errors
 		}
-		p("| %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, r.rps, mbs, dur(r.p50), dur(r.p99), ratio, errs)
-	}
-	var paired []string
-	for _, s := range scenarios {
-		if r := res["baseline-"+s.file]; s.ref == "baseline" && r.ok {
-			paired = append(paired, fmt.Sprintf("before %s %.0f rps", s.name, r.rps))
+		n := strconv.Itoa(r.pairs)
+		if r.attempts > 1 {
+			n += " (2 attempts)"
 		}
+		p("| %s | %s | %s | %s, p99 %s | %s, p99 %s | **%.2f** (%.2f-%.2f) | %s | %s | %.2f (%.2f-%.2f) | %s | %s | %s |\n",
+			c.scenario, c.ref, n, rate(c, r.runRate), dur(r.runP99), rate(c, r.refRate), dur(r.refP99),
+			r.ratio.median, r.ratio.min, r.ratio.max, tgt, verdictText(r.met, r.decided, c.target),
+			r.p99.median, r.p99.min, r.p99.max, p99t, verdictText(r.p99Met, r.p99Decide, c.p99), errs)
 	}
-	if len(paired) > 0 {
-		p("\nEach API scenario's ratio is to a baseline run made right before it, since the machine's speed drifts over minutes (%s).\n", strings.Join(paired, "; "))
+	p("\nPer-pair ratios, in run order:\n\n")
+	for _, r := range results {
+		var vs []string
+		for _, v := range r.ratio.vals {
+			vs = append(vs, fmt.Sprintf("%.2f", v))
+		}
+		var ps []string
+		for _, v := range r.p99.vals {
+			ps = append(ps, fmt.Sprintf("%.2f", v))
+		}
+		p("- %s / %s: throughput %s; p99 %s\n", r.c.scenario, r.c.ref, strings.Join(vs, " "), strings.Join(ps, " "))
 	}
-	p("\nMB/s is wrk's Transfer/sec (1 MB = 2^20 bytes). Scenarios:\n\n")
-	for _, s := range scenarios {
-		p("- %s: %s\n", s.name, s.what)
+	p("\nScenarios:\n\n")
+	for _, r := range results {
+		p("- %s / %s: %s\n", r.c.scenario, r.c.ref, r.c.what)
+	}
+	if _, ok := pairs["etcd-upgrade"]; !ok {
+		p("\nThe etcd store's lines were not run: %s\n", orDefault(env["ETCD"], "no etcd driver in this build."))
+	} else if env["ETCD"] != "" {
+		p("\netcd: %s\n", env["ETCD"])
 	}
 
 	// Targets.
-	var ts []target
-	ratioTarget := func(what, file, ref string, min float64, blob bool) {
-		a, b := res[file], pairedRef(res, file, ref)
-		t := target{what: what, need: fmt.Sprintf(">= %.1f", min)}
-		if a.ok && b.ok && a.non2xx == 0 && a.sockErrs == 0 {
-			var r float64
-			if blob {
-				r = a.transfer / b.transfer
-			} else {
-				r = a.rps / b.rps
-			}
-			t.known, t.met, t.got = true, r >= min, fmt.Sprintf("%.2f", r)
-		} else if a.ok {
-			t.known, t.got = true, "errors in the run"
-		} else {
-			t.got = "not run"
-		}
-		ts = append(ts, t)
-	}
-	ratioTarget("upgrade check rps / baseline rps", "upgrade", "baseline", 0.8, false)
-	ratioTarget("grant (local) rps / baseline rps", "grant-local", "baseline", 0.5, false)
-	ratioTarget("grant (S3) rps / baseline rps", "grant-s3", "baseline", 0.5, false)
-	ratioTarget("blob GET MB/s / nginx MB/s", "blob-portal", "blob-nginx", 0.9, true)
-	for _, c := range []struct{ what, file string }{
-		{"upgrade check p99 at 64 connections", "upgrade"},
-		{"grant (local) p99 at 64 connections", "grant-local"},
-		{"grant (S3) p99 at 64 connections", "grant-s3"},
-	} {
-		r := res[c.file]
-		t := target{what: c.what, need: "< 10 ms", got: "not run"}
-		if r.ok {
-			t.known, t.met, t.got = true, r.p99 < 0.010, dur(r.p99)
-		}
-		ts = append(ts, t)
-	}
-	flat := func(what, small, large string) target {
-		a, b := byName[small], byName[large]
-		t := target{what: what, need: "<= 1.5x"}
-		if a.seen && b.seen {
-			r := b.ns / a.ns
-			t.known, t.met, t.got = true, r <= 1.5, fmt.Sprintf("%.2fx (%.0f -> %.0f ns/op)", r, a.ns, b.ns)
-		} else {
-			t.got = "not run"
-		}
-		return t
-	}
-	for _, c := range []string{"upgrade", "upgrade-licensed", "current", "no-artifact-10-back"} {
-		ts = append(ts, flat("latest-version lookup "+c+", 10 -> 100,000 releases",
-			"BenchmarkLatest/releases=10/"+c, "BenchmarkLatest/releases=100000/"+c))
-	}
-	for _, c := range []string{"store", "cached"} {
-		ts = append(ts, flat("license lookup ("+c+"), 10,000 -> 1,000,000 licenses",
-			"BenchmarkByKey/licenses=10000/"+c, "BenchmarkByKey/licenses=1000000/"+c))
-	}
-
-	p("\n## Targets\n\n| target | needed | measured | |\n|---|---|---|---|\n")
+	p("\n## Targets\n\n| target | needed | measured | verdict |\n|---|---|---|---|\n")
 	met, missed := 0, 0
-	for _, t := range ts {
-		verdict := "met"
-		switch {
-		case !t.known:
-			verdict = "not measured"
-			missed++
-		case !t.met:
-			verdict = "**missed**"
-			missed++
-		default:
+	count := func(ok bool) {
+		if ok {
 			met++
+		} else {
+			missed++
 		}
-		p("| %s | %s | %s | %s |\n", t.what, t.need, t.got, verdict)
+	}
+	for _, r := range results {
+		if r.c.target > 0 {
+			p("| %s / %s, median ratio | >= %.1f | %.2f (%.2f-%.2f, %d pairs) | %s |\n", r.c.scenario, r.c.ref, r.c.target,
+				r.ratio.median, r.ratio.min, r.ratio.max, r.pairs, verdictText(r.met, r.decided, r.c.target))
+			count(r.met && r.pairs > 0)
+		}
+		if r.c.p99 > 0 {
+			p("| p99 of %s / p99 of %s, median ratio | <= %.1f | %.2f (%.2f-%.2f) | %s |\n", r.c.scenario, r.c.ref, r.c.p99,
+				r.p99.median, r.p99.min, r.p99.max, verdictText(r.p99Met, r.p99Decide, r.c.p99))
+			count(r.p99Met && r.pairs > 0)
+		}
+	}
+	flat := func(what, small, large string) {
+		a, b := byName[small], byName[large]
+		if !a.seen || !b.seen {
+			p("| %s | <= 1.5x | not run | not measured |\n", what)
+			missed++
+			return
+		}
+		r := b.ns / a.ns
+		v := "met"
+		if r > 1.5 {
+			v = "**missed**"
+		}
+		count(r <= 1.5)
+		p("| %s | <= 1.5x | %.2fx (%.0f -> %.0f ns/op, fastest of 3 runs each) | %s |\n", what, r, a.ns, b.ns, v)
+	}
+	flat("license lookup from the store, 10,000 -> 1,000,000 licenses", "BenchmarkByKey/licenses=10000/store", "BenchmarkByKey/licenses=1000000/store")
+	flat("license lookup (cached), 10,000 -> 1,000,000 licenses", "BenchmarkByKey/licenses=10000/cached", "BenchmarkByKey/licenses=1000000/cached")
+	for _, c := range []string{"upgrade", "upgrade-licensed", "current", "no-artifact-10-back"} {
+		flat("latest-version lookup "+c+", 10 -> 100,000 releases", "BenchmarkLatest/releases=10/"+c, "BenchmarkLatest/releases=100000/"+c)
+	}
+	if mem["RSS_LOAD_KB"] != "" {
+		rss, _ := strconv.ParseFloat(mem["RSS_LOAD_KB"], 64)
+		ready, _ := strconv.ParseFloat(mem["READY_MS"], 64)
+		okm, okr := rss < 1<<20, ready < 3000
+		count(okm)
+		count(okr)
+		p("| resident memory after the load, seeded catalog | < 1 GiB | %.0f MB | %s |\n", rss/1024, map[bool]string{true: "met", false: "**missed**"}[okm])
+		p("| start to ready, seeded catalog | < 3 s | %.2f s | %s |\n", ready/1000, map[bool]string{true: "met", false: "**missed**"}[okr])
 	}
 	p("\n%d met, %d missed or not measured.\n", met, missed)
 
-	p("\n## Go benchmarks\n\n`go test -run '^$' -bench ...` of the parts (see gobench.txt in the script's output for the raw lines).\n\n")
+	// Memory and start-up.
+	if len(mem) > 0 {
+		kb := func(k string) string {
+			v, err := strconv.ParseFloat(mem[k], 64)
+			if err != nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f MB", v/1024)
+		}
+		ready, _ := strconv.ParseFloat(mem["READY_MS"], 64)
+		db, _ := strconv.ParseFloat(mem["DB_BYTES"], 64)
+		p("\n## Memory and start-up, seeded catalog\n\n")
+		p("`portal serve` on the seeded catalog (%s releases x 4 builds, %s licenses), GOGC as serve sets it.\n\n", orDefault(mem["RELEASES"], "?"), orDefault(mem["LICENSES"], "?"))
+		p("| figure | value |\n|---|---:|\n")
+		p("| time from start to ready (process start to /readyz 200) | %.2f s |\n", ready/1000)
+		p("| resident memory (VmRSS) after start | %s |\n", kb("RSS_START_KB"))
+		p("| resident memory after %s s of licensed upgrade checks (%s rps, wrk `%s`) | %s |\n", mem["LOAD_SECONDS"], mem["LOAD_RPS"], mem["LOAD_ARGS"], kb("RSS_LOAD_KB"))
+		p("| peak resident memory (VmHWM) | %s |\n", kb("HWM_KB"))
+		p("| bbolt file | %.0f MB |\n", db/(1<<20))
+		if b, err := os.ReadFile(filepath.Join(dir, "heap.txt")); err == nil {
+			p("\nWhere the memory goes: %s\n\n```\n%s\n```\n", orDefault(mem["HEAP_WHAT"], "heap profile"), bytes.TrimSpace(b))
+		}
+	}
+
+	// The ledger, before and after.
+	oldL, oldBy := parseGoBenchAll(filepath.Join(dir, "ledger-old.txt"))
+	_, newBy := parseGoBenchAll(filepath.Join(dir, "ledger-new.txt"))
+	if len(oldL) > 0 {
+		p("\n## Download ledger, before and after the log layout\n\n")
+		p("`BenchmarkFlush` (downloads/ledger): Record then a flush every 5,000 grants on a store holding 100,000 grants, licenses in turn; ns per grant, the flush's CPU taken from the requests. Old: the ledger at %s (a key per grant under its license); new: this commit (the time-ordered log). Median of the runs, with min and max.\n\n", orDefault(env["LEDGER_OLD"], "the commit before the log"))
+		p("| benchmark | old ns/grant | new ns/grant | new / old | old B, allocs | new B, allocs |\n|---|---:|---:|---:|---|---|\n")
+		for _, name := range oldL {
+			o, n := summarize(oldBy[name].ns), summarize(newBy[name].ns)
+			if n.n == 0 {
+				continue
+			}
+			p("| %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.0f B, %.0f | %.0f B, %.0f |\n", name, o.median, o.min, o.max, n.median, n.min, n.max,
+				n.median/o.median, oldBy[name].bytes, oldBy[name].allocs, newBy[name].bytes, newBy[name].allocs)
+		}
+	}
+
+	p("\n## Go benchmarks\n\n`go test -run '^$' -bench ...` of the parts (gobench.txt holds the raw lines; where a benchmark ran several times, the fastest run).\n\n")
 	p("| benchmark | ns/op | B/op | allocs/op |\n|---|---:|---:|---:|\n")
 	for _, g := range benches {
 		if g.hasMem {
@@ -350,7 +577,7 @@ func report(dir, out string) error {
 	}
 
 	if b, err := os.ReadFile(filepath.Join(dir, "findings.md")); err == nil && len(bytes.TrimSpace(b)) > 0 {
-		p("\n## Profile findings\n\n%s\n", bytes.TrimSpace(b))
+		p("\n%s\n", bytes.TrimSpace(b))
 	}
 
 	if err := os.WriteFile(out, w.Bytes(), 0o644); err != nil {
@@ -360,13 +587,44 @@ func report(dir, out string) error {
 	return err
 }
 
-// pairedRef is the reference run for scenario file: the baseline run made
-// right before it ("baseline-<file>") when there is one, else ref.
-func pairedRef(res map[string]wrkResult, file, ref string) wrkResult {
-	if ref == "baseline" {
-		if r, ok := res["baseline-"+file]; ok && r.ok {
-			return r
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// benchRuns are all the runs of one benchmark.
+type benchRuns struct {
+	ns            []float64
+	bytes, allocs float64
+}
+
+// parseGoBenchAll reads every run of every benchmark, in first-seen order.
+func parseGoBenchAll(path string) ([]string, map[string]*benchRuns) {
+	by := map[string]*benchRuns{}
+	var order []string
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, by
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		m := reBench.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		r := by[m[1]]
+		if r == nil {
+			r = &benchRuns{}
+			by[m[1]] = r
+			order = append(order, m[1])
+		}
+		ns, _ := strconv.ParseFloat(m[2], 64)
+		r.ns = append(r.ns, ns)
+		if m[3] != "" {
+			r.bytes, _ = strconv.ParseFloat(m[3], 64)
+			r.allocs, _ = strconv.ParseFloat(m[4], 64)
 		}
 	}
-	return res[ref]
+	return order, by
 }
