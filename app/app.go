@@ -97,7 +97,6 @@ import (
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store"
-	"github.com/portaldist/portal/store/bolt"
 	"github.com/portaldist/portal/tokens"
 	"github.com/portaldist/portal/updates"
 	"github.com/portaldist/portal/web"
@@ -230,7 +229,7 @@ func Open(ctx context.Context, cfg *configs.Config, opts Options) (*App, error) 
 
 func (a *App) openStore() error {
 	cfg, now := a.Config, a.opts.Now
-	db, err := bolt.Open(cfg.DataPath("portal.db"), bolt.Options{NoSync: a.opts.NoSync})
+	db, err := OpenDB(context.Background(), cfg, a.opts.NoSync)
 	if err != nil {
 		return err
 	}

@@ -296,7 +296,19 @@ func (s *Server) ready(c *gin.Context) {
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	body := gin.H{"ready": ok, "checks": checks, "store": gin.H{"driver": s.opts.StoreDriver}}
+	storeInfo := gin.H{"driver": s.opts.StoreDriver}
+	if sr, isReporter := s.Store.(store.StatusReporter); isReporter {
+		// Reported, not judged (Ping judged reachability): the cluster's
+		// members and how far this replica's watches are behind.
+		st := sr.Status(ctx)
+		storeInfo["reachable"] = st.Reachable
+		storeInfo["members"] = st.Members
+		storeInfo["members_reachable"] = st.MembersReachable
+		storeInfo["revision"] = st.Revision
+		storeInfo["watch"] = gin.H{"watches": st.Watches, "revision": st.WatchRevision,
+			"lag_revisions": st.WatchLag, "quiet_seconds": st.WatchQuiet.Seconds()}
+	}
+	body := gin.H{"ready": ok, "checks": checks, "store": storeInfo}
 	if s.Index != nil {
 		// Reported, not judged: a lagging index still answers (see
 		// updates.Index.WatchStats).
