@@ -60,9 +60,12 @@ type rpmDoor struct {
 func (s *Server) rpmRoutes(e *gin.Engine) {
 	d := &rpmDoor{s: s, cache: repos.NewCache[*rpmRepo](1000, 6*time.Hour, 2), seen: &aptState{seen: map[string]aptSeen{}}}
 	g := e.Group("/rpm/:product", s.authenticate)
-	g.GET("/key.asc", d.key)
-	g.GET("/:channel", d.repoFile)
-	g.GET("/:channel/:basearch/repodata/:file", d.repodata)
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		g.Handle(m, "/key.asc", d.key)
+		g.Handle(m, "/:channel", d.repoFile)
+		g.Handle(m, "/:channel/:basearch/repodata/:file", d.repodata)
+	}
+	// GET only: answering a package mints a URL and counts a download.
 	g.GET("/:channel/:basearch/packages/:version/:filename", d.pkg)
 }
 
