@@ -49,8 +49,9 @@ type aptState struct {
 }
 
 type aptSeen struct {
-	content string
-	since   time.Time
+	content   string
+	since     time.Time
+	cur, prev *aptSuite
 }
 
 // aptSeenMax bounds the views remembered; past it the map starts over,
@@ -60,12 +61,20 @@ const aptSeenMax = 100_000
 // lastModified returns the Last-Modified of view when it is served
 // content (a key naming the content).
 func (a *aptState) lastModified(view, content string, now time.Time) time.Time {
+	t, _ := a.lastModifiedDoc(view, content, nil, now)
+	return t
+}
+
+// lastModifiedDoc is lastModified for a view served doc: it also returns
+// the suite the view was served before its content last changed (nil if
+// unknown), whose indexes apt may still ask for by hash.
+func (a *aptState) lastModifiedDoc(view, content string, doc *aptSuite, now time.Time) (time.Time, *aptSuite) {
 	now = now.UTC().Truncate(time.Second)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	prev, ok := a.seen[view]
 	if ok && prev.content == content {
-		return prev.since
+		return prev.since, prev.prev
 	}
 	since := now
 	if ok && !since.After(prev.since) {
@@ -74,8 +83,8 @@ func (a *aptState) lastModified(view, content string, now time.Time) time.Time {
 	if len(a.seen) >= aptSeenMax {
 		a.seen = map[string]aptSeen{}
 	}
-	a.seen[view] = aptSeen{content: content, since: since}
-	return since
+	a.seen[view] = aptSeen{content: content, since: since, cur: doc, prev: prev.cur}
+	return since, prev.cur
 }
 
 // aptView names the caller's view of a suite: its license, token or
@@ -202,6 +211,7 @@ func (s *Server) aptDists(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), cacheKey, doc, s.now())
 	var body []byte
 	contentType := "text/plain; charset=utf-8"
 	switch file {
@@ -213,11 +223,20 @@ func (s *Server) aptDists(c *gin.Context) {
 		body, contentType = doc.repo.ReleaseGPG, "application/pgp-signature"
 	default:
 		var ok bool
-		if body, ok = doc.repo.Files[file]; !ok {
+		if body, ok = doc.repo.Files[file]; !ok && strings.Contains(file, "/by-hash/") {
+			// The caller's view now, or the one it had before its last
+			// change (its InRelease may be from then): never another's.
+			if body, ok = doc.repo.ByHash(file); !ok && before != nil {
+				body, ok = before.repo.ByHash(file)
+			}
+		}
+		if !ok {
 			s.fail(c, portal.Errorf(portal.ENotFound, "no such file in suite %s: %q", set.Channel, truncateString(file, 80)))
 			return
 		}
 		switch {
+		case strings.Contains(file, "/by-hash/"):
+			contentType = "application/octet-stream"
 		case strings.HasSuffix(file, ".gz"):
 			contentType = "application/gzip"
 		case strings.HasSuffix(file, ".xz"):
@@ -228,7 +247,6 @@ func (s *Server) aptDists(c *gin.Context) {
 	// the ETag or Last-Modified (apt sends If-Modified-Since).
 	c.Header("Cache-Control", "private, no-cache")
 	c.Header("Vary", "Authorization")
-	modified := s.apt.lastModified(aptView(c, set.Product.Slug, set.Channel), cacheKey, s.now())
 	c.Header("Last-Modified", modified.Format(http.TimeFormat))
 	if c.GetHeader("If-None-Match") == "" {
 		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !modified.After(ims) {

@@ -555,3 +555,50 @@ func TestAPTOpenPGPKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Release says Acquire-By-Hash: an index named by the hash an earlier
+// InRelease listed is still served after the caller's view changed (a
+// release published between apt's requests), never another view's.
+func TestAPTByHash(t *testing.T) {
+	w := newAPTWorld(t)
+	w.release("1.0.0", "acme-server/amd64")
+	_, key := w.license(map[string]any{"customer": "c1", "product": "acme"})
+	_, other := w.license(map[string]any{"customer": "c2", "product": "acme", "constraint": ">= 5.0"})
+	hashOf := func(key, file string) string {
+		rel := string(w.must(200, w.do("GET", "/apt/acme/dists/stable/Release", licBasic(key), nil)).body)
+		if !strings.Contains(rel, "Acquire-By-Hash: yes\n") {
+			t.Fatalf("Release without Acquire-By-Hash:\n%s", rel)
+		}
+		_, sums, _ := strings.Cut(rel, "SHA256:\n")
+		for _, line := range strings.Split(sums, "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[2] == file {
+				return f[0]
+			}
+		}
+		t.Fatalf("Release lists no %s:\n%s", file, rel)
+		return ""
+	}
+	const idx = "main/binary-amd64/Packages.xz"
+	byHash := func(h string) string { return "/apt/acme/dists/stable/main/binary-amd64/by-hash/SHA256/" + h }
+	old := hashOf(key, idx)
+	oldBody := w.must(200, w.do("GET", "/apt/acme/dists/stable/"+idx, licBasic(key), nil)).body
+	if got := w.must(200, w.do("GET", byHash(old), licBasic(key), nil)).body; !bytes.Equal(got, oldBody) {
+		t.Fatal("by-hash body differs from the index")
+	}
+	w.release("1.1.0", "acme-server/amd64")
+	cur := hashOf(key, idx)
+	if cur == old {
+		t.Fatal("the index did not change with a new release")
+	}
+	if got := w.must(200, w.do("GET", byHash(old), licBasic(key), nil)).body; !bytes.Equal(got, oldBody) {
+		t.Fatal("the previous index is not served by hash after a change")
+	}
+	w.must(200, w.do("GET", byHash(cur), licBasic(key), nil))
+	for _, tc := range []struct{ auth, hash string }{
+		{licBasic(other), cur}, {licBasic(other), old}, {licBasic(key), strings.Repeat("0", 64)}, {licBasic(key), "../../Release"}, {"", cur},
+	} {
+		if r := w.do("GET", byHash(tc.hash), tc.auth, nil); r.status != 404 && r.status != 401 {
+			t.Errorf("by-hash %s with %q: %d", tc.hash, tc.auth, r.status)
+		}
+	}
+}

@@ -57,6 +57,16 @@ type Repo struct {
 	Date time.Time
 	// ETag identifies the content (the set's digest and the signing key).
 	ETag string
+	// byHash maps "main/binary-{arch}/by-hash/SHA256/{hex}" to the file.
+	byHash map[string][]byte
+}
+
+// ByHash returns the index file a by-hash path names
+// (main/binary-{arch}/by-hash/SHA256/{hex}, as apt asks for it when
+// Release says Acquire-By-Hash), if this rendering has it.
+func (r *Repo) ByHash(path string) ([]byte, bool) {
+	b, ok := r.byHash[path]
+	return b, ok
 }
 
 // Options are what Render takes beyond the set.
@@ -77,7 +87,7 @@ func Render(set repos.Set, o Options) (*Repo, error) {
 		return nil, fmt.Errorf("apt: render: no signing key")
 	}
 	now := o.Now.UTC().Truncate(time.Second)
-	r := &Repo{Files: map[string][]byte{}, Date: now}
+	r := &Repo{Files: map[string][]byte{}, Date: now, byHash: map[string][]byte{}}
 
 	var files []string
 	for _, arch := range Architectures {
@@ -104,6 +114,10 @@ func Render(set repos.Set, o Options) (*Repo, error) {
 		r.Files[dir+"Packages"] = plain
 		r.Files[dir+"Packages.gz"] = gz
 		r.Files[dir+"Packages.xz"] = xzb
+		for _, b := range [][]byte{plain, gz, xzb} {
+			sum := sha256.Sum256(b)
+			r.byHash[dir+"by-hash/SHA256/"+hex.EncodeToString(sum[:])] = b
+		}
 		files = append(files, dir+"Packages", dir+"Packages.gz", dir+"Packages.xz")
 	}
 
@@ -122,6 +136,10 @@ func Render(set repos.Set, o Options) (*Repo, error) {
 	}
 	field(&rel, "Architectures", strings.Join(Architectures, " "))
 	field(&rel, "Components", Component)
+	// By hash, apt fetches the exact indexes this Release lists even when
+	// the caller's view changes between its requests (a release published
+	// meanwhile); the server keeps the previous rendering for that.
+	field(&rel, "Acquire-By-Hash", "yes")
 	field(&rel, "Description", oneLine(origin)+" packages ("+set.Channel+")")
 	for _, sum := range []struct {
 		name string
