@@ -111,4 +111,3 @@ func BenchmarkScanPage(b *testing.B) {
 		}
 	}
 }
-
