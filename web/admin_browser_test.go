@@ -83,7 +83,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	// The copy button shows (the script runs under the page's CSP).
 	admin.Run(chromedp.WaitVisible(chromedp.CSS(`button[data-copy="secret"]`)))
 	l, err := f.App.Licenses.ByKey(context.Background(), key)
-	if err != nil || l.Customer != "Initech" || l.StatusAt(time.Now()) != licenses.Expired {
+	if err != nil || l.Customer != "Initech" || l.DownloadsPerDay != 20 || l.StatusAt(time.Now()) != licenses.Expired {
 		t.Fatalf("created license %+v %v", l, err)
 	}
 
