@@ -71,6 +71,18 @@
 // compacted away fails: etcd's compaction retention must exceed the longest
 // View.
 //
+// # Running etcd for it
+//
+// etcd keeps every revision until it is compacted; run it with periodic
+// auto-compaction (say --auto-compaction-mode=periodic
+// --auto-compaction-retention=1h) so that history and tombstones do not
+// grow without bound, and keep the retention above the longest View (a
+// backup of a large catalog) and the longest time a replica may be cut off
+// and still resume its watches without a Reset. The driver needs only
+// read and write access to the keys under its prefix (an etcd role with
+// that key range, when authentication is on), and the right to grant
+// leases.
+//
 // # Watches
 //
 // DB.Watch is an etcd watch on the prefix, started at the revision current
