@@ -318,7 +318,7 @@ func TestAdminPublisherScope(t *testing.T) {
 	if l := f.getLicense(lic.ID); l.Status != licenses.Active || l.KeyDigest != lic.KeyDigest {
 		t.Fatalf("license changed: %+v", l)
 	}
-	// The only records since: the sign-in's session and nothing else.
+	// No refusal wrote an audit record.
 	if n := f.auditCount(""); n != audits {
 		t.Fatalf("%d audit records after refusals, want %d", n, audits)
 	}
