@@ -602,3 +602,17 @@ func TestAPTByHash(t *testing.T) {
 		}
 	}
 }
+
+// realDeb builds a real .deb of package name for release version v and
+// portal arch (what complete accepts for that release and arch): the
+// Debian version is v with SemVer's pre-release "-" as "~", revision 1.
+func realDeb(t *testing.T, name, v, arch string) []byte {
+	t.Helper()
+	debArch := map[string]string{"amd64": "amd64", "arm64": "arm64", "386": "i386", "arm": "armhf", "any": "all"}[arch]
+	path := debtest.Build(t, t.TempDir(), debtest.Package{Name: name, Version: strings.Replace(v, "-", "~", 1) + "-1", Arch: debArch})
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

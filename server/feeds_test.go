@@ -73,6 +73,10 @@ func (f *feedEnv) publish(product string, rel map[string]any, files []feedFile) 
 	f.must(201, f.do("POST", "/v1/products/"+product+"/releases", admin, rel))
 	for _, ff := range files {
 		body := []byte(strings.Repeat(ff.name+" built for "+ff.platform+"/"+ff.arch+"\n", 40))
+		if strings.HasSuffix(ff.name, ".deb") {
+			// The portal reads a .deb's control fields at complete.
+			body = realDeb(f.t, product, v, ff.arch)
+		}
 		f.upload(admin, product, v, ff.name, ff.platform, ff.arch, body)
 		f.bytes[ff.name] = body
 	}
