@@ -3,13 +3,16 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/portaldist/portal/app"
 	"github.com/portaldist/portal/configs"
 	"github.com/portaldist/portal/internal/etcdtest"
+	"github.com/portaldist/portal/internal/testcert"
 	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/store/etcd"
 	"github.com/portaldist/portal/tokens"
 )
@@ -107,5 +110,87 @@ func TestOpenOnEtcd(t *testing.T) {
 	}
 	if st.Watch.Watches == 0 || st.Watch.Revision == 0 {
 		t.Fatalf("readyz reports no watch: %+v", st)
+	}
+}
+
+// TestOpenDBEtcdTLSAndAuth: store.etcd's TLS files and credentials reach a
+// cluster that serves clients over TLS, asks for client certificates and
+// has authentication on; leaving out either is refused at open, clearly.
+func TestOpenDBEtcdTLSAndAuth(t *testing.T) {
+	ctx := cliCtx
+	dir := t.TempDir()
+	ca := testcert.New(t)
+	files := &etcdtest.TLSFiles{
+		CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server.key"),
+		ClientCertAuth: true, ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client.key"),
+	}
+	ca.WriteCA(t, files.CAFile)
+	ca.Issue(t, files.CertFile, files.KeyFile, 2)
+	ca.IssueClient(t, "portal", files.ClientCert, files.ClientKey, 3)
+	cluster := etcdtest.New(t, etcdtest.Options{Members: 1, TLS: files})
+	if err := cluster.EnableAuth(ctx, "root-secret", "portal", "portal-secret", "tls/"); err != nil {
+		t.Fatal(err)
+	}
+	load := func(flags map[string]string) *configs.Config {
+		t.Helper()
+		all := map[string]string{
+			"data_dir": t.TempDir(), "store.backend": "etcd", "objects.local.shared": "true",
+			"store.etcd.endpoints": strings.Join(cluster.Endpoints(), ","), "store.etcd.prefix": "tls/",
+			"store.etcd.dial_timeout": "2s",
+			"store.etcd.username":     "portal", "store.etcd.password": "portal-secret",
+			"store.etcd.tls.ca_file": files.CAFile, "store.etcd.tls.cert_file": files.ClientCert, "store.etcd.tls.key_file": files.ClientKey,
+		}
+		for k, v := range flags {
+			all[k] = v
+		}
+		cfg, err := configs.Load(configs.LoadOptions{Flags: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	db, err := app.OpenDB(ctx, load(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.NextSequence("n"); err != nil {
+			return err
+		}
+		if err := tx.Put([]byte("k"), []byte("v")); err != nil {
+			return err
+		}
+		return tx.Delete([]byte("gone"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.(store.StatusReporter).Status(ctx); !st.Reachable || st.MembersReachable != 1 {
+		t.Fatalf("status %+v", st)
+	}
+
+	for name, c := range map[string]struct {
+		flags map[string]string
+		want  string
+	}{
+		"wrong password":        {map[string]string{"store.etcd.password": "guess"}, "authentication failed"},
+		"no client certificate": {map[string]string{"store.etcd.tls.cert_file": "", "store.etcd.tls.key_file": ""}, "does not answer"},
+		"untrusted server":      {map[string]string{"store.etcd.tls.ca_file": ""}, "does not answer"},
+		"prefix not granted":    {map[string]string{"store.etcd.prefix": "other/"}, "permission denied"},
+		"http endpoint":         {map[string]string{"store.etcd.endpoints": strings.ReplaceAll(strings.Join(cluster.Endpoints(), ","), "https://", "http://")}, "is not https:// while TLS is on"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, err := app.OpenDB(ctx, load(c.flags), false)
+			if err == nil {
+				db.Close()
+				t.Fatal("OpenDB succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not say %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "portal-secret") {
+				t.Fatalf("error %q quotes the password", err)
+			}
+		})
 	}
 }

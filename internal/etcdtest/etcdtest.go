@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -47,6 +48,19 @@ type Options struct {
 	// Logs, when true, lets the members log at warning level to stderr
 	// (for debugging a test); by default they log nothing.
 	Logs bool
+	// TLS, when set, makes the members serve clients over TLS (https://
+	// endpoints) with these PEM files.
+	TLS *TLSFiles
+}
+
+// TLSFiles are the PEM files of a TLS cluster: the members' certificate
+// and key (valid for 127.0.0.1), the CA that verifies them and, when
+// ClientCertAuth is set, that clients must present a certificate it signed
+// (ClientCert and ClientKey are the one Client uses).
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
+	ClientCertAuth            bool
+	ClientCert, ClientKey     string
 }
 
 // Cluster is a running etcd cluster. Its methods are safe for concurrent use.
@@ -55,10 +69,12 @@ type Cluster struct {
 	dir     string
 	ownsDir bool
 
-	mu      sync.Mutex
-	members []*member
-	clients []*clientv3.Client
-	closed  bool
+	mu           sync.Mutex
+	members      []*member
+	clients      []*clientv3.Client
+	closed       bool
+	rootUser     string // set by EnableAuth
+	rootPassword string
 }
 
 type member struct {
@@ -140,8 +156,6 @@ func (c *Cluster) start(attempt int) error {
 		cfg.ListenPeerUrls = []url.URL{*pu}
 		cfg.AdvertisePeerUrls = []url.URL{*pu}
 		cfg.ListenClientUrls = []url.URL{*cu}
-		fu, _ := url.Parse("http://" + front)
-		cfg.AdvertiseClientUrls = []url.URL{*fu}
 		cfg.InitialClusterToken = token
 		cfg.ClusterState = embed.ClusterStateFlagNew
 		// 25 ms heartbeats and a 250 ms election timeout: a leader within
@@ -163,11 +177,22 @@ func (c *Cluster) start(attempt int) error {
 		} else {
 			cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 		}
+		if t := c.opts.TLS; t != nil {
+			// Members serve clients over TLS; peers stay on http.
+			cu.Scheme = "https"
+			cfg.ListenClientUrls = []url.URL{*cu}
+			cfg.ClientTLSInfo = transport.TLSInfo{
+				CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.CAFile,
+				ClientCertAuth: t.ClientCertAuth,
+			}
+		}
+		fu, _ := url.Parse(c.scheme() + "://" + front)
+		cfg.AdvertiseClientUrls = []url.URL{*fu}
 		p, err := newProxy(front, cu.Host)
 		if err != nil {
 			return err
 		}
-		c.members[i] = &member{name: name, cfg: cfg, endpoint: "http://" + front, proxy: p}
+		c.members[i] = &member{name: name, cfg: cfg, endpoint: c.scheme() + "://" + front, proxy: p}
 	}
 	for _, m := range c.members {
 		m.cfg.InitialCluster = strings.Join(initial, ",")
@@ -232,14 +257,34 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
-// Client returns a new client connected to every member; the cluster closes
-// it on Close (a caller may close it earlier).
+func (c *Cluster) scheme() string {
+	if c.opts.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// Client returns a new client connected to every member (with the
+// cluster's TLS files, and as user root when EnableAuth was called); the
+// cluster closes it on Close (a caller may close it earlier).
 func (c *Cluster) Client() (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:   c.Endpoints(),
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+	}
+	if t := c.opts.TLS; t != nil {
+		info := transport.TLSInfo{TrustedCAFile: t.CAFile, CertFile: t.ClientCert, KeyFile: t.ClientKey}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tc
+	}
+	c.mu.Lock()
+	cfg.Username, cfg.Password = c.rootUser, c.rootPassword
+	c.mu.Unlock()
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -431,4 +476,37 @@ func WaitHealthy(ctx context.Context, cli *clientv3.Client) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// EnableAuth turns etcd's authentication on: it creates user root with
+// rootPassword (the clients of Client use it from then on) and user name
+// with password, whose role may read and write the keys under prefix and
+// nothing else.
+func (c *Cluster) EnableAuth(ctx context.Context, rootPassword, name, password, prefix string) error {
+	cli, err := c.Client()
+	if err != nil {
+		return err
+	}
+	steps := []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", rootPassword); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.UserAdd(ctx, name, password); return err },
+		func() error { _, err := cli.RoleAdd(ctx, name); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, name, prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserGrantRole(ctx, name, name); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("etcdtest: enable auth: %w", err)
+		}
+	}
+	c.mu.Lock()
+	c.rootUser, c.rootPassword = "root", rootPassword
+	c.mu.Unlock()
+	return nil
 }

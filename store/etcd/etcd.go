@@ -183,7 +183,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 			Logger: zap.NewNop(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("store: etcd %s: %w", strings.Join(opts.Endpoints, ","), err)
+			// With credentials the client signs in while it dials, so a
+			// refused TLS handshake shows here as a timeout.
+			return nil, fmt.Errorf("store: etcd %s does not answer within %v (check the endpoints, TLS files and credentials): %w", strings.Join(opts.Endpoints, ","), opts.DialTimeout, err)
 		}
 		d.cli, d.ownClient = cli, true
 	} else {
@@ -193,7 +195,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	defer cancel()
 	if err := d.Ping(pctx); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("store: etcd %s does not answer: %w", strings.Join(d.endpoints, ","), err)
+		return nil, fmt.Errorf("store: etcd %s does not answer within %v (check the endpoints, TLS files and credentials): %w", strings.Join(d.endpoints, ","), opts.DialTimeout, err)
 	}
 	return d, nil
 }
