@@ -192,7 +192,16 @@ func (s *Server) aptDists(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	cacheKey := "deb\x00" + set.Product.Slug + "\x00" + set.Channel + "\x00" + set.Digest + "\x00" + key.Fingerprint()
+	// The key names the content (the set's digest, the signing key) and the
+	// catalog's state (the index snapshot's ETag): each catalog change
+	// renders afresh, so a view that returns to an earlier set (a release
+	// yanked, then unyanked) gets a new Release Date, never an older one
+	// than the one apt already has.
+	etag := ""
+	if s.Index != nil {
+		etag = s.Index.ETag(set.Product.Slug)
+	}
+	cacheKey := "deb\x00" + set.Product.Slug + "\x00" + set.Channel + "\x00" + set.Digest + "\x00" + key.Fingerprint() + "\x00" + etag
 	doc, err := s.apt.suites.Get(c, cacheKey, func(context.Context) (*aptSuite, error) {
 		repo, err := apt.Render(set, apt.Options{Key: key, Now: s.now()})
 		if err != nil {
@@ -211,7 +220,9 @@ func (s *Server) aptDists(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), cacheKey, doc, s.now())
+	// Last-Modified follows the view's content only: an unrelated catalog
+	// change re-renders, but apt's copy stays current (304).
+	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), set.Digest+"\x00"+key.Fingerprint(), doc, s.now())
 	var body []byte
 	contentType := "text/plain; charset=utf-8"
 	switch file {
