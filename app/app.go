@@ -267,6 +267,8 @@ func (a *App) openRest(ctx context.Context) error {
 	cfg, now := a.Config, a.opts.Now
 	if a.opts.Objects != nil {
 		a.Objects, a.Blobs = a.opts.Objects, a.opts.Blobs
+	} else if err := checkSharedObjects(cfg); err != nil {
+		return err
 	} else if err := a.openObjects(ctx); err != nil {
 		return err
 	}

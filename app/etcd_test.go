@@ -194,3 +194,31 @@ func TestOpenDBEtcdTLSAndAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenRefusesUnsharedLocalObjects: replicas of an etcd store cannot
+// serve objects from their own disks; OpenStore, for commands on the store
+// alone, does not mind.
+func TestOpenRefusesUnsharedLocalObjects(t *testing.T) {
+	ctx := cliCtx
+	cluster := etcdtest.New(t, etcdtest.Options{Members: 1})
+	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{
+		"data_dir": t.TempDir(), "store.backend": "etcd",
+		"store.etcd.endpoints": strings.Join(cluster.Endpoints(), ","),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Open(ctx, cfg, app.Options{})
+	if err == nil {
+		a.Close(ctx)
+		t.Fatal("Open with unshared local objects on etcd succeeded")
+	}
+	if want := "objects.backend: local objects cannot be shared by the replicas of store.backend etcd"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "objects.local.shared") {
+		t.Fatalf("error %q", err)
+	}
+	b, err := app.OpenStore(ctx, cfg, app.Options{})
+	if err != nil {
+		t.Fatalf("OpenStore: %v", err)
+	}
+	b.Close(ctx)
+}

@@ -33,6 +33,17 @@ func OpenDB(ctx context.Context, cfg *configs.Config, noSync bool) (store.DB, er
 	return nil, fmt.Errorf("store.backend: unknown driver %q", cfg.Store.Backend)
 }
 
+// checkSharedObjects refuses local objects that the replicas of an etcd
+// store could not all reach: each would hold its own uploads, and the others
+// would grant downloads of objects they lack.
+func checkSharedObjects(cfg *configs.Config) error {
+	if cfg.Store.Backend == "etcd" && cfg.Objects.Backend == "local" && !cfg.Objects.Local.Shared {
+		return errors.New("objects.backend: local objects cannot be shared by the replicas of store.backend etcd: " +
+			"use objects.backend s3, or set objects.local.shared: true if data_dir/objects is a filesystem every replica mounts")
+	}
+	return nil
+}
+
 // EtcdOptions turns store.etcd's settings into the driver's, reading the
 // TLS files. TLS is on when any TLS file is set or an endpoint is https://;
 // then every endpoint must be https://.

@@ -423,7 +423,6 @@ func TestLoadInvalidValues(t *testing.T) {
 		{name: "etcd half credentials", file: "store:\n  backend: etcd\n  etcd:\n    endpoints: [http://etcd1:2379]\n    password: s3cr3t-etcd\nobjects:\n  backend: s3\n  s3:\n    bucket: b\n", want: `configs: store.etcd.username: store.etcd.username and store.etcd.password must be set together`, hide: "s3cr3t-etcd"},
 		{name: "etcd half client certificate", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=https://etcd1:2379", "PORTAL_STORE_ETCD_TLS_CERT_FILE=/etc/portal/etcd.crt", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.tls.cert_file: store.etcd.tls.cert_file and store.etcd.tls.key_file must be set together`},
 		{name: "etcd zero dial timeout", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_DIAL_TIMEOUT=0s", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.dial_timeout: 0s is not positive`},
-		{name: "etcd with local objects", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379"}, want: `configs: objects.backend: local objects cannot be shared by the replicas of store.backend etcd: use objects.backend s3, or set objects.local.shared: true`},
 		{name: "objects enum", env: []string{"PORTAL_OBJECTS_BACKEND=gcs"}, want: `configs: objects.backend: "gcs" is not one of local, s3`},
 		{name: "log enum", flags: map[string]string{"log.level": "verbose"}, want: `configs: log.level: "verbose" is not one of debug, info, warn, error`},
 		{name: "listen without port", file: "listen: localhost\n", want: `configs: listen: "localhost" is not host:port`},
@@ -506,12 +505,14 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
-// TestLoadEtcdStore: an etcd store with shared objects loads, its
-// endpoints from a comma-separated environment variable.
+// TestLoadEtcdStore: an etcd store loads, its endpoints from a
+// comma-separated environment variable. (Local objects that are not shared
+// load too, for commands that only use the store; app.Open refuses them.)
 func TestLoadEtcdStore(t *testing.T) {
 	for name, env := range map[string][]string{
 		"s3 objects":           {"PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"},
 		"shared local objects": {"PORTAL_OBJECTS_LOCAL_SHARED=true"},
+		"local objects":        nil,
 	} {
 		t.Run(name, func(t *testing.T) {
 			env = append(env, "PORTAL_STORE_BACKEND=etcd",

@@ -100,9 +100,6 @@ func (c *Config) validate() error {
 			fail("store.etcd.tls.cert_file", "store.etcd.tls.cert_file and store.etcd.tls.key_file must be set together")
 		}
 		positive("store.etcd.dial_timeout", e.DialTimeout)
-		if c.Objects.Backend == "local" && !c.Objects.Local.Shared {
-			fail("objects.backend", "local objects cannot be shared by the replicas of store.backend etcd: use objects.backend s3, or set objects.local.shared: true if data_dir/objects is a filesystem every replica mounts")
-		}
 	}
 
 	o := &c.Objects
