@@ -283,3 +283,34 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("sign-in without a token: %d %v", p.Status, p.Cookie)
 	}
 }
+
+// TestTokenSession: an admin session stands while its token does, and
+// ends once the token is deleted.
+func TestTokenSession(t *testing.T) {
+	f := newFixture(t, nil)
+	tok, _, err := f.App.Tokens.Create(cliCtx, "ops", "admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := f.App.Web.Sessions
+	cookie, s, err := ss.Create(cliCtx, web.KindToken, tok.ID, tok.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ss.Get(cliCtx, cookie)
+	if err != nil || got.ID != s.ID {
+		t.Fatalf("Get: %+v, %v", got, err)
+	}
+	if c, err := ss.Check(cliCtx, got); err != nil || c.Token() == nil || c.Token().ID != tok.ID {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := ss.Get(cliCtx, cookie+"x"); err != web.ErrNoSession {
+		t.Fatalf("another cookie: %v", err)
+	}
+	if err := f.App.Tokens.Delete(cliCtx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Check(cliCtx, got); err == nil || !strings.Contains(err.Error(), "deleted or has expired") {
+		t.Fatalf("Check after the token's deletion: %v", err)
+	}
+}
