@@ -18,14 +18,15 @@
 // per product); then the object store
 // (local disk or S3, or the one given in Options), publishing, the update
 // index (loaded, then kept current by a watch), share links, the download
-// ledger, the server, the admin socket (admin.socket, see
+// ledger, the web pages (package web; their pre-session CSRF key in
+// DataPath("secrets", "web-key")), the server, the admin socket (admin.socket, see
 // internal/adminsock) and, with metrics.listen, the metrics listener
 // (bound here, answering once Serve runs). It then starts the background
 // work. Cluster-wide jobs run through a leader.Scheduler (App.Leader), only
 // while this replica leads (on bbolt always; on etcd one replica at a time,
 // through an election): the upload sweep, the retention purge of the
-// ledger and the share links, and the webhooks' dispatcher, sender and
-// expiry check. Every replica runs its own: the index watch, the flush of
+// ledger and the share links, the webhooks' dispatcher, sender and
+// expiry check, and the purge of expired web sessions. Every replica runs its own: the index watch, the flush of
 // the tokens' last-use times every tokens.UsageInterval, the ledger's
 // flusher of its own queue, and, once, the check that a sample of the
 // published artifacts' objects exist in its object store (App.ObjectsSample,
