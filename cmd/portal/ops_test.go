@@ -428,3 +428,66 @@ func TestStoreCopyAndBackupEtcdCLI(t *testing.T) {
 	}
 	compareDirs(t, fresh, back)
 }
+
+// TestMoveToClusterCLI runs the README's move from one machine to a
+// cluster: one config file with an etcd store and an S3 bucket, objects
+// copy, store copy, objects verify --read against it; a portal opened on it
+// then finds every published object and grants a download.
+func TestMoveToClusterCLI(t *testing.T) {
+	s3cfg := s3test.Config(t)
+	dir := t.TempDir()
+	url, a := serveDir(t, dir, nil)
+	admin := seedPortal(t, url, a)
+	a.Close(context.Background())
+
+	c := etcdtest.New(t, etcdtest.Options{})
+	conf := filepath.Join(t.TempDir(), "cluster.yaml")
+	os.WriteFile(conf, fmt.Appendf(nil, `data_dir: %s
+store:
+  backend: etcd
+  etcd:
+    endpoints: [%s]
+    prefix: %s
+objects:
+  backend: s3
+  s3:
+    bucket: %s
+    region: %s
+    endpoint: %s
+    path_style: true
+    access_key: %s
+    secret_key: %s
+`, t.TempDir(), strings.Join(c.Endpoints(), ", "), etcdtest.Prefix(t), s3cfg.Bucket, s3cfg.Region, s3cfg.Endpoint, s3cfg.AccessKey, s3cfg.SecretKey), 0o600)
+	for _, args := range [][]string{
+		{"objects", "copy", "--data-dir", dir, "--to", conf},
+		{"store", "copy", "--data-dir", dir, "--to", conf},
+		{"objects", "verify", "--config", conf, "--read"},
+	} {
+		if out, err := runCLI(t, args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	cfg, err := configs.Load(configs.LoadOptions{File: conf, Flags: map[string]string{"log.access": "false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := app.Open(context.Background(), cfg, app.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	for deadline := time.Now().Add(10 * time.Second); !b.ObjectsSample.Result().Done && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if res := b.ObjectsSample.Result(); res.Checked != 3 || res.Missing != 0 {
+		t.Fatalf("start-up sample on the cluster: %+v", res)
+	}
+	srv := httptest.NewServer(b.Server)
+	defer srv.Close()
+	st, body := call(t, "GET", srv.URL+"/v1/products/acme/releases/1.0.0/download?platform=linux&arch=amd64", admin, nil)
+	// The client follows the redirect to the bucket: the file's bytes.
+	if st != http.StatusOK || len(body) != 20_000 {
+		t.Fatalf("download on the cluster: %d, %d bytes", st, len(body))
+	}
+}
