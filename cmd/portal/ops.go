@@ -378,6 +378,9 @@ func (c cli) objectsCopy(ctx context.Context, src, dst *configs.Config, conc int
 	}
 	fmt.Fprintf(c.stderr, "objects copy: %d objects (%d bytes) from %s to %s\n", len(objs), total, src.Objects.Backend, dst.Objects.Backend)
 	add, done := c.progress("copying", total)
+	if !c.bars {
+		add = c.progressLines("objects copy", total)
+	}
 	rep, err := inventory.Copy(ctx, from, into, objs, inventory.CopyOptions{Concurrency: conc, Progress: add})
 	done()
 	if err != nil {
@@ -428,4 +431,18 @@ func (c cli) objectsVerify(ctx context.Context, cfg *configs.Config, read bool) 
 	}
 	fmt.Fprintf(c.stderr, "objects verify: all %d objects are in the %s store with their size and SHA-256\n", rep.Checked, cfg.Objects.Backend)
 	return nil
+}
+
+// progressLines returns a progress function that, without a terminal for
+// bars, prints a line at most every 10 seconds.
+func (c cli) progressLines(what string, total int64) func(int64) {
+	var done int64
+	last := time.Now()
+	return func(n int64) {
+		done += n
+		if time.Since(last) >= 10*time.Second {
+			last = time.Now()
+			fmt.Fprintf(c.stderr, "%s: %d of %d bytes\n", what, done, total)
+		}
+	}
 }
