@@ -27,9 +27,12 @@
 // # Consistency
 //
 // Write reads everything in one store.View, so the backup is the state of
-// one instant even while the server writes (on etcd, one revision). The
-// View lasts as long as the writing: on bbolt a writer that needs the file
-// to grow waits for it, so back up to a fast local disk, not a slow pipe.
+// one instant even while the server writes (on etcd, one revision). It
+// reads every key twice in that View: once to count them for the header,
+// once to write them. The View lasts as long as the writing: on bbolt a
+// writer that needs the file to grow waits for it, so back up to a fast
+// local disk, not a slow pipe; on etcd a backup that outlives the
+// compaction of its revision fails (take it again).
 //
 // # Restore
 //
