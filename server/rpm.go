@@ -106,11 +106,17 @@ func (d *rpmDoor) repoFile(c *gin.Context) {
 		d.s.fail(c, err)
 		return
 	}
-	password := "YOUR_LICENSE_KEY"
-	if l := access.FromContext(c).Entitlement(p); l != nil {
-		if key, ok := licenseKeyOf(c.Request); ok {
-			password = key
+	// An open product needs no credentials (and a placeholder would be
+	// refused as a bad key).
+	creds := ""
+	if p.Distribution != releases.Open {
+		password := "YOUR_LICENSE_KEY"
+		if l := access.FromContext(c).Entitlement(p); l != nil {
+			if key, ok := licenseKeyOf(c.Request); ok {
+				password = key
+			}
 		}
+		creds = "username=license\npassword=" + password + "\n"
 	}
 	base := strings.TrimSuffix(d.s.opts.PublicURL, "/") + "/rpm/" + url.PathEscape(p.Slug)
 	name := p.Name
@@ -133,10 +139,8 @@ repo_gpgcheck=1
 gpgcheck=0
 gpgkey=%[4]s/key.asc
 skip_if_unavailable=False
-username=license
-password=%[5]s
 metadata_expire=1h
-`, oneLine(name), ch, p.Slug, base, password)
+%[5]s`, oneLine(name), ch, p.Slug, base, creds)
 	c.Header("Cache-Control", "no-store")
 	c.Header("Vary", "Authorization")
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(body))

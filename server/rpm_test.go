@@ -199,6 +199,15 @@ func TestRPMRepository(t *testing.T) {
 		t.Fatalf("anonymous .repo:\n%s", anon.body)
 	}
 
+	// An open product's file has no credentials: dnf would send them,
+	// and a placeholder is a bad key.
+	e.product("free", "open")
+	open := e.must(200, e.do("GET", "/rpm/free/stable.repo", "", nil))
+	if strings.Contains(string(open.body), "password=") || !strings.Contains(string(open.body), "baseurl="+e.url+"/rpm/free/stable/$basearch\n") {
+		t.Fatalf("open product's .repo:\n%s", open.body)
+	}
+	e.must(200, e.do("GET", "/rpm/free/stable/x86_64/repodata/repomd.xml", "", nil))
+
 	// Hostile and wrong requests: clear errors, nothing stored.
 	before := e.dump()
 	for _, tc := range []struct {
