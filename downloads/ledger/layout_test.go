@@ -138,7 +138,7 @@ func TestByLicenseAcrossLayouts(t *testing.T) {
 	if _, err := l.Purge(ctx, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"led/g/", "led/i/", "led/l/"} {
+	for _, p := range []string{"led/g/", "led/i/", "led/r/", "led/l/"} {
 		if k := countKeys(t, db, p); k != 0 {
 			t.Fatalf("%d keys under %s after purging everything", k, p)
 		}

@@ -60,10 +60,11 @@
 //
 //	led/g/<seq>                  grant (JSON), the log; seq is 8 bytes big-endian
 //	                             from the "ledger" sequence, in commit order
-//	led/i/<license>/<seq>        the index: the sequences (8 bytes each, ascending)
-//	                             of the license's grants in one rollup's range, seq
-//	                             being the last; open products' grants have
-//	                             license "" (led/i//...)
+//	led/i/<end>/<license>        the index: the sequences (8 bytes each, ascending)
+//	                             of the license's grants in the rollup range that
+//	                             ends with seq <end> (8 bytes); open products'
+//	                             grants have license "" (led/i/<end>/)
+//	led/r/<end>                  a rollup range whose index is complete (empty)
 //	led/w                        the log sequence up to which the index is written
 //	led/wt                       the end of the range a rollup is writing in
 //	                             several transactions (absent between rollups)
@@ -84,15 +85,17 @@
 // A rollup runs in a flush once this ledger has written Options.RollupGrants
 // grants since the last one, or Options.RollupInterval after it: it reads
 // the log from led/w on and writes one index key for each license in the
-// range (one per license and rollup, not one per grant or flush) and the new
-// led/w. Any replica may run it; transactions check led/w, so two replicas
-// never index one grant twice.
+// range (one per license and rollup, not one per grant or flush), the range
+// and the new led/w. A range's keys all sort after the older ranges' keys,
+// so a rollup appends too. Any replica may run it; transactions check led/w,
+// so two replicas never index one grant twice. ByLicense reads a license's
+// key in each range (see ByLicense), and Purge deletes whole ranges.
 //
 // # Retention
 //
 // Grants and quota counts accumulate; Purge deletes those older than a
-// cutoff (downloads.ledger_retention), with the index keys that name only
-// deleted grants, while the release totals (led/c) and the daily rollups
+// cutoff (downloads.ledger_retention), with the rollup ranges whose grants
+// are all deleted, while the release totals (led/c) and the daily rollups
 // (led/d), one key per release and day, are kept. Rollups are written with
 // their grants, so they count the grants recorded since they were
 // introduced.

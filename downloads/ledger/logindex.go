@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/portaldist/portal/store"
@@ -17,6 +18,8 @@ import (
 const (
 	logPrefix   = "led/g/"
 	indexPrefix = "led/i/"
+	// rangePrefix lists the indexed ranges of the log: led/r/<last seq>.
+	rangePrefix = "led/r/"
 	// watermarkKey holds the log sequence up to which the index is written.
 	watermarkKey = "led/w"
 	// targetKey holds the end of the range a rollup is indexing in several
@@ -41,7 +44,17 @@ func logKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(logPrefix), seq)
 }
 
-func indexLicensePrefix(license string) string { return indexPrefix + seg(license) + "/" }
+// indexKey names the list of license's grants in the rollup range that
+// ends with seq end. A range's keys share a prefix that sorts after every
+// older range's, so a rollup appends.
+func indexKey(end uint64, license string) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(indexPrefix), end)
+	return append(append(k, '/'), seg(license)...)
+}
+
+func rangeKey(end uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(rangePrefix), end)
+}
 
 func oldLicensePrefix(license string) string { return oldPrefix + seg(license) + "/" }
 
@@ -91,8 +104,10 @@ var errWatermarkMoved = errors.New("ledger: the index was extended meanwhile")
 
 // rollup indexes the grants logged since the watermark by license. A round
 // takes the next range of the log (at most maxRollupSeqs grants) and writes,
-// for each license in it, one key led/i/<license>/<its last seq> listing its
-// grants' sequences, then moves the watermark to the range's end. When the
+// for each license in it, one key led/i/<range end>/<license> listing its
+// grants' sequences, then the range (led/r/<range end>) and the watermark,
+// the range's end. All of a range's keys sort after the older ranges', so
+// the writes append. When the
 // range names more licenses than one transaction may write, the round first
 // records the range's end in led/wt, then writes the keys in as many
 // transactions as it takes, then moves the watermark; a round interrupted
@@ -104,7 +119,7 @@ var errWatermarkMoved = errors.New("ledger: the index was extended meanwhile")
 // writes nothing, and the next round starts from where that one got. The
 // caller holds flushMu.
 func (l *Ledger) rollup(ctx context.Context) error {
-	maxKeys := l.db.MaxTxnOps() - 2 // room for the watermark and led/wt
+	maxKeys := l.db.MaxTxnOps() - 3 // room for the watermark, led/wt and the range
 	drained := false
 	txns := 0
 	for txns < maxRollupTxns {
@@ -153,6 +168,7 @@ func (l *Ledger) rollup(ctx context.Context) error {
 		for lic := range lists {
 			keys = append(keys, lic)
 		}
+		slices.Sort(keys)
 		// check makes a transaction write nothing unless the watermark and
 		// led/wt are as expected.
 		check := func(tx store.Tx, wantTarget uint64) error {
@@ -176,8 +192,7 @@ func (l *Ledger) rollup(ctx context.Context) error {
 				for _, s := range seqs {
 					v = binary.BigEndian.AppendUint64(v, s)
 				}
-				k := binary.BigEndian.AppendUint64([]byte(indexLicensePrefix(lic)), seqs[len(seqs)-1])
-				if err := tx.Put(k, v); err != nil {
+				if err := tx.Put(indexKey(to, lic), v); err != nil {
 					return err
 				}
 			}
@@ -185,6 +200,9 @@ func (l *Ledger) rollup(ctx context.Context) error {
 		}
 		finish := func(tx store.Tx) error {
 			if err := tx.Put([]byte(watermarkKey), binary.BigEndian.AppendUint64(nil, to)); err != nil {
+				return err
+			}
+			if err := tx.Put(rangeKey(to), nil); err != nil {
 				return err
 			}
 			return tx.Delete([]byte(targetKey))

@@ -21,10 +21,12 @@ import (
 // included (see Flush). licenseID "" lists the open products' grants.
 //
 // It reads, in one snapshot, the log beyond the index (at most about
-// Options.RollupGrants grants a replica, filtered by license), then the
-// license's index keys and the grants they name, then the license's grants
-// in the layout before the log (see "Key layout"); sequences only grow, so
-// this is newest first throughout.
+// Options.RollupGrants grants a replica, filtered by license), then, range
+// by range from the newest, the license's index key of each rollup range
+// (one Get a range: a license with few grants costs a Get for each range
+// kept) and the grants it names, then the license's grants in the layout
+// before the log (see "Key layout"); sequences only grow, so this is newest
+// first throughout.
 func (l *Ledger) ByLicense(ctx context.Context, licenseID, cursor string, limit int) ([]Grant, string, error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
@@ -93,18 +95,20 @@ func (l *Ledger) ByLicense(ctx context.Context, licenseID, cursor string, limit 
 			}
 		}
 
-		// 2. The index: each key lists sequences in ascending order, and
-		// keys of one license cover disjoint, ascending ranges.
-		prefix := []byte(indexLicensePrefix(licenseID))
-		err = tx.Scan(prefix, store.ScanOptions{Reverse: true}, func(k, v []byte) (bool, error) {
-			if len(k) != len(prefix)+8 {
-				return true, nil // not an index key of this license
+		// 2. The index, range by range, newest first: each range's key of
+		// this license lists its sequences in ascending order. The range
+		// that ends at or after before may still hold older grants; the
+		// ranges ending before it are all older.
+		listRange := func(end uint64) (bool, error) {
+			v, err := tx.Get(indexKey(end, licenseID))
+			if errors.Is(err, store.ErrNotFound) {
+				return true, nil // no grant of this license in the range
+			}
+			if err != nil {
+				return false, err
 			}
 			if len(v)%8 != 0 || len(v) == 0 {
-				return false, fmt.Errorf("ledger: index key %x is %d bytes, not a multiple of 8", k, len(v))
-			}
-			if binary.BigEndian.Uint64(v) >= before {
-				return true, nil // all of this key's grants are on earlier pages
+				return false, fmt.Errorf("ledger: index of range %d is %d bytes, not a multiple of 8", end, len(v))
 			}
 			for i := len(v)/8 - 1; i >= 0; i-- {
 				seq := binary.BigEndian.Uint64(v[8*i:])
@@ -123,14 +127,48 @@ func (l *Ledger) ByLicense(ctx context.Context, licenseID, cursor string, limit 
 				}
 			}
 			return true, nil
+		}
+		rangeEnd := func(k []byte) (uint64, bool) {
+			if len(k) != len(rangePrefix)+8 {
+				return 0, false
+			}
+			return binary.BigEndian.Uint64(k[len(rangePrefix):]), true
+		}
+		opts := store.ScanOptions{Reverse: true}
+		if before != math.MaxUint64 {
+			// The first range ending at or after before, then the older ones.
+			var stop bool
+			err := tx.Scan([]byte(rangePrefix), store.ScanOptions{After: rangeKey(before - 1)}, func(k, _ []byte) (bool, error) {
+				end, ok := rangeEnd(k)
+				if !ok {
+					return true, nil
+				}
+				more, err := listRange(end)
+				stop = !more
+				return false, err
+			})
+			if err != nil || stop || full() {
+				return err
+			}
+			opts.After = rangeKey(before)
+		}
+		stop := false
+		err = tx.Scan([]byte(rangePrefix), opts, func(k, _ []byte) (bool, error) {
+			end, ok := rangeEnd(k)
+			if !ok {
+				return true, nil
+			}
+			more, err := listRange(end)
+			stop = !more
+			return more, err
 		})
-		if err != nil || full() {
+		if err != nil || stop || full() {
 			return err
 		}
 
 		// 3. Grants stored before the log.
-		prefix = []byte(oldLicensePrefix(licenseID))
-		opts := store.ScanOptions{Reverse: true}
+		prefix := []byte(oldLicensePrefix(licenseID))
+		opts = store.ScanOptions{Reverse: true}
 		if before != math.MaxUint64 {
 			opts.After = binary.BigEndian.AppendUint64(bytes.Clone(prefix), before)
 		}

@@ -22,7 +22,7 @@ import (
 // log is in sequence order, which is time order give or take the moments
 // between concurrent Records (and the clocks of replicas), so Purge reads
 // only the old grants and the first newer one; the index is read key by key
-// (a key per license and rollup). Grants still queued are not touched.
+// (and deleted) range by range. Grants still queued are not touched.
 func (l *Ledger) Purge(ctx context.Context, cutoff time.Time) (int, error) {
 	cutoff = cutoff.UTC()
 	isOld := func(v []byte) bool {
@@ -47,18 +47,44 @@ func (l *Ledger) Purge(ctx context.Context, cutoff time.Time) (int, error) {
 	if err != nil {
 		return total, err
 	}
-	// Index keys whose last grant is older than the oldest kept (all of
-	// them when the log is empty). A key is named by its last sequence, so
-	// a license's keys after the first one kept are newer.
-	n, err = l.purge(ctx, indexPrefix, func(k, _ []byte) (bool, []byte) {
-		if len(k) >= len(indexPrefix)+8 && (first == 0 || binary.BigEndian.Uint64(k[len(k)-8:]) < first) {
-			return true, nil
+	// Rollup ranges that end before the oldest grant kept (all of them
+	// when the log is empty): their index keys, then the range itself, so
+	// that a failure in between leaves the range to the next Purge.
+	for {
+		var ends []uint64
+		err := l.db.View(ctx, func(tx store.Tx) error {
+			ends = ends[:0]
+			return tx.Scan([]byte(rangePrefix), store.ScanOptions{}, func(k, _ []byte) (bool, error) {
+				if len(k) != len(rangePrefix)+8 {
+					return true, nil
+				}
+				end := binary.BigEndian.Uint64(k[len(rangePrefix):])
+				if first != 0 && end >= first {
+					return false, nil
+				}
+				ends = append(ends, end)
+				return len(ends) < 64, nil
+			})
+		})
+		if err != nil {
+			return total, fmt.Errorf("ledger: purge %s: %w", rangePrefix, err)
 		}
-		return false, append(bytes.Clone(k[:len(k)-min(8, len(k))]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	})
-	total += n
-	if err != nil {
-		return total, err
+		if len(ends) == 0 {
+			break
+		}
+		for _, end := range ends {
+			prefix := string(indexKey(end, "")) // led/i/<end>/
+			n, err := l.purge(ctx, prefix, func(_, _ []byte) (bool, []byte) { return true, nil })
+			total += n
+			if err != nil {
+				return total, err
+			}
+			err = l.db.Update(ctx, func(tx store.Tx) error { return tx.Delete(rangeKey(end)) })
+			if err != nil {
+				return total, fmt.Errorf("ledger: purge %s: %w", rangePrefix, err)
+			}
+			total++
+		}
 	}
 	// Grants of the layout before the log, license by license.
 	n, err = l.purge(ctx, oldPrefix, func(k, v []byte) (bool, []byte) {
