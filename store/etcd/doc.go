@@ -67,9 +67,9 @@
 // --max-request-bytes) less 64 KiB kept for the compares and framing, that is
 // about 1.43 MiB; beyond that the write also fails with store.ErrTxnTooLarge
 // (one value of store.MaxValueSize always fits). A View or an Update may read
-// any amount, a page at a time, but a read at a revision that etcd has
-// compacted away fails: etcd's compaction retention must exceed the longest
-// View.
+// any amount, a page at a time, but a View's read at a revision that etcd
+// has compacted away fails (an Update's runs fn again on a fresh snapshot):
+// etcd's compaction retention must exceed the longest View.
 //
 // # Running etcd for it
 //

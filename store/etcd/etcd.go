@@ -285,16 +285,20 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return err
 		}
 		t := &tx{db: d, ctx: ctx, writable: true, start: time.Now()}
-		if err := fn(t); err != nil {
-			return err
+		err := fn(t)
+		if err == nil && t.tooLarge != nil {
+			err = t.tooLarge
 		}
-		if t.tooLarge != nil {
-			return t.tooLarge
+		if err == nil {
+			err = ctx.Err()
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		if err == nil {
+			err = t.commit()
+		} else if t.compacted && ctx.Err() == nil {
+			// fn failed on a read of a compacted snapshot (a long
+			// transaction): a fresh snapshot may do.
+			err = errConflict
 		}
-		err := t.commit()
 		if !errors.Is(err, errConflict) {
 			return err
 		}

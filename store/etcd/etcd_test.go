@@ -524,3 +524,49 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatal("Open without endpoints succeeded")
 	}
 }
+
+// TestUpdateOutlivesCompaction: an Update whose snapshot etcd compacts
+// away under it runs again on a fresh one, and a View reports the error.
+func TestUpdateOutlivesCompaction(t *testing.T) {
+	cli := cluster.NewClient(t)
+	db := open(t, etcd.Options{Client: cli})
+	putKV(t, db, "a", "1", "b", "1")
+	compact := func() {
+		putKV(t, db, "bump", "x")
+		r, err := cli.Get(bg, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Compact(bg, r.Header.Revision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := 0
+	err := db.Update(bg, func(tx store.Tx) error {
+		runs++
+		if _, err := tx.Get([]byte("a")); err != nil {
+			return err
+		}
+		if runs == 1 {
+			compact()
+		}
+		if _, err := tx.Get([]byte("b")); err != nil {
+			return err
+		}
+		return tx.Put([]byte("c"), []byte("1"))
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("Update: %v after %d runs, want success on the second", err, runs)
+	}
+	err = db.View(bg, func(tx store.Tx) error {
+		if _, err := tx.Get([]byte("a")); err != nil {
+			return err
+		}
+		compact()
+		_, err := tx.Get([]byte("b"))
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "compacted") {
+		t.Fatalf("View across a compaction: %v", err)
+	}
+}

@@ -29,6 +29,9 @@ type tx struct {
 	seqs       map[string]uint64
 	writeBytes int
 	tooLarge   error
+	// compacted: a read failed because etcd compacted the snapshot's
+	// revision away; an Update then runs again on a fresh one.
+	compacted bool
 	// reads are the etcd key ranges [start, end) read from the snapshot,
 	// which the commit guards.
 	reads []keyRange
@@ -68,6 +71,9 @@ func (t *tx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, 
 func (t *tx) readErr(err error) error {
 	if cerr := t.ctx.Err(); cerr != nil {
 		return cerr
+	}
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		t.compacted = true
 	}
 	if t.db.closed.Load() {
 		return store.ErrClosed
@@ -248,14 +254,14 @@ func (t *tx) Scan(prefix []byte, opts store.ScanOptions, fn func(k, v []byte) (b
 		return nil
 	}
 	bi := 0
-	// flush emits the buffered writes that come before k in scan order (all
-	// the remaining ones when all is set).
 	before := func(a, b string) bool {
 		if opts.Reverse {
 			return a > b
 		}
 		return a < b
 	}
+	// flush emits the buffered writes that come before k in scan order (all
+	// the remaining ones when all is set).
 	flush := func(k string, all bool) error {
 		for bi < len(buffered) && !stopped && (all || before(buffered[bi], k)) {
 			w := bufVals[bi]

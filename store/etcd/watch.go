@@ -50,7 +50,7 @@ func (d *DB) Watch(ctx context.Context, prefix []byte) (<-chan store.Event, erro
 	}
 	// The watch starts after the revision current now: every Update that
 	// returns after Watch does is reported.
-	resp, err := d.cli.Get(ctx, w.key, clientv3.WithCountOnly(), clientv3.WithPrefix())
+	resp, err := d.cli.Get(ctx, d.prefix+"ping", clientv3.WithCountOnly())
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
@@ -105,7 +105,7 @@ func (w *watcher) pump(ctx context.Context, next int64) {
 				// What the watcher missed is gone: it must reload what
 				// it holds, as of now or later.
 				now := max(resp.Header.Revision, resp.CompactRevision)
-				if cur, err := w.db.cli.Get(ctx, w.key, clientv3.WithCountOnly(), clientv3.WithPrefix()); err == nil {
+				if cur, err := w.db.cli.Get(ctx, w.db.prefix+"ping", clientv3.WithCountOnly()); err == nil {
 					now = max(now, cur.Header.Revision)
 				}
 				w.reset(now)
