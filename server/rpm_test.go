@@ -271,3 +271,43 @@ func TestRPMRepository(t *testing.T) {
 		}
 	}
 }
+
+// Completing a file named .rpm that is no rpm, or an rpm of another
+// version, is refused over HTTP with the reason; the repository does not
+// list it.
+func TestRPMRefusedAtComplete(t *testing.T) {
+	e := newEnv(t)
+	e.product("acme", "licensed")
+	admin := bearer(e.admin)
+	e.must(201, e.do("POST", "/v1/products/acme/releases", admin, map[string]any{"version": "2.0.0"}))
+	other, err := os.ReadFile(rpmtest.Build(t, rpmtest.Spec{Version: "1.9.0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file string
+		body       []byte
+		want       string
+	}{
+		{"garbage", "acme-2.0.0-1.noarch.rpm", bytes.Repeat([]byte("garbage "), 300), "no rpm lead magic"},
+		{"truncated", "acme-cut-2.0.0-1.noarch.rpm", other[:200], "truncated"},
+		{"other version", "acme-server-1.9.0-1.noarch.rpm", other, "version 1.9.0-1 is not the release's version 2.0.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := e.declare(admin, "acme", "2.0.0", tc.file, "linux", "any", tc.body)
+			if st := put(t, up, tc.body); st/100 != 2 {
+				t.Fatalf("PUT %d", st)
+			}
+			r := e.do("POST", "/v1/products/acme/releases/2.0.0/artifacts/"+tc.file+"/complete", admin, nil)
+			if r.status != 422 || r.code() != "unprocessable" || !strings.Contains(string(r.body), tc.want) {
+				t.Fatalf("complete: %d %s", r.status, r.body)
+			}
+		})
+	}
+	rel := e.must(200, e.do("GET", "/v1/products/acme/releases/2.0.0", admin, nil)).json(t)
+	for _, a := range rel["artifacts"].([]any) {
+		if a.(map[string]any)["status"] != "failed" {
+			t.Fatalf("artifact after a refusal: %v", a)
+		}
+	}
+}
