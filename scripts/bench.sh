@@ -200,6 +200,22 @@ if [ "$GOBENCH" = 1 ]; then
 	if git cat-file -e "$LEDGER_OLD^{commit}" 2>/dev/null; then
 		mkdir -p "$TMP/ledger-old"
 		git archive "$LEDGER_OLD" | tar -x -C "$TMP/ledger-old"
+		# The same benchmark on both, with the options the old ledger has
+		# (it has no rollups).
+		cp downloads/ledger/flush_bench_test.go "$TMP/ledger-old/downloads/ledger/"
+		cat >"$TMP/ledger-old/downloads/ledger/flush_opts_test.go" <<'EOF'
+package ledger_test
+
+import (
+	"time"
+
+	"github.com/portaldist/portal/downloads/ledger"
+)
+
+func flushBenchOptions() ledger.Options {
+	return ledger.Options{FlushInterval: time.Hour, Queue: 200000}
+}
+EOF
 		(cd "$TMP/ledger-old" && go test -c -o "$BIN/ledger-old.test" ./downloads/ledger)
 		go test -c -o "$BIN/ledger-new.test" ./downloads/ledger
 		: >"$RES/ledger-old.txt"
