@@ -2,9 +2,11 @@ package pkgmeta
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -326,5 +328,50 @@ func TestRPMUpstream(t *testing.T) {
 		if got := RPMUpstream(in); got != want {
 			t.Errorf("RPMUpstream(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A header too large for the catalog keeps one changelog entry, then only
+// the files primary.xml lists, before it is refused.
+func TestRPMEncodeBounds(t *testing.T) {
+	files := func(n int, dir string) []RPMFile {
+		out := make([]RPMFile, n)
+		for i := range out {
+			// Random-looking names, so gzip cannot fold them away.
+			out[i] = RPMFile{Path: fmt.Sprintf("%s/%x/%x.so", dir, sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)}), i)}
+		}
+		return out
+	}
+	logs := []RPMChangelog{{Author: "a", Text: "newest"}, {Author: "b", Text: "older"}}
+	small := &RPM{Name: "a", Version: "1", Release: "1", Arch: "noarch", Files: files(10, "/usr/lib"), Changelogs: logs}
+	big := &RPM{Name: "a", Version: "1", Release: "1", Arch: "noarch", Files: append(files(5000, "/usr/lib"), files(3, "/usr/bin")...), Changelogs: logs}
+	huge := &RPM{Name: "a", Version: "1", Release: "1", Arch: "noarch", Files: files(5000, "/usr/bin")}
+	for _, tc := range []struct {
+		name      string
+		p         *RPM
+		files     int
+		trimmed   bool
+		changelog int
+	}{
+		{"small", small, 10, false, 2},
+		{"many files", big, 3, true, 1},
+	} {
+		meta, err := tc.p.encode()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(meta) > MaxStored {
+			t.Fatalf("%s: %d bytes stored", tc.name, len(meta))
+		}
+		got, err := DecodeRPM(meta)
+		if err != nil || len(got.Files) != tc.files || got.FilesTrimmed != tc.trimmed || len(got.Changelogs) != tc.changelog {
+			t.Fatalf("%s: %d files (trimmed %v), %d changelogs, %v", tc.name, len(got.Files), got.FilesTrimmed, len(got.Changelogs), err)
+		}
+	}
+	if _, err := huge.encode(); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("huge: %v", err)
+	}
+	if _, err := DecodeRPM([]byte(`"bm90IGd6aXA="`)); err == nil {
+		t.Fatal("DecodeRPM took bytes that are not gzip")
 	}
 }
