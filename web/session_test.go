@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/app"
+	"github.com/portaldist/portal/audit"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/web"
@@ -312,5 +313,38 @@ func TestTokenSession(t *testing.T) {
 	}
 	if _, err := ss.Check(cliCtx, got); err == nil || !strings.Contains(err.Error(), "deleted or has expired") {
 		t.Fatalf("Check after the token's deletion: %v", err)
+	}
+}
+
+// TestSessionAudit: signing in and out are audited as the license, with
+// neither the cookie, the CSRF token nor the key's digest in the records.
+func TestSessionAudit(t *testing.T) {
+	f := newFixture(t, nil)
+	f.product("app", "App")
+	l, key := f.license("ACME", []string{"app"}, nil)
+	b := f.browser()
+	b.signIn(key)
+	home := b.do("GET", "/", nil)
+	token := csrfOf(t, home.Body)
+	if p := b.do("POST", "/signout", url.Values{"csrf": {token}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", p.Status)
+	}
+	recs, _, err := audit.New(f.App.DB).List(cliCtx, audit.Filter{TargetPrefix: "session/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range recs {
+		actions = append(actions, r.Action)
+		if r.Actor.Kind != audit.KindLicense || r.Actor.ID != l.ID {
+			t.Errorf("%s by %v, want the license %s", r.Action, r.Actor, l.ID)
+		}
+		raw := string(r.Before) + string(r.After)
+		if strings.Contains(raw, token) || strings.Contains(raw, l.KeyDigest) || strings.Contains(raw, "csrf") {
+			t.Errorf("%s holds a secret: %s", r.Action, raw)
+		}
+	}
+	if strings.Join(actions, ",") != "session.delete,session.create" && strings.Join(actions, ",") != "session.create,session.delete" {
+		t.Fatalf("session audit records: %v", actions)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/access"
+	auditcaller "github.com/portaldist/portal/audit/caller"
 	"github.com/portaldist/portal/licenses"
 )
 
@@ -77,6 +78,13 @@ func firstProduct(l *licenses.License) string {
 // sign-in page.
 func (h *Handler) SignOut(c *gin.Context) {
 	kind := areaKind(c.Request.URL.Path)
+	// The session.delete record names who signed out, when the session
+	// still stands for someone.
+	if s := SessionOf(c); s != nil {
+		if caller, err := h.Sessions.Check(c, *s); err == nil {
+			c.Request = c.Request.WithContext(auditcaller.NewContext(c.Request.Context(), caller))
+		}
+	}
 	h.EndSession(c)
 	h.SetFlash(c, "You are signed out.")
 	c.Redirect(http.StatusSeeOther, signInPath(kind))
