@@ -123,6 +123,13 @@ type Pages interface {
 	Register(e *gin.Engine, s *Server)
 }
 
+// PagesNotFound is implemented by Pages that answer unknown paths of their
+// own areas themselves (an HTML page rather than the API's JSON 404):
+// NotFound reports whether it answered c.
+type PagesNotFound interface {
+	NotFound(c *gin.Context) bool
+}
+
 // Server is the HTTP API. Build it with New; it is an http.Handler.
 type Server struct {
 	Deps
@@ -196,7 +203,12 @@ func New(d Deps, opts Options) *Server {
 	if opts.AccessLog {
 		e.Use(s.accessLog)
 	}
-	e.NoRoute(func(c *gin.Context) { s.fail(c, portal.Errorf(portal.ENotFound, "no such endpoint")) })
+	e.NoRoute(func(c *gin.Context) {
+		if nf, ok := d.Pages.(PagesNotFound); ok && nf.NotFound(c) {
+			return
+		}
+		s.fail(c, portal.Errorf(portal.ENotFound, "no such endpoint"))
+	})
 	e.NoMethod(func(c *gin.Context) {
 		c.Abort()
 		c.PureJSON(http.StatusMethodNotAllowed, gin.H{"error": gin.H{"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})
