@@ -2,11 +2,20 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portaldist/portal"
+
 	"github.com/portaldist/portal/store/backup"
 )
+
+// MaxConcurrentBackups bounds the backups a process streams at once: each
+// holds a snapshot of the store open while its client reads.
+const MaxConcurrentBackups = 2
+
+var backupSlots = make(chan struct{}, MaxConcurrentBackups)
 
 // backupRoutes registers GET /v1/admin/backup (admin only).
 func (s *Server) backupRoutes(v1 *gin.RouterGroup) {
@@ -21,6 +30,15 @@ func (s *Server) backupRoutes(v1 *gin.RouterGroup) {
 // backup is read the store's snapshot stays open (on bbolt, a writer that
 // must grow the file waits for it), so the client should read promptly.
 func (s *Server) backup(c *gin.Context) {
+	select {
+	case backupSlots <- struct{}{}:
+		defer func() { <-backupSlots }()
+	default:
+		e := portal.Errorf(portal.ERateLimited, "%d backups are being sent already; try again when one is done", MaxConcurrentBackups)
+		e.RetryAt = s.now().Add(time.Minute)
+		s.fail(c, e)
+		return
+	}
 	name := "portal-" + s.now().UTC().Format("20060102T150405Z") + ".backup"
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/octet-stream")
