@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +25,11 @@ const cookiePre = "portal_pre"
 // maxFormBody bounds a page's form body: the server's limit applies too,
 // but forms are small.
 const maxFormBody = 64 << 10
+
+// largeForms are the routes (gin full paths) whose forms carry a long text
+// and may be larger than maxFormBody, with their bound. Set from init
+// functions only.
+var largeForms = map[string]int64{}
 
 // CSRFToken returns the token the forms of this request's page must carry:
 // the session's when it has one, else the pre-session token (setting the
@@ -67,7 +74,19 @@ func (h *Handler) checkCSRF(c *gin.Context) {
 		c.Next()
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBody)
+	limit := int64(maxFormBody)
+	if n := largeForms[c.FullPath()]; n > 0 {
+		limit = n
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	// A form over the bound is refused as too large, not as a form
+	// without its token (which it would look like, unread).
+	var mbe *http.MaxBytesError
+	if err := c.Request.ParseForm(); errors.As(err, &mbe) {
+		h.Fail(c, &portal.Error{Code: portal.ETooLarge, Message: fmt.Sprintf("this form is larger than the %d KiB this page takes", limit>>10),
+			Details: map[string]any{"limit": limit}})
+		return
+	}
 	got := c.PostForm(CSRFField)
 	ok := false
 	if got != "" {
