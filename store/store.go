@@ -220,7 +220,8 @@ func Sequences(tx Tx, fn func(name string, last uint64) error) error {
 // RaiseSequence makes the next tx.NextSequence(name) return more than last:
 // through SequenceTx where the driver has it, else by drawing values with
 // NextSequence until the counter reaches last (one key against MaxTxnOps
-// either way; as many calls as the counter is behind).
+// either way; as many calls as the counter is behind, and at least one, so
+// a counter already past last skips a value, a gap NextSequence allows).
 func RaiseSequence(tx Tx, name string, last uint64) error {
 	if st, ok := tx.(SequenceTx); ok {
 		return st.RaiseSequence(name, last)
