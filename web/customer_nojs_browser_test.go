@@ -127,6 +127,20 @@ func TestCustomerRefusalsInBrowser(t *testing.T) {
 		chromedp.Navigate(f.URL+"/"),
 		chromedp.Click(chromedp.CSS(`form[action="/share"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS("#newlink")),
+	)
+	// Every field has a label; on a phone-width screen nothing is wider
+	// than the screen.
+	unlabelled := `[...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter(e => !e.labels || e.labels.length === 0).map(e => e.outerHTML)`
+	if got := browsertest.Get(tab, chromedp.Evaluate[[]string](unlabelled)); len(got) != 0 {
+		t.Errorf("fields without a label: %v", got)
+	}
+	tab.Run(chromedp.EmulateViewport(360, 740), chromedp.Navigate(f.URL+"/"))
+	if over := browsertest.Get(tab, chromedp.Evaluate[int]("document.documentElement.scrollWidth - window.innerWidth")); over > 0 {
+		t.Errorf("at 360 px the page is %d px wider than the screen", over)
+	}
+	tab.Run(chromedp.ResetViewport(), chromedp.Navigate(f.URL+"/"),
+		chromedp.Click(chromedp.CSS(`form[action="/share"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#newlink")),
 		chromedp.Click(chromedp.CSS("button.copy")),
 	)
 	// The button says so once the clipboard took the text.

@@ -3,6 +3,7 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -53,5 +54,28 @@ func TestSignInAndHeaders(t *testing.T) {
 	if p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "unauthorized") || p.Cookie[web.CookieLicense] != nil {
 		t.Fatalf("wrong key: %d %v\n%s", p.Status, p.Cookie, p.Body)
 	}
-	_ = url.Values{}
+}
+
+// TestNoInlineCode: the pages hold no inline script, style or event
+// handler, which the Content-Security-Policy would block (and which would
+// be a way in if it did not).
+func TestNoInlineCode(t *testing.T) {
+	f := newFixture(t, nil)
+	f.product("app", "App")
+	f.publish("app", "1.0.0", "", "notes <b style=\"x\" onclick=\"y\">", file{"app.tar.gz", "linux", "amd64", []byte("a")})
+	_, key := f.license("ACME", []string{"app"}, nil)
+	b := f.browser()
+	pages := []page{b.do("GET", "/", nil), b.signIn("lic_" + strings.Repeat("q", 40))}
+	b.signIn(key)
+	home := b.do("GET", "/", nil)
+	pages = append(pages, home, b.do("POST", "/share", url.Values{"csrf": {csrfOf(t, home.Body)}, "build": {"app|1.0.0|app.tar.gz"}, "ttl": {"1h"}}))
+	inline := regexp.MustCompile(`(?i)<script(\s[^>]*)?>[^<]|<script>|<style|<[a-z][^>]*\s(style|on[a-z]+)=|javascript:`)
+	for i, p := range pages {
+		if m := inline.FindString(p.Body); m != "" {
+			t.Errorf("page %d holds inline code %q:\n%s", i, m, p.Body)
+		}
+		if !strings.Contains(p.Body, `<script src="/static/app.js" defer></script>`) {
+			t.Errorf("page %d is not a full page:\n%s", i, p.Body)
+		}
+	}
 }
