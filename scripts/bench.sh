@@ -27,6 +27,9 @@
 #    answer, the presign-only service) then a run of the scenario, with the
 #    same wrk settings, and again. A scenario whose pairs are too spread to
 #    decide its target is run once more while the time budget allows;
+#    The same for the upgrade check and the grant on the etcd store driver
+#    (a 3-member cluster on 127.0.0.1, bench/etcdcluster, with a smaller
+#    catalog seeded into it), counting the store's write transactions;
 # 7. writes docs/BENCHMARKS.md and the raw outputs (every wrk output, the
 #    go test -bench outputs, load averages, settings) to docs/bench-raw/.
 #
@@ -39,10 +42,11 @@
 # one mktemp directory, removed on exit (BENCH_KEEP=1 keeps it).
 #
 # Knobs (environment): BENCH_PAIRS (5), BENCH_DURATION (wrk -d of each run,
-# 3s, at most 20s), BENCH_WARMUP (1s, once per server), BENCH_CONNECTIONS
+# 2s, at most 20s), BENCH_WARMUP (1s, once per server), BENCH_CONNECTIONS
 # (64), BENCH_THREADS (2), BENCH_BLOB_CONNECTIONS (1), BENCH_RELEASES
 # (10000), BENCH_LICENSES (1000000), BENCH_MEMORY_LOAD (60s),
-# BENCH_BUDGET (seconds the run should stay under, 570: reruns only while
+# BENCH_ETCD_RELEASES (1000) and BENCH_ETCD_LICENSES (10000) for the etcd
+# lines, BENCH_BUDGET (seconds the run should stay under, 570: reruns only while
 # there is time), BENCH_GO (1; 0 skips the Go benchmarks, for a quick check
 # of the script), BENCH_CACHE (~/.cache/portal-bench), BENCH_OUT
 # (docs/BENCHMARKS.md), BENCH_RAW (docs/bench-raw).
@@ -54,7 +58,7 @@ START=$(date +%s)
 LOAD_BEFORE=$(cat /proc/loadavg)
 
 PAIRS=${BENCH_PAIRS:-5}
-DURATION=${BENCH_DURATION:-3s}
+DURATION=${BENCH_DURATION:-2s}
 WARMUP=${BENCH_WARMUP:-1s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
@@ -62,6 +66,8 @@ BLOB_CONNS=${BENCH_BLOB_CONNECTIONS:-1}
 RELEASES=${BENCH_RELEASES:-10000}
 LICENSES=${BENCH_LICENSES:-1000000}
 MEM_LOAD=${BENCH_MEMORY_LOAD:-60s}
+ETCD_RELEASES=${BENCH_ETCD_RELEASES:-1000}
+ETCD_LICENSES=${BENCH_ETCD_LICENSES:-10000}
 BUDGET=${BENCH_BUDGET:-570}
 GOBENCH=${BENCH_GO:-1}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portal-bench}
@@ -139,6 +145,9 @@ S3_STARTER=$!
 # --- build -------------------------------------------------------------------
 log "building portal, baseline, presignonly, seed, heapprof, benchtool"
 go build -o "$BIN/" ./cmd/portal ./bench/baseline ./bench/presignonly ./bench/seed ./bench/heapprof ./bench/benchtool
+if [ -d store/etcd ] && [ -d internal/etcdtest ]; then
+	go build -o "$BIN/" ./bench/etcdcluster
+fi
 BT=$BIN/benchtool
 
 # --- seed (cached) -----------------------------------------------------------
@@ -506,6 +515,66 @@ done
 retry_undecided
 stop_portal
 
+# --- portal on an etcd cluster ----------------------------------------------
+# The upgrade check and the grant with store.backend=etcd: a 3-member
+# cluster on 127.0.0.1 (bench/etcdcluster: etcd's own server embedded
+# through internal/etcdtest, no fsync), a smaller catalog seeded into it,
+# objects local with objects.local.shared (one machine). The etcd revision
+# before and after the grant's pairs counts the store's write transactions.
+ETCD_NOTE=
+if [ -x "$BIN/etcdcluster" ]; then
+	log "etcd: a 3-member cluster, $ETCD_RELEASES releases x 4 builds and $ETCD_LICENSES licenses seeded into it"
+	"$BIN/etcdcluster" -dir "$TMP/etcd" >"$TMP/etcd.endpoints" 2>"$TMP/etcd.log" &
+	PIDS+=("$!")
+	for _ in $(seq 1 300); do
+		[ -s "$TMP/etcd.endpoints" ] && break
+		sleep 0.1
+	done
+	EP=$(head -n1 "$TMP/etcd.endpoints")
+	[ -n "$EP" ] || { cat "$TMP/etcd.log" >&2; die "the etcd cluster did not start"; }
+	ETCD_ENV=(PORTAL_STORE_BACKEND=etcd PORTAL_STORE_ETCD_ENDPOINTS="$EP" PORTAL_OBJECTS_LOCAL_SHARED=true)
+	env "${ETCD_ENV[@]}" "$BIN/seed" -data-dir "$TMP/etcd-data" -out "$TMP/etcd-seed" \
+		-releases "$ETCD_RELEASES" -licenses "$ETCD_LICENSES" -blob-size 1048576 2>&1 | tail -n1 >&2
+	cp "$TMP/etcd-seed/seed.json" "$RES/etcd-seed.json"
+	DATA_SAVED=$DATA
+	DATA=$TMP/etcd-data
+	start_portal "$BIN/portal" "${ETCD_ENV[@]}"
+	DATA=$DATA_SAVED
+	API=http://127.0.0.1:$PORT
+	EOLDEST=$("$BT" json oldest <"$TMP/etcd-seed/seed.json")
+	ELATEST=$("$BT" json latest <"$TMP/etcd-seed/seed.json")
+	EKEY=$(head -n1 "$TMP/etcd-seed/keys")
+	UPGRADE="$API/v1/products/$PRODUCT/upgrade?current=$EOLDEST&platform=linux&arch=amd64"
+	GRANT="$API/v1/products/$PRODUCT/releases/latest/download?platform=linux&arch=amd64"
+	[ "$(must -H "Authorization: License $EKEY" "$UPGRADE" | "$BT" json version)" = "$ELATEST" ] || die "etcd: upgrade check did not offer $ELATEST"
+	must -o /dev/null -H "Authorization: License $EKEY" -H 'Accept: application/json' "$GRANT"
+	BENCH_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$UPGRADE"
+	BENCH_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
+	REF_ARGS[etcd-upgrade]=$BASE
+	RUN_ARGS[etcd-upgrade]="-s $(q "$TMP/license.lua") $(q "$UPGRADE")"
+	REF_ARGS[etcd-grant]=$BASE
+	RUN_ARGS[etcd-grant]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
+	revision() { curl -s -X POST "${EP%%,*}/v3/kv/range" -d '{"key":"AA=="}' | sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p'; }
+	export BENCH_KEYS=$TMP/etcd-seed/keys
+	compare etcd-upgrade
+	sleep 1
+	REV0=$(revision)
+	T0=$(date +%s)
+	compare etcd-grant
+	sleep 2 # the last flush
+	REV1=$(revision)
+	T1=$(date +%s)
+	retry_undecided
+	export BENCH_KEYS=$SEED/keys
+	stop_portal
+	GRANTS=$(cat "$RES"/wrk/etcd-grant.1.*.run.wrk | awk '/requests in/ {n += $1} END {print n + 0}')
+	if [ -n "$REV0" ] && [ -n "$REV1" ] && [ "$GRANTS" -gt 0 ]; then
+		ETCD_NOTE="3-member etcd cluster on 127.0.0.1 (bench/etcdcluster: etcd v3.7 embedded through internal/etcdtest, no fsync), catalog of $ETCD_RELEASES releases x 4 builds and $ETCD_LICENSES licenses seeded into it (1,000 of their keys in turn), local objects with objects.local.shared=true. During the grant's pairs ($((T1 - T0)) s, $GRANTS grants in the scenario runs) the store's revision went from $REV0 to $REV1: $((REV1 - REV0)) write transactions, $(awk -v r=$((REV1 - REV0)) -v g="$GRANTS" 'BEGIN {printf "%.4f", r / g}') a grant ($(awk -v r=$((REV1 - REV0)) -v t=$((T1 - T0)) 'BEGIN {printf "%.1f", r / t}') a second): the ledger batches grants, quota counts and rollups into transactions of up to 128 keys."
+	fi
+else
+	ETCD_NOTE="bench/etcdcluster was not built (no store/etcd or internal/etcdtest in this tree)."
+fi
+
 # --- report ------------------------------------------------------------------
 log "report"
 LOAD_AFTER=$(cat /proc/loadavg)
@@ -527,6 +596,7 @@ LOAD_AFTER=$(cat /proc/loadavg)
 	echo "LOAD_AFTER=$LOAD_AFTER"
 	echo "SEED_CACHE=$SEED_NOTE"
 	echo "LEDGER_OLD=$LEDGER_OLD"
+	echo "ETCD=$ETCD_NOTE"
 	echo "RAW=$RAW"
 	echo "COMMAND=$(env | grep -E '^BENCH_' | sort | tr '\n' ' ')scripts/bench.sh"
 	echo "SECONDS=$(($(date +%s) - START))"

@@ -116,6 +116,18 @@ func main() {
 	}
 }
 
+// storeEnv is the environment's PORTAL_STORE_* settings and
+// PORTAL_OBJECTS_LOCAL_SHARED, the only ones the seed takes from it.
+func storeEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PORTAL_STORE_") || strings.HasPrefix(kv, "PORTAL_OBJECTS_LOCAL_SHARED=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 func version(i int) string { return fmt.Sprintf("1.%d.%d", i/100, i%100) }
 
 func filename(slug, ver string, i int) string {
@@ -135,8 +147,9 @@ func run(dataDir, out, slug string, nRel, nSvc, nLic, nKeys int, blobSize, small
 	}
 	// The default config: no master key, the local store under
 	// DATA/objects with its keyring file, reached at the default listen
-	// address.
-	cfg, err := configs.Load(configs.LoadOptions{Flags: map[string]string{"data_dir": dataDir}})
+	// address; the metadata store as PORTAL_STORE_* say (bbolt in DATA by
+	// default, or an etcd cluster with PORTAL_OBJECTS_LOCAL_SHARED=true).
+	cfg, err := configs.Load(configs.LoadOptions{Env: storeEnv(), Flags: map[string]string{"data_dir": dataDir}})
 	if err != nil {
 		return err
 	}
