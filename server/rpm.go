@@ -34,12 +34,18 @@ import (
 // list's digest (repos.Cache), so a fleet of machines refreshing their
 // metadata costs a resolver walk and a map lookup per request.
 
-// rpmArches maps dnf's $basearch to the portal arches whose packages the
-// repository lists: the arch's own and noarch ("any").
-var rpmArches = map[string][]string{
-	"x86_64":  {"amd64", "any"},
-	"aarch64": {"arm64", "any"},
-	"noarch":  {"any"},
+// rpmArches returns, for dnf's $basearch, the portal arches whose packages
+// the repository lists: the arch's own (releases.ParseArch's name for it)
+// and noarch ("any").
+func rpmArches(basearch string) ([]string, bool) {
+	switch basearch {
+	case "noarch":
+		return []string{"any"}, true
+	case "x86_64", "aarch64":
+		a, err := releases.ParseArch(basearch)
+		return []string{a, "any"}, err == nil
+	}
+	return nil, false
 }
 
 // rpmRepo is one rendered, signed repository view.
@@ -179,7 +185,7 @@ func oneLine(s string) string {
 // and basearch, rendering and signing it on a cache miss, and its
 // Last-Modified.
 func (d *rpmDoor) view(c *gin.Context) (*rpmRepo, time.Time, error) {
-	arches, ok := rpmArches[c.Param("basearch")]
+	arches, ok := rpmArches(c.Param("basearch"))
 	if !ok {
 		return nil, time.Time{}, portal.Errorf(portal.ENotFound, "no repository for basearch %q: use x86_64, aarch64 or noarch", rpmTrunc(c.Param("basearch"), 40))
 	}
@@ -287,7 +293,7 @@ func (d *rpmDoor) repodata(c *gin.Context) {
 // release and file, the license, the quota, the ledger) and a 303 to a
 // freshly minted storage URL.
 func (d *rpmDoor) pkg(c *gin.Context) {
-	if _, ok := rpmArches[c.Param("basearch")]; !ok {
+	if _, ok := rpmArches(c.Param("basearch")); !ok {
 		d.s.fail(c, portal.Errorf(portal.ENotFound, "no repository for basearch %q: use x86_64, aarch64 or noarch", rpmTrunc(c.Param("basearch"), 40)))
 		return
 	}
