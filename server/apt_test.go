@@ -33,12 +33,13 @@ func newAPTClient(t *testing.T, repoURL, suite, licenseKey string, key []byte) *
 		t.Fatal("apt-get is not on PATH: run scripts/test.sh, which installs apt")
 	}
 	c := &aptClient{t: t, dir: t.TempDir()}
-	for _, d := range []string{"state/lists/partial", "cache/archives/partial", "sources.list.d", "apt.conf.d", "preferences.d", "trusted.gpg.d", "log", "dl"} {
+	for _, d := range []string{"state/lists/partial", "cache/archives/partial", "sources.list.d", "apt.conf.d", "preferences.d", "trusted.gpg.d", "log", "dl",
+		"dpkg/updates", "dpkg/info", "dpkg/triggers", "root"} {
 		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.write("status", "")
+	c.write("dpkg/status", "")
 	c.write("acme.gpg", string(key))
 	c.write("sources.list", "deb [signed-by="+filepath.Join(c.dir, "acme.gpg")+"] "+repoURL+" "+suite+" main\n")
 	// Over plain http apt matches auth.conf entries with the scheme.
@@ -59,7 +60,7 @@ func (c *aptClient) run(args ...string) (string, bool) {
 	c.t.Helper()
 	d := c.dir
 	opts := []string{
-		"-o", "Dir::State=" + d + "/state", "-o", "Dir::State::status=" + d + "/status",
+		"-o", "Dir::State=" + d + "/state", "-o", "Dir::State::status=" + d + "/dpkg/status",
 		"-o", "Dir::Cache=" + d + "/cache", "-o", "Dir::Log=" + d + "/log",
 		"-o", "Dir::Etc::SourceList=" + d + "/sources.list", "-o", "Dir::Etc::SourceParts=" + d + "/sources.list.d",
 		"-o", "Dir::Etc::Parts=" + d + "/apt.conf.d", "-o", "Dir::Etc::Preferences=" + d + "/preferences",
@@ -70,6 +71,11 @@ func (c *aptClient) run(args ...string) (string, bool) {
 		"-o", "APT::Architecture=amd64", "-o", "APT::Architectures::=amd64",
 		"-o", "Acquire::Languages=none", "-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=10",
 		"-o", "Acquire::Check-Valid-Until=true", "-q",
+		// install and upgrade unpack into a throwaway root with its own
+		// dpkg database, never the machine's.
+		"-o", "DPkg::Options::=--root=" + d + "/root", "-o", "DPkg::Options::=--admindir=" + d + "/dpkg",
+		"-o", "DPkg::Options::=--force-not-root", "-o", "DPkg::Options::=--force-script-chrootless",
+		"-o", "DPkg::Use-Pty=0",
 	}
 	cmd := exec.Command("apt-get", append(opts, args...)...)
 	cmd.Dir = filepath.Join(d, "dl")
@@ -91,6 +97,25 @@ func (c *aptClient) downloaded() map[string][]byte {
 		out[e.Name()] = b
 	}
 	return out
+}
+
+// installed returns the version of pkg in the throwaway root's dpkg
+// database ("" if not installed) and the file it installed.
+func (c *aptClient) installed(pkg string) (string, []byte) {
+	c.t.Helper()
+	st, err := os.ReadFile(filepath.Join(c.dir, "dpkg/status"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, para := range strings.Split(string(st), "\n\n") {
+		if strings.Contains(para, "Package: "+pkg+"\n") && strings.Contains(para, "Status: install ok installed") {
+			_, v, _ := strings.Cut(para, "\nVersion: ")
+			v, _, _ = strings.Cut(v, "\n")
+			payload, _ := os.ReadFile(filepath.Join(c.dir, "root/usr/share", pkg, "payload"))
+			return v, payload
+		}
+	}
+	return "", nil
 }
 
 func (c *aptClient) clearDownloads() {
@@ -170,6 +195,13 @@ func TestAPTWithRealClient(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("downloaded %v", keys(got))
 	}
+	// apt-get install, into a throwaway root.
+	if out, ok := c.run("install", "-y", "acme-server"); !ok {
+		t.Fatalf("apt-get install:\n%s", out)
+	}
+	if v, payload := c.installed("acme-server"); v != "1.2.0-1" || !strings.Contains(string(payload), "acme-server 1.2.0-1 amd64") {
+		t.Fatalf("installed %q %q", v, payload)
+	}
 
 	// A new release: update + download fetches it.
 	w.release("1.3.0", "acme-server/amd64")
@@ -183,6 +215,13 @@ func TestAPTWithRealClient(t *testing.T) {
 	if got := c.downloaded(); !bytes.Equal(got["acme-server_1.3.0-1_amd64.deb"], w.build["acme-server_1.3.0-1_amd64.deb"]) || len(got) != 1 {
 		t.Fatalf("after 1.3.0 apt-get download fetched %v", keys(got))
 	}
+	// apt-get upgrade brings it.
+	if out, ok := c.run("upgrade", "-y"); !ok {
+		t.Fatalf("apt-get upgrade:\n%s", out)
+	}
+	if v, payload := c.installed("acme-server"); v != "1.3.0-1" || !strings.Contains(string(payload), "1.3.0-1") {
+		t.Fatalf("after apt-get upgrade: installed %q %q", v, payload)
+	}
 	// The older version stays installable by its version.
 	c.clearDownloads()
 	if out, ok := c.run("download", "acme-server=1.2.0-1"); !ok {
@@ -195,7 +234,11 @@ func TestAPTWithRealClient(t *testing.T) {
 	if out, ok := c.run("update"); !ok {
 		t.Fatalf("apt-get update after a yank:\n%s", out)
 	}
-	c.run("download", "acme-server")
+	// (1.3.0-1 stays installed, but no repository offers it any more.)
+	if out, ok := c.run("download", "acme-server=1.3.0-1"); ok || len(c.downloaded()) != 0 {
+		t.Fatalf("apt-get download of the yanked version (ok %v):\n%s", ok, out)
+	}
+	c.run("download", "acme-server=1.2.0-1")
 	if got := c.downloaded(); len(got) != 1 || got["acme-server_1.2.0-1_amd64.deb"] == nil {
 		t.Fatalf("after yanking 1.3.0 apt-get download fetched %v", keys(got))
 	}
@@ -208,7 +251,7 @@ func TestAPTWithRealClient(t *testing.T) {
 	if ok && !strings.Contains(out, "403") || !strings.Contains(out, "403") {
 		t.Fatalf("apt-get update with a suspended license (ok %v):\n%s", ok, out)
 	}
-	out, _ = c.run("download", "acme-server")
+	out, _ = c.run("download", "acme-server=1.2.0-1") // still in the lists apt kept
 	if got := c.downloaded(); len(got) != 0 {
 		t.Fatalf("a suspended license downloaded %v:\n%s", keys(got), out)
 	}
