@@ -427,6 +427,26 @@ func TestStoreCopyAndBackupEtcdCLI(t *testing.T) {
 		t.Fatalf("etcd -> bolt: %v\n%s", err, out)
 	}
 	compareDirs(t, fresh, back)
+
+	// The backup restored into the cluster, under another prefix: the
+	// same keys as the bolt store restored from it.
+	prefix2 := strings.TrimSuffix(prefix, "/") + "-restored/"
+	conf2 := filepath.Join(t.TempDir(), "etcd2.yaml")
+	os.WriteFile(conf2, fmt.Appendf(nil, "data_dir: %s\nstore:\n  backend: etcd\n  etcd:\n    endpoints: [%s]\n    prefix: %s\nobjects:\n  local:\n    shared: true\n",
+		t.TempDir(), strings.Join(c.Endpoints(), ", "), prefix2), 0o600)
+	if out, err = runCLI(t, "restore", "--config", conf2, file); err != nil || !strings.Contains(out, "into the etcd store") {
+		t.Fatalf("restore into etcd: %v\n%s", err, out)
+	}
+	edb2, err := etcd.Open(context.Background(), etcd.Options{Endpoints: c.Endpoints(), Prefix: prefix2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edb2.Close()
+	restored := openDB(t, fresh)
+	defer restored.Close()
+	if d, err := backup.Compare(context.Background(), restored, edb2); err != nil || !d.Equal() {
+		t.Fatalf("the backup restored into etcd: %s, %v", d, err)
+	}
 }
 
 // TestMoveToClusterCLI runs the README's move from one machine to a
