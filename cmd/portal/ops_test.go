@@ -511,3 +511,66 @@ objects:
 		t.Fatalf("download on the cluster: %d, %d bytes", st, len(body))
 	}
 }
+
+// TestBackupRouteBounded: two backups a client does not read hold their
+// slots; a third is 429 with Retry-After until one ends.
+func TestBackupRouteBounded(t *testing.T) {
+	dir := t.TempDir()
+	url, a := serveDir(t, dir, nil)
+	_, admin, err := a.Tokens.Create(cliCtx, "root", tokens.Admin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 32 MiB of values: more than the connections' buffers hold.
+	big := bytes.Repeat([]byte("x"), store.MaxValueSize)
+	err = a.DB.Update(context.Background(), func(tx store.Tx) error {
+		for i := range 32 {
+			if err := tx.Put(fmt.Appendf(nil, "zz/big/%02d", i), big); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() *http.Response {
+		req, _ := http.NewRequest("GET", url+"/v1/admin/backup", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	held := []*http.Response{get(), get()}
+	for _, r := range held {
+		if r.StatusCode != 200 {
+			t.Fatalf("backup: %d", r.StatusCode)
+		}
+	}
+	third := get()
+	third.Body.Close()
+	if third.StatusCode != http.StatusTooManyRequests || third.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third backup at once: %d %v", third.StatusCode, third.Header)
+	}
+	// Read one to its end: it checks out, and its slot is free again.
+	b, err := io.ReadAll(held[0].Body)
+	held[0].Body.Close()
+	if _, verr := backup.Verify(bytes.NewReader(b)); err != nil || verr != nil {
+		t.Fatalf("the first backup: %v, %v", err, verr)
+	}
+	held[1].Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r := get()
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot freed: %d", r.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
