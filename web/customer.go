@@ -13,6 +13,9 @@ import (
 func (h *Handler) customerRoutes(r *gin.RouterGroup) {
 	r.GET("/", h.home)
 	r.POST("/signin", h.signIn)
+	// A reload or a bookmark of the sign-in's address (the error page of
+	// a wrong key is the POST's answer) goes back to the form.
+	r.GET("/signin", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/") })
 	r.POST("/signout", h.SignOut)
 	lic := r.Group("", h.RequireSession(KindLicense))
 	h.downloadRoutes(lic)
