@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portaldist/portal/internal/debtest"
 	"github.com/portaldist/portal/pkgmeta"
@@ -512,6 +513,9 @@ func licBasic(key string) string {
 func stanzas(t *testing.T, s string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, para := range strings.Split(strings.TrimSpace(s), "\n\n") {
+		if para == "" {
+			continue
+		}
 		f := map[string]string{}
 		last := ""
 		for _, line := range strings.Split(para, "\n") {
@@ -658,4 +662,75 @@ func realDeb(t *testing.T, name, v, arch string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Each license's index lists exactly what the license may install, by the
+// same rules as downloads, and every package it lists downloads (a 303 from
+// the pool); the suite is the channel.
+func TestAPTEntitlementViews(t *testing.T) {
+	w := newAPTWorld(t)
+	w.release("1.0.0", "acme-server/amd64", "acme-server/arm64")
+	w.must(201, w.do("POST", "/v1/products/acme/releases", w.admin, map[string]any{"version": "1.1.0-beta.1", "channel": "beta"}))
+	b := realDeb(t, "acme-server", "1.1.0-beta.1", "amd64")
+	w.upload(w.admin, "acme", "1.1.0-beta.1", "acme-server_1.1.0~beta.1-1_amd64.deb", "linux", "amd64", b)
+	w.must(200, w.do("POST", "/v1/products/acme/releases/1.1.0-beta.1/publish", w.admin, nil))
+	expires := w.now().Add(time.Hour).Format(time.RFC3339)
+	licenses := map[string]map[string]any{
+		"all":      {"customer": "a", "product": "acme"},
+		"stable":   {"customer": "b", "product": "acme", "channels": []string{"stable"}},
+		"windows":  {"customer": "c", "product": "acme", "platforms": []string{"windows"}},
+		"maintain": {"customer": "d", "product": "acme", "expires_at": expires, "on_expiry": "maintain"},
+		"revoke":   {"customer": "e", "product": "acme", "expires_at": expires, "on_expiry": "revoke"},
+	}
+	keyOf := map[string]string{}
+	for name, body := range licenses {
+		_, keyOf[name] = w.license(body)
+	}
+	w.advance(2 * time.Hour) // both expiring licenses have expired
+	w.release("2.0.0", "acme-server/amd64")
+
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		license, suite, arch string
+		status               int
+		versions             []string
+	}{
+		{"all", "stable", "amd64", 200, []string{"2.0.0-1", "1.0.0-1"}},
+		{"all", "stable", "arm64", 200, []string{"1.0.0-1"}},
+		{"all", "beta", "amd64", 200, []string{"2.0.0-1", "1.1.0~beta.1-1", "1.0.0-1"}},
+		{"stable", "beta", "amd64", 200, []string{"2.0.0-1", "1.0.0-1"}},
+		{"windows", "stable", "amd64", 200, nil},
+		{"maintain", "stable", "amd64", 200, []string{"1.0.0-1"}},
+		{"maintain", "beta", "amd64", 200, []string{"1.1.0~beta.1-1", "1.0.0-1"}},
+		{"revoke", "stable", "amd64", 403, nil},
+	} {
+		name := tc.license + "/" + tc.suite + "/" + tc.arch
+		r := w.do("GET", "/apt/acme/dists/"+tc.suite+"/main/binary-"+tc.arch+"/Packages", licBasic(keyOf[tc.license]), nil)
+		if r.status != tc.status {
+			t.Fatalf("%s: %d %s", name, r.status, r.body)
+		}
+		if r.status != 200 {
+			continue
+		}
+		var versions []string
+		for _, st := range stanzas(t, string(r.body)) {
+			versions = append(versions, st["Version"])
+			res, err := func() (*http.Response, error) {
+				req, _ := http.NewRequest("GET", w.url+"/apt/acme/"+st["Filename"], nil)
+				req.Header.Set("Authorization", licBasic(keyOf[tc.license]))
+				return noRedirect.Do(req)
+			}()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 303 {
+				t.Errorf("%s lists %s, which answers %d", name, st["Filename"], res.StatusCode)
+			}
+		}
+		sort.Sort(sort.Reverse(sort.StringSlice(versions)))
+		if strings.Join(versions, " ") != strings.Join(tc.versions, " ") {
+			t.Errorf("%s lists %v, want %v", name, versions, tc.versions)
+		}
+	}
 }
