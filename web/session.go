@@ -284,13 +284,14 @@ const purgeBatch = 50
 // audit record: the session.create record says when it ends.
 func (ss *Sessions) Purge(ctx context.Context) (int, error) {
 	total := 0
+	var after []byte // the last key a full batch deleted: the next starts beyond it
 	for {
 		now := ss.now()
 		n := 0
-		var after []byte
 		more := false
+		last := ""
 		err := ss.db.Update(ctx, func(tx store.Tx) error {
-			n, more = 0, false
+			n, more, last = 0, false, ""
 			var doomed []Session
 			err := tx.Scan([]byte(sessionPrefix), store.ScanOptions{After: after}, func(k, v []byte) (bool, error) {
 				var s Session
@@ -318,12 +319,16 @@ func (ss *Sessions) Purge(ctx context.Context) (int, error) {
 				}
 			}
 			n = len(doomed)
+			if n > 0 {
+				last = doomed[n-1].digest
+			}
 			return nil
 		})
 		total += n
 		if err != nil || !more {
 			return total, err
 		}
+		after = []byte(sessionPrefix + last)
 	}
 }
 

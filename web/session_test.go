@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -56,12 +57,26 @@ func TestSessionLifetime(t *testing.T) {
 	if p := b.do("GET", "/", nil); !signedIn(p) {
 		t.Fatal("the session ended before 12 hours")
 	}
+	// More sessions than one purge transaction deletes, some of them
+	// live.
+	for i := range 130 {
+		if _, _, err := f.App.Web.Sessions.Create(cliCtx, web.KindLicense, fmt.Sprintf("lic%03d", i), "d"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	clk.Add(2 * time.Minute)
 	if p := b.do("GET", "/", nil); signedIn(p) || !strings.Contains(p.Body, `id="key"`) {
 		t.Fatalf("the session still works after 12 hours:\n%s", p.Body)
 	}
 	if n, err := f.App.Web.Sessions.Purge(cliCtx); err != nil || n != 1 {
 		t.Fatalf("purge: %d, %v; want the one expired session", n, err)
+	}
+	if n := countKeys(t, f, "web/"); n != 2*130 {
+		t.Fatalf("%d session keys after the first purge, want the 130 live sessions and their index", n)
+	}
+	clk.Add(web.DefaultSessionTTL)
+	if n, err := f.App.Web.Sessions.Purge(cliCtx); err != nil || n != 130 {
+		t.Fatalf("purge: %d, %v; want 130", n, err)
 	}
 	if n := countKeys(t, f, "web/"); n != 0 {
 		t.Fatalf("%d session keys left after the purge", n)
