@@ -126,8 +126,9 @@ func (s *Server) aptRoutes(e *gin.Engine) {
 		g.Handle(m, "/key.asc", s.aptPublicKey)
 		g.Handle(m, "/key.gpg", s.aptPublicKey)
 		g.Handle(m, "/dists/:suite/*file", s.aptDists)
-		g.Handle(m, "/pool/*path", s.aptPool)
 	}
+	// GET only: each request mints a URL and counts a download.
+	g.GET("/pool/*path", s.aptPool)
 }
 
 // aptOpenPGP returns the product's OpenPGP key, opened once per stored
