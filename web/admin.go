@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -47,10 +48,17 @@ func (h *Handler) adminRoutes(r *gin.RouterGroup) {
 	in.POST("/products/:product/releases/:version/unyank", h.adminTransition((*releases.Service).Unyank, "unyanked"))
 	in.POST("/products/:product/releases/:version/notes", h.adminReleaseNotes)
 	in.POST("/products/:product/releases/:version/rollout", h.adminReleaseRollout)
+	in.POST("/products/:product/releases/:version/channel", h.adminReleaseChannel)
+	in.POST("/products/:product/releases", h.adminCreateRelease)
+	in.POST("/products/:product/releases/:version/delete", h.adminDeleteRelease)
 	in.GET("/downloads", h.adminDownloads)
 
-	// Licenses, tokens and the audit log: admins only.
+	// Products themselves, licenses, tokens, webhooks and the audit log:
+	// admins only.
 	ad := in.Group("", h.adminOnly)
+	ad.POST("/products", h.adminCreateProduct)
+	ad.POST("/products/:product/edit", h.adminEditProduct)
+	ad.POST("/products/:product/delete", h.adminDeleteProduct)
 	ad.GET("/licenses", h.adminLicenses)
 	ad.GET("/licenses/new", h.adminNewLicense)
 	ad.POST("/licenses", h.adminCreateLicense)
@@ -67,6 +75,31 @@ func (h *Handler) adminRoutes(r *gin.RouterGroup) {
 	ad.POST("/tokens", h.adminCreateToken)
 	ad.POST("/tokens/:id/revoke", h.adminRevokeToken)
 	ad.GET("/audit", h.adminAudit)
+	wh := ad.Group("/webhooks", h.requireWebhooks)
+	wh.GET("", h.adminWebhooks)
+	wh.POST("", h.adminCreateWebhook)
+	wh.GET("/:id", h.adminWebhook)
+	wh.POST("/:id/delete", h.adminDeleteWebhook)
+}
+
+// NotFound answers an unknown path under AdminPath with the console's
+// error page (404), in its layout (server.PagesNotFound); other paths are
+// left to the API's JSON answer. The router's not-found chain has the
+// API's middleware only, so the pages' own (security headers, the session
+// for the layout) run here first: at the end of the chain their c.Next
+// runs nothing.
+func (h *Handler) NotFound(c *gin.Context) bool {
+	p := c.Request.URL.Path
+	if p != AdminPath && !strings.HasPrefix(p, AdminPath+"/") {
+		return false
+	}
+	for _, m := range []gin.HandlerFunc{h.headers, h.loadSession} {
+		if m(c); c.IsAborted() {
+			return true
+		}
+	}
+	h.Fail(c, portal.Errorf(portal.ENotFound, "the console has no such page"))
+	return true
 }
 
 // adminHome is the console's sign-in form, or, signed in, its first page.

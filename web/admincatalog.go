@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -35,6 +36,8 @@ type productView struct {
 	Product    releases.Product
 	Releases   []releases.Release
 	NextCursor string
+	// Channels are those a new draft may be on.
+	Channels []string
 }
 
 // releasesPerPage is the releases of one page of a product.
@@ -60,7 +63,7 @@ func (h *Handler) adminProduct(c *gin.Context) {
 		page.Releases[i] = r.Public()
 	}
 	h.Render(c, http.StatusOK, "admin_product", p.Name, productView{adminView: h.adminView(c, "products"),
-		Product: p.Public(), Releases: page.Releases, NextCursor: page.NextCursor})
+		Product: p.Public(), Releases: page.Releases, NextCursor: page.NextCursor, Channels: releases.Channels})
 }
 
 type releaseView struct {
@@ -68,6 +71,8 @@ type releaseView struct {
 	Product  releases.Product
 	Release  releases.Release
 	Download uint64 // downloads of the release so far
+	// Channels are those a draft may move to.
+	Channels []string
 }
 
 func (h *Handler) adminRelease(c *gin.Context) {
@@ -86,7 +91,7 @@ func (h *Handler) adminRelease(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	v := releaseView{adminView: h.adminView(c, "products"), Product: p.Public(), Release: r.Public()}
+	v := releaseView{adminView: h.adminView(c, "products"), Product: p.Public(), Release: r.Public(), Channels: releases.Channels}
 	if led := h.ledger(); led != nil {
 		if v.Download, err = led.Count(c, slug, r.Version); err != nil {
 			h.Fail(c, err)
@@ -116,7 +121,7 @@ func (h *Handler) adminTransition(fn func(*releases.Service, context.Context, st
 }
 
 func (h *Handler) adminReleaseNotes(c *gin.Context) {
-	notes := c.PostForm("notes")
+	notes := formText(c.PostForm("notes"))
 	h.editRelease(c, releases.ReleaseEdit{Notes: &notes}, "Release notes saved.")
 }
 
@@ -155,7 +160,14 @@ func rolloutOf(r releases.Release) int {
 	return r.Rollout
 }
 
+// notesFormBody bounds the forms that carry release notes: notes of
+// releases.MaxNotes bytes, percent-encoded (at most three bytes each),
+// and the rest of the form.
+const notesFormBody = 3*releases.MaxNotes + maxFormBody
+
 func init() {
+	largeForms[AdminPath+"/products/:product/releases/:version/notes"] = notesFormBody
+	largeForms[AdminPath+"/products/:product/releases"] = notesFormBody
 	funcs["rollout"] = rolloutOf
 	funcs["pathEscape"] = pathEscape
 	funcs["list"] = func(s ...string) []string { return s }
@@ -166,4 +178,99 @@ func init() {
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	}
+}
+
+// Product administration (admins only, as POST, PATCH and DELETE
+// /v1/products are): create, edit, delete. The steps are those of the API's
+// handlers; releases.Service decides what a product may be, and
+// publishing.Service what a delete refuses.
+
+// adminCreateProduct is POST /v1/products: the slug checked, a signing key
+// made for it, then releases.Service.CreateProduct.
+func (h *Handler) adminCreateProduct(c *gin.Context) {
+	p := releases.Product{Slug: strings.TrimSpace(c.PostForm("slug")), Name: strings.TrimSpace(c.PostForm("name")),
+		Distribution: c.PostForm("distribution")}
+	if err := releases.ValidateSlug(p.Slug); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	sealed, err := h.Keys.New(p.Slug)
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	p.SigningKey = sealed
+	if p, err = h.Catalog.CreateProduct(c, p); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	h.done(c, "Product "+p.Slug+" created.", productPath(p.Slug))
+}
+
+// adminEditProduct is PATCH /v1/products/{product} with the form's name
+// and distribution.
+func (h *Handler) adminEditProduct(c *gin.Context) {
+	slug := c.Param("product")
+	name, dist := strings.TrimSpace(c.PostForm("name")), c.PostForm("distribution")
+	_, p, err := h.Catalog.EditProduct(c, slug, releases.ProductEdit{Name: &name, Distribution: &dist})
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	// A change of distribution changes who may have the product's
+	// updates: the index answers with it at once.
+	h.refreshIndex(c, p.Slug)
+	h.done(c, "Product saved.", productPath(p.Slug))
+}
+
+// adminDeleteProduct is DELETE /v1/products/{product}: refused (409)
+// while the product has published or yanked releases.
+func (h *Handler) adminDeleteProduct(c *gin.Context) {
+	p, err := h.Publishing.DeleteProduct(c, c.Param("product"))
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	h.done(c, "Product "+p.Slug+" deleted.", AdminPath+"/products")
+}
+
+// adminCreateRelease is POST /v1/products/{product}/releases: a draft,
+// to which artifacts are then added with the CLI or the API.
+func (h *Handler) adminCreateRelease(c *gin.Context) {
+	slug := c.Param("product")
+	if err := who(c).MayPublish(slug); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	r, err := h.Catalog.CreateRelease(c, slug, releases.NewRelease{
+		Version: strings.TrimSpace(c.PostForm("version")), Channel: c.PostForm("channel"), Notes: formText(c.PostForm("notes")),
+	})
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	h.done(c, "Draft "+r.Version+" created: add its artifacts with portal publish or the API, then publish it.", releasePath(slug, r.Version))
+}
+
+// adminDeleteRelease is DELETE /v1/products/{product}/releases/{version}:
+// drafts only (releases.Service refuses any other), with their objects.
+func (h *Handler) adminDeleteRelease(c *gin.Context) {
+	slug := c.Param("product")
+	if err := who(c).MayPublish(slug); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	r, err := h.Publishing.DeleteDraft(c, slug, c.Param("version"))
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	h.done(c, "Draft "+r.Version+" deleted.", productPath(slug))
+}
+
+// adminReleaseChannel moves a draft to another channel (EditRelease
+// refuses it for a release that is not a draft).
+func (h *Handler) adminReleaseChannel(c *gin.Context) {
+	ch := c.PostForm("channel")
+	h.editRelease(c, releases.ReleaseEdit{Channel: &ch}, "Channel set.")
 }

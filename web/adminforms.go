@@ -171,6 +171,12 @@ func newTokenFromForm(f url.Values) (tokens.NewToken, error) {
 	return nt, nil
 }
 
+// formText reads a multi-line text field as it was typed: browsers send a
+// textarea's line breaks as CRLF, which would otherwise make every line a
+// byte longer each time the text is saved (and a text near its limit
+// unsavable once opened and saved unchanged).
+func formText(v string) string { return strings.ReplaceAll(v, "\r\n", "\n") }
+
 // rolloutFromForm reads the rollout percentage (releases.ValidateRollout
 // decides what is allowed).
 func rolloutFromForm(f url.Values) (int, error) {
