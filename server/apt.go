@@ -26,10 +26,11 @@ import (
 // from auth.conf without being asked, so no WWW-Authenticate challenge is
 // needed). Each caller gets the index of what its license may install
 // (repos.Permitted); the rendered and signed suite is cached under that
-// set's digest and the key's fingerprint, so apt-get update from many
-// machines costs a resolver walk and a cache lookup, and a catalog change
-// (seen through the update index's store watch) makes a new set and one
-// new render per distinct view.
+// set's digest, the key's fingerprint and the update index's snapshot of
+// the product, so apt-get update from many machines costs a resolver walk
+// and a cache lookup, and a catalog change (seen through the update
+// index's store watch, so another replica's publish shows within the
+// watch's delay) makes one new render per distinct view.
 
 // aptState is the APT door's cache: rendered suites and opened OpenPGP keys.
 type aptState struct {
@@ -153,8 +154,8 @@ func (s *Server) aptOpenPGP(c *gin.Context, product string) (*signing.OpenPGPKey
 
 // aptPublicKey serves the product's OpenPGP public key, armored (key.asc)
 // or binary (key.gpg, for apt's signed-by). Public keys are public: no
-// credentials needed, but the product must be visible to the caller as
-// anywhere else (an unknown product is 404).
+// credentials needed, for any product, as /v1/products/{product}/keys
+// (an unknown product is 404).
 func (s *Server) aptPublicKey(c *gin.Context) {
 	p, err := s.Catalog.Product(c, c.Param("product"))
 	if err != nil {
