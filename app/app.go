@@ -18,8 +18,8 @@
 // per product); then the object store
 // (local disk or S3, or the one given in Options), publishing, the update
 // index (loaded, then kept current by a watch), share links, the download
-// ledger, the web pages (package web; their pre-session CSRF key in
-// DataPath("secrets", "web-key")), the server, the admin socket (admin.socket, see
+// ledger, the web pages (package web; their pre-session CSRF key derived
+// from the shared link secret), the server, the admin socket (admin.socket, see
 // internal/adminsock) and, with metrics.listen, the metrics listener
 // (bound here, answering once Serve runs). It then starts the background
 // work. Cluster-wide jobs run through a leader.Scheduler (App.Leader), only
@@ -69,6 +69,8 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -322,10 +324,12 @@ func (a *App) openRest(ctx context.Context) error {
 		RetryFor: w.RetryFor, Timeout: w.Timeout, ExpiryInterval: w.ExpiryInterval, Retention: w.Retention,
 		Licenses: a.Licenses, Log: a.Log,
 	})
-	webKey, err := links.LoadOrCreateSecret(cfg.DataPath("secrets", "web-key"))
-	if err != nil {
-		return err
-	}
+	// The sign-in forms' pre-session CSRF key must be the same on every
+	// replica (a form served by one may post to another): it is derived
+	// from the shared link secret, under a label of its own.
+	mac := hmac.New(sha256.New, linkKey)
+	mac.Write([]byte("portal web pre-session csrf key v1"))
+	webKey := mac.Sum(nil)
 	wc := cfg.Web
 	a.Web, err = web.New(web.Deps{
 		Store: a.DB, Catalog: a.Catalog, Licenses: a.Licenses, Tokens: a.Tokens, Keys: a.Keys,
