@@ -203,7 +203,9 @@ func (d *rpmDoor) view(c *gin.Context) (*rpmRepo, time.Time, error) {
 		}
 	}
 	key := strings.Join([]string{"rpm", set.Digest, c.Param("basearch"), set.Product.CreatedAt.Format(time.RFC3339Nano)}, "\x00")
-	r, err := d.cache.Get(c, key, func(ctx context.Context) (*rpmRepo, error) {
+	// The render may outlive this request (it serves others too): it gets
+	// the request's context, never the gin.Context, which Gin reuses.
+	r, err := d.cache.Get(c.Request.Context(), key, func(ctx context.Context) (*rpmRepo, error) {
 		return d.render(ctx, set, entries)
 	})
 	if err != nil {
