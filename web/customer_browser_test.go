@@ -59,7 +59,7 @@ func TestCustomerInBrowser(t *testing.T) {
 		t.Errorf("2.1.0 is not listed before 2.0.0")
 	}
 	// Download: the bytes are the published file's.
-	tab.Run(chromedp.Click(chromedp.CSS(`button[aria-label="Download studio-2.1.0-linux-amd64.tar.gz"]`)))
+	tab.Run(chromedp.Click(chromedp.CSS(`button[data-file="studio-2.1.0-linux-amd64.tar.gz"]`)))
 	if got := tab.WaitDownload("studio-2.1.0-linux-amd64.tar.gz"); !bytes.Equal(got, data) {
 		t.Fatalf("downloaded %d bytes, want the %d published", len(got), len(data))
 	}
@@ -137,7 +137,7 @@ func TestCustomerInBrowser(t *testing.T) {
 	if _, err := f.App.Licenses.Suspend(cliCtx, lic.ID); err != nil {
 		t.Fatal(err)
 	}
-	tab.Run(chromedp.Click(chromedp.CSS(`button[aria-label="Download studio-2.0.0-linux-amd64.tar.gz"]`)),
+	tab.Run(chromedp.Click(chromedp.CSS(`button[data-file="studio-2.0.0-linux-amd64.tar.gz"]`)),
 		chromedp.WaitVisible(chromedp.CSS("section.error")))
 	if txt := tab.Text("section.error"); !strings.Contains(txt, "license_suspended") {
 		t.Fatalf("after suspension the download shows:\n%s", txt)

@@ -49,7 +49,7 @@ func TestCustomerWithoutJavaScript(t *testing.T) {
 	}
 	// The copy buttons are hidden without scripts; the link is text.
 	tab.Run(
-		chromedp.Click(chromedp.CSS(`button[aria-label="Download app-1.0.0.zip"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-file="app-1.0.0.zip"]`)),
 	)
 	if got := tab.WaitDownload("app-1.0.0.zip"); string(got) != "windows build" {
 		t.Fatalf("downloaded %q", got)
