@@ -2,10 +2,12 @@ package web_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -80,8 +82,17 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	if loc := admin.Location(); strings.Contains(loc, key) || loc != f.URL+"/admin/licenses" {
 		t.Fatalf("the show-once page is at %s", loc)
 	}
-	// The copy button shows (the script runs under the page's CSP).
-	admin.Run(chromedp.WaitVisible(chromedp.CSS(`button[data-copy="secret"]`)))
+	// The copy button shows (the script runs under the page's CSP) and
+	// copies the key: the clipboard, read back with the permission
+	// granted, holds it.
+	admin.Run(
+		chromedp.WaitVisible(chromedp.CSS(`button[data-copy="secret"]`)),
+		grantClipboard(f.URL),
+		chromedp.Click(chromedp.CSS(`button[data-copy="secret"]`)),
+	)
+	if got := browsertest.Get(admin, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); got != key {
+		t.Fatalf("the clipboard holds %q after the copy, want the key %q", got, key)
+	}
 	l, err := f.App.Licenses.ByKey(context.Background(), key)
 	if err != nil || l.Customer != "Initech" || l.DownloadsPerDay != 20 || l.StatusAt(time.Now()) != licenses.Expired {
 		t.Fatalf("created license %+v %v", l, err)
@@ -146,4 +157,72 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		t.Fatalf("downloads page:\n%s", txt)
 	}
 	admin.Screenshot("../docs/admin-console.png")
+
+	// On a phone-width screen no page is wider than the screen, and a
+	// form works: create a draft release from it.
+	admin.Run(chromedp.EmulateViewport(phoneWidth, 844))
+	customer.Run(chromedp.EmulateViewport(phoneWidth, 844))
+	for _, path := range []string{"/admin/products", "/admin/products/studio", "/admin/products/studio/releases/2.0.0",
+		"/admin/licenses", "/admin/licenses/new", "/admin/licenses/" + l.ID, "/admin/tokens", "/admin/webhooks",
+		"/admin/audit", "/admin/downloads", "/admin/nope"} {
+		admin.Run(chromedp.Navigate(f.URL+path), chromedp.WaitVisible(chromedp.CSS("h1")))
+		wantNoOverflow(t, admin, path)
+	}
+	admin.Run(
+		chromedp.Navigate(f.URL+"/admin/products/studio"),
+		chromedp.WaitVisible(chromedp.CSS("#r-version")),
+		chromedp.SendKeys(chromedp.CSS("#r-version"), "2.2.0-beta.1"),
+		chromedp.SetValue(chromedp.CSS("#r-channel"), "beta"),
+		chromedp.SendKeys(chromedp.CSS("#r-notes"), "Typed on a phone."),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/products/studio/releases"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")),
+	)
+	if r, err := f.App.Catalog.Release(context.Background(), "studio", "2.2.0-beta.1"); err != nil || r.Channel != "beta" || r.Notes != "Typed on a phone." {
+		t.Fatalf("the draft made at phone width: %+v %v", r, err)
+	}
+	wantNoOverflow(t, admin, "/admin/products/studio/releases/2.2.0-beta.1")
+	customer.Run(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("section.product")))
+	wantNoOverflow(t, customer, "/")
+}
+
+// phoneWidth is the viewport width of the phone-width checks, in CSS
+// pixels.
+const phoneWidth = 390
+
+// wantNoOverflow checks that the tab's page is no wider than its viewport
+// (it does not scroll sideways) and that each form control outside a
+// sideways-scrolling table lies within the viewport.
+func wantNoOverflow(t *testing.T, tab *browsertest.Tab, name string) {
+	t.Helper()
+	got := browsertest.Get(tab, chromedp.Evaluate[string](`(() => {
+		const w = document.documentElement.clientWidth;
+		const out = [];
+		if (w > `+strconv.Itoa(phoneWidth)+`) out.push("viewport " + w + " wide");
+		if (document.documentElement.scrollWidth > w) out.push("page " + document.documentElement.scrollWidth + " wide in " + w);
+		for (const el of document.querySelectorAll("main input:not([type=hidden]), main select, main textarea, main button")) {
+			if (el.closest(".scroll") || el.offsetParent === null) continue;
+			const r = el.getBoundingClientRect();
+			if (r.left < 0 || r.right > w + 0.5) out.push(el.tagName + "#" + el.id + "." + el.className + " spans " + Math.round(r.left) + ".." + Math.round(r.right));
+		}
+		return out.join("; ");
+	})()`))
+	if got != "" {
+		t.Errorf("%s at %d px: %s", name, phoneWidth, got)
+	}
+}
+
+// grantClipboard lets the tab's pages at origin read the clipboard, so a
+// test can check what a copy button put there.
+func grantClipboard(origin string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+				Permission: &cdpbrowser.PermissionDescriptor{Name: name}, Setting: cdpbrowser.PermissionSettingGranted,
+				Origin: origin, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
