@@ -135,8 +135,10 @@ type aptWorld struct {
 	keyBin []byte
 }
 
-func newAPTWorld(t *testing.T) *aptWorld {
-	e := newEnv(t)
+func newAPTWorld(t *testing.T) *aptWorld { return newAPTWorldWith(t, envOptions{}) }
+
+func newAPTWorldWith(t *testing.T, o envOptions) *aptWorld {
+	e := newEnvWith(t, o)
 	w := &aptWorld{env: e, debs: t.TempDir(), admin: bearer(e.admin), build: map[string][]byte{}}
 	e.product("acme", "licensed")
 	r := e.must(200, e.do("GET", "/apt/acme/key.gpg", "", nil))
@@ -732,5 +734,23 @@ func TestAPTEntitlementViews(t *testing.T) {
 		if strings.Join(versions, " ") != strings.Join(tc.versions, " ") {
 			t.Errorf("%s lists %v, want %v", name, versions, tc.versions)
 		}
+	}
+}
+
+// With objects in S3, apt follows the pool's redirect to a presigned URL
+// (no credentials of its own) and gets the published bytes.
+func TestAPTWithS3(t *testing.T) {
+	w := newAPTWorldWith(t, envOptions{s3: true})
+	w.release("1.0.0", "acme-server/amd64")
+	_, key := w.license(map[string]any{"customer": "c1", "product": "acme"})
+	c := newAPTClient(t, w.url+"/apt/acme", "stable", key, w.keyBin)
+	if out, ok := c.run("update"); !ok {
+		t.Fatalf("apt-get update:\n%s", out)
+	}
+	if out, ok := c.run("download", "acme-server"); !ok {
+		t.Fatalf("apt-get download:\n%s", out)
+	}
+	if got := c.downloaded(); !bytes.Equal(got["acme-server_1.0.0-1_amd64.deb"], w.build["acme-server_1.0.0-1_amd64.deb"]) {
+		t.Fatalf("downloaded %v", keys(got))
 	}
 }
