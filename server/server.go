@@ -124,8 +124,9 @@ type Pages interface {
 }
 
 // PagesNotFound is implemented by Pages that answer unknown paths of their
-// own areas themselves (an HTML page rather than the API's JSON 404):
-// NotFound reports whether it answered c.
+// own areas themselves (an HTML page rather than the API's JSON 404 or
+// 405, such as a GET of a path that only takes a form's POST): NotFound
+// reports whether it answered c.
 type PagesNotFound interface {
 	NotFound(c *gin.Context) bool
 }
@@ -210,6 +211,9 @@ func New(d Deps, opts Options) *Server {
 		s.fail(c, portal.Errorf(portal.ENotFound, "no such endpoint"))
 	})
 	e.NoMethod(func(c *gin.Context) {
+		if nf, ok := d.Pages.(PagesNotFound); ok && nf.NotFound(c) {
+			return
+		}
 		c.Abort()
 		c.PureJSON(http.StatusMethodNotAllowed, gin.H{"error": gin.H{"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})
 	})
