@@ -417,6 +417,9 @@ func (c cli) objectsVerify(ctx context.Context, cfg *configs.Config, read bool) 
 	add, done := func(int64) {}, func() {}
 	if read {
 		add, done = c.progress("verifying", total)
+		if !c.bars {
+			add = c.progressLines("objects verify", total)
+		}
 	}
 	rep, err := inventory.Check(ctx, st, objs, inventory.CheckOptions{Read: read, Progress: func(_ inventory.Object, n int64) { add(n) }})
 	done()
