@@ -239,6 +239,12 @@ func TestAdminDrafts(t *testing.T) {
 	if r := f.release("app", "2.0.0-beta.1"); r.Channel != "rc" {
 		t.Fatalf("channel now %s", r.Channel)
 	}
+	f.wantActor("release.update", audit.KindPublisher, tok.ID, "rel")
+	wantError(t, b.post(rel, rel+"/channel", url.Values{"channel": {"nightly"}}), http.StatusBadRequest, portal.EInvalid)
+	wantError(t, b.do("POST", rel+"/channel", url.Values{"channel": {"beta"}}), http.StatusForbidden, portal.EForbidden)
+	if r := f.release("app", "2.0.0-beta.1"); r.Channel != "rc" {
+		t.Fatalf("refused channel changes left %s", r.Channel)
+	}
 	if p := b.do("GET", page+"/releases/1.0.0", nil); strings.Contains(p.Body, `<label for="channel">`) || strings.Contains(p.Body, "/1.0.0/delete") {
 		t.Fatal("a published release offers a channel change or a delete")
 	}
@@ -421,7 +427,8 @@ func TestAdminNotFound(t *testing.T) {
 		if signedIn {
 			b = f.admin(raw)
 		}
-		for _, path := range []string{"/admin/nope", "/admin/products/app/releases/1.0.0/nope", "/admin/licenses/x/y/z"} {
+		// The last is an action's path, which takes only the form's POST.
+		for _, path := range []string{"/admin/nope", "/admin/products/app/releases/1.0.0/nope", "/admin/licenses/x/y/z", "/admin/tokens/x/revoke"} {
 			p := b.do("GET", path, nil)
 			wantError(t, p, http.StatusNotFound, portal.ENotFound)
 			if ct := p.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
@@ -435,9 +442,17 @@ func TestAdminNotFound(t *testing.T) {
 			}
 		}
 	}
-	p := f.do("GET", "/v1/nope", nil, nil)
-	if p.Status != http.StatusNotFound || !strings.HasPrefix(p.Header.Get("Content-Type"), "application/json") {
-		t.Fatalf("GET /v1/nope: %d %s", p.Status, p.Header.Get("Content-Type"))
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/v1/nope", http.StatusNotFound},
+		{"PUT", "/v1/products", http.StatusMethodNotAllowed},
+	} {
+		p := f.do(c.method, c.path, nil, nil)
+		if p.Status != c.status || !strings.HasPrefix(p.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, p.Status, p.Header.Get("Content-Type"))
+		}
 	}
 }
 
