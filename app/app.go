@@ -58,8 +58,13 @@
 // Steps 2 to 5 run whatever ctx says: abandoning them would lose recorded
 // downloads or leave the bbolt file locked, and each is bounded on its own
 // (the background work stops on cancellation; the flush is one
-// transaction). Close is idempotent and safe to call concurrently with
-// Serve, which then returns nil; every call returns the first call's error.
+// transaction). The final writes of steps 2 and 3 together are bounded by
+// Options.ShutdownTimeout (DefaultShutdownTimeout) all the same: on a
+// shared store that does not answer (an etcd cluster without a quorum)
+// they would otherwise hold the process up for ever; what they could not
+// write is lost and Close returns the error. Close is idempotent and safe
+// to call concurrently with Serve, which then returns nil; every call
+// returns the first call's error.
 //
 // The update index's watch goroutine stops when the background work is
 // cancelled, but updates.Index offers no way to wait for it: it may still be
@@ -140,7 +145,8 @@ type Options struct {
 	// before taking over from a replica that stopped without resigning.
 	LeaseTTL time.Duration
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
-	// once its ctx ends (default DefaultShutdownTimeout).
+	// once its ctx ends, and how long Close's final writes may take
+	// (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
 }
 
@@ -612,7 +618,13 @@ func (a *App) close(ctx context.Context) error {
 	}
 	// The final flush must run even when ctx is over: the store refuses a
 	// transaction under a done context, and the queued grants would be lost.
-	after := context.WithoutCancel(ctx)
+	// It is bounded all the same, for a store that does not answer.
+	timeout := a.opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	after, cancelAfter := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancelAfter()
 	if a.Server != nil {
 		// The last uses noted since the last periodic flush.
 		if _, err := a.Tokens.FlushUsage(after); err != nil {
