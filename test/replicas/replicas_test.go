@@ -737,6 +737,50 @@ func TestSweepMovesWhenItsReplicaDies(t *testing.T) {
 	until(t, time.Now(), 5*time.Second, "B logs its sweep", func() bool { return strings.Contains(b.logs.String(), swept) })
 }
 
+// TestCloseWithoutEtcd: a replica whose etcd cluster has lost its quorum
+// still shuts down (the final writes are bounded by ShutdownTimeout, what
+// they could not write is reported), instead of waiting for ever.
+func TestCloseWithoutEtcd(t *testing.T) {
+	e := newEnv(t)
+	e.cluster = etcdtest.New(t, etcdtest.Options{Members: 1})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	a, err := app.Open(context.Background(), e.config(t.TempDir(), url), app.Options{
+		Logger: slog.New(slog.DiscardHandler), LeaseTTL: leaseTTL, ShutdownTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(context.Background(), ln) }()
+	r := &replica{name: "A", app: a, url: url}
+	// A token used, so the last-use flush has something to write.
+	must(t, 200, "GET", url+"/v1/products", admin(t, r), nil, nil)
+	until(t, time.Now(), 5*time.Second, "A leads", a.Leader.Leading)
+
+	e.cluster.StopMember(0)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close(ctx) }()
+	select {
+	case err := <-closed:
+		t.Logf("Close without etcd returned after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		if err == nil {
+			t.Error("Close reported no error, but the final writes cannot have reached the store")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close still waits for etcd after 30 s")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
 // TestZZPropagationSummary logs the propagation times the tests above
 // measured (it runs last: tests run in source order).
 func TestZZPropagationSummary(t *testing.T) { logMeasured(t) }
