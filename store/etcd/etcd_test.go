@@ -298,7 +298,7 @@ func TestTombstonesExpire(t *testing.T) {
 		}
 		return tx.Put([]byte("slow"), []byte("1"))
 	})
-	if err != nil || runs != 2 {
+	if err != nil || runs < 2 {
 		t.Fatalf("slow update: %v after %d runs, want a second run", err, runs)
 	}
 }
@@ -337,7 +337,7 @@ func TestWritesSurviveMemberStop(t *testing.T) {
 				cancel()
 				if err != nil {
 					failed.Add(1)
-					lastErr.Store(err)
+					lastErr.Store(err.Error())
 					continue
 				}
 				acked.Store(k, true)
