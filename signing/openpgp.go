@@ -296,6 +296,10 @@ func (s *Sealer) forOpenPGP() *Sealer { return s.For(s.ad + "\x00openpgp") }
 // SealOpenPGP returns the stored form of k, bound to the Sealer's
 // associated data (the product: pass the product's Sealer, as for SealSet).
 func (s *Sealer) SealOpenPGP(k *OpenPGPKey) ([]byte, error) {
+	return s.forOpenPGP().sealOpenPGP(k)
+}
+
+func (s *Sealer) sealOpenPGP(k *OpenPGPKey) ([]byte, error) {
 	if k == nil || k.e == nil || k.e.PrivateKey == nil {
 		return nil, portal.Errorf(portal.EInvalid, "signing: cannot seal an unusable OpenPGP key")
 	}
@@ -305,7 +309,7 @@ func (s *Sealer) SealOpenPGP(k *OpenPGPKey) ([]byte, error) {
 	if err := k.e.SerializePrivateWithoutSigning(&body, nil); err != nil {
 		return nil, fmt.Errorf("signing: serialize OpenPGP key: %w", err)
 	}
-	return s.forOpenPGP().sealBlob(body.Bytes())
+	return s.sealBlob(body.Bytes())
 }
 
 func (s *Sealer) sealBlob(data []byte) ([]byte, error) {
@@ -408,6 +412,161 @@ func (s *Sealer) resealOpenPGP(b []byte) ([]byte, error) {
 // (products made before repository signing); the caller makes one
 // (WithOpenPGP) on first need.
 var ErrNoOpenPGPKey = errors.New("signing: the product has no OpenPGP key yet")
+
+func (s *Sealer) forNextOpenPGP() *Sealer { return s.For(s.ad + "\x00openpgp\x00next") }
+
+func (s *Sealer) sealNextOpenPGP(k *OpenPGPKey) ([]byte, error) {
+	return s.forNextOpenPGP().sealOpenPGP(k)
+}
+
+// OpenPGPSigners returns the OpenPGP keys that sign a product's repository
+// metadata: the current key, then the staged one while a rotation is
+// staged (clients that trust either key then verify). It fails with
+// ErrNoOpenPGPKey like OpenPGP.
+func (s *Sealer) OpenPGPSigners(stored []byte) ([]*OpenPGPKey, error) {
+	r, err := parseRing(stored)
+	if err != nil {
+		return nil, err
+	}
+	if r.OpenPGP == nil {
+		return nil, ErrNoOpenPGPKey
+	}
+	cur, err := s.OpenOpenPGP(r.OpenPGP)
+	if err != nil {
+		return nil, err
+	}
+	out := []*OpenPGPKey{cur}
+	if r.OpenPGPNext != nil {
+		next, err := s.forNextOpenPGP().openOpenPGP(r.OpenPGPNext, false)
+		if err != nil {
+			return nil, fmt.Errorf("staged OpenPGP key: %w", err)
+		}
+		out = append(out, next)
+	}
+	return out, nil
+}
+
+// StageOpenPGP is the first step of an OpenPGP key rotation: it adds next
+// as the staged key, which is published and signs beside the current one
+// from then on, so customers can add it to their keyrings before it signs
+// alone. While a key is staged it returns the stored keys unchanged
+// (created false) and that key.
+func (s *Sealer) StageOpenPGP(stored []byte, next *OpenPGPKey) (out []byte, staged *OpenPGPKey, created bool, err error) {
+	r, err := parseRing(stored)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if r.OpenPGP == nil {
+		return nil, nil, false, ErrNoOpenPGPKey
+	}
+	if r.OpenPGPNext != nil {
+		k, err := s.forNextOpenPGP().openOpenPGP(r.OpenPGPNext, false)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("staged OpenPGP key: %w", err)
+		}
+		return stored, k, false, nil
+	}
+	if r.OpenPGPNext, err = s.sealNextOpenPGP(next); err != nil {
+		return nil, nil, false, err
+	}
+	return r.bytes(), next, true, nil
+}
+
+// ActivateOpenPGP is the second step: the staged key becomes the current
+// one and signs alone; the replaced key's fingerprint goes first in
+// OpenPGPPrevious (at most MaxPreviousKeys). Without a staged key it fails
+// with ErrNothingStaged.
+func (s *Sealer) ActivateOpenPGP(stored []byte) ([]byte, *OpenPGPKey, error) {
+	r, err := parseRing(stored)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.OpenPGPNext == nil || r.OpenPGP == nil {
+		return nil, nil, ErrNothingStaged
+	}
+	cur, err := s.OpenOpenPGP(r.OpenPGP)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := s.forNextOpenPGP().openOpenPGP(r.OpenPGPNext, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("staged OpenPGP key: %w", err)
+	}
+	if r.OpenPGP, err = s.SealOpenPGP(next); err != nil {
+		return nil, nil, err
+	}
+	r.OpenPGPNext = nil
+	r.OpenPGPPrevious = append([]string{cur.Fingerprint()}, r.OpenPGPPrevious...)
+	if len(r.OpenPGPPrevious) > MaxPreviousKeys {
+		r.OpenPGPPrevious = r.OpenPGPPrevious[:MaxPreviousKeys]
+	}
+	return r.bytes(), next, nil
+}
+
+// ClearSignAll clear-signs msg with every key (one signature each, in one
+// signature block), as InRelease is signed during a rotation.
+func ClearSignAll(keys []*OpenPGPKey, msg []byte, now time.Time) ([]byte, error) {
+	if len(keys) == 1 {
+		return keys[0].ClearSign(msg, now)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("signing: clear-sign: no key")
+	}
+	// One signature block holding each key's signature packet: the
+	// cleartext and its canonical form are the same for every key.
+	var head []byte
+	var sigs []byte
+	for i, k := range keys {
+		b, err := k.ClearSign(msg, now)
+		if err != nil {
+			return nil, err
+		}
+		j := bytes.Index(b, []byte("\n-----BEGIN PGP SIGNATURE-----"))
+		blk, err := armor.Decode(bytes.NewReader(b[j+1:]))
+		if err != nil {
+			return nil, fmt.Errorf("signing: clear-sign: %w", err)
+		}
+		sig, err := io.ReadAll(blk.Body)
+		if err != nil {
+			return nil, fmt.Errorf("signing: clear-sign: %w", err)
+		}
+		if i == 0 {
+			head = b[:j+1]
+		} else if !bytes.Equal(head, b[:j+1]) {
+			// The Hash header names each key's digest; all keys use SHA-512.
+			return nil, fmt.Errorf("signing: clear-sign: the keys' cleartext headers differ")
+		}
+		sigs = append(sigs, sig...)
+	}
+	return append(bytes.Clone(head), armorBlock(openpgp.SignatureType, sigs)...), nil
+}
+
+// DetachSignArmoredAll returns one armored block with a detached signature
+// of msg by each key, as Release.gpg and repomd.xml.asc are signed during a
+// rotation.
+func DetachSignArmoredAll(keys []*OpenPGPKey, msg []byte, now time.Time) ([]byte, error) {
+	var sigs []byte
+	for _, k := range keys {
+		sig, err := k.DetachSign(msg, now)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, sig...)
+	}
+	if len(sigs) == 0 {
+		return nil, fmt.Errorf("signing: detach-sign: no key")
+	}
+	return []byte(armorBlock(openpgp.SignatureType, sigs)), nil
+}
+
+// PublicKeyring returns the public keys as one keyring, binary (apt's
+// signed-by .gpg file) and armored.
+func PublicKeyring(keys []*OpenPGPKey) (binary []byte, armored string) {
+	for _, k := range keys {
+		binary = append(binary, k.PublicBinary()...)
+	}
+	return binary, armorBlock(openpgp.PublicKeyType, binary)
+}
 
 // OpenPGP opens the OpenPGP key in a product's stored keys, or returns
 // ErrNoOpenPGPKey.

@@ -259,3 +259,93 @@ func TestOpenPGPSignBeforeCreation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A staged OpenPGP key signs beside the current one, so clients that trust
+// either verify; once activated it signs alone.
+func TestOpenPGPRotation(t *testing.T) {
+	now := time.Now()
+	s, _ := NewSealer(nil)
+	s = s.For("acme")
+	ks, _ := GenerateKeySet()
+	stored, _ := s.SealSet(ks)
+	if _, _, _, err := s.StageOpenPGP(stored, nil); !errors.Is(err, ErrNoOpenPGPKey) {
+		t.Fatalf("staging without a current key: %v", err)
+	}
+	old, _ := GenerateOpenPGPKey("", "acme", now)
+	stored, _ = s.WithOpenPGP(stored, old)
+	if _, _, err := s.ActivateOpenPGP(stored); !errors.Is(err, ErrNothingStaged) {
+		t.Fatalf("activating with nothing staged: %v", err)
+	}
+	next, _ := GenerateOpenPGPKey(OpenPGPRSA3072, "acme", now)
+	staged, got, created, err := s.StageOpenPGP(stored, next)
+	if err != nil || !created || got.Fingerprint() != next.Fingerprint() {
+		t.Fatalf("stage: %v %v", created, err)
+	}
+	other, _ := GenerateOpenPGPKey("", "acme", now)
+	if again, got, created, err := s.StageOpenPGP(staged, other); err != nil || created || got.Fingerprint() != next.Fingerprint() || string(again) != string(staged) {
+		t.Fatalf("staging again replaced the staged key: %v", err)
+	}
+	signers, err := s.OpenPGPSigners(staged)
+	if err != nil || len(signers) != 2 || signers[0].Fingerprint() != old.Fingerprint() || signers[1].Fingerprint() != next.Fingerprint() {
+		t.Fatalf("signers while staged: %v %v", signers, err)
+	}
+	d, err := s.Describe(staged)
+	if err != nil || d.OpenPGP.Fingerprint != old.Fingerprint() || d.OpenPGPNext == nil || d.OpenPGPNext.Fingerprint != next.Fingerprint() {
+		t.Fatalf("describe while staged: %+v %v", d, err)
+	}
+	msg := []byte("Origin: acme\nSuite: stable\n")
+	clear, err := ClearSignAll(signers, msg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := DetachSignArmoredAll(signers, msg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gpgv trusting one key finds that key's good signature and cannot
+	// check the other (its exit status says so; apt, which reads gpgv's
+	// status lines, accepts a file with a good signature by a trusted key
+	// and no bad one).
+	for _, trust := range []*OpenPGPKey{old, next} {
+		for name, err := range map[string]error{
+			"clear-signed": gpgvVerify(t, trust.PublicBinary(), clear, nil),
+			"detached":     gpgvVerify(t, trust.PublicBinary(), msg, sig),
+		} {
+			out := fmt.Sprint(err)
+			if !strings.Contains(out, "Good signature") || strings.Contains(out, "BAD signature") || !strings.Contains(out, "No public key") {
+				t.Fatalf("gpgv trusting %s on the %s message: %s", trust.Algorithm(), name, out)
+			}
+		}
+	}
+	ring, armored := PublicKeyring(signers)
+	if err := gpgvVerify(t, ring, clear, nil); err != nil {
+		t.Fatalf("gpgv with both keys: %v", err)
+	}
+	if _, err := VerifyOpenPGPClearSigned([]byte(armored), clear); err != nil {
+		t.Fatal(err)
+	}
+	if err := gpgvVerify(t, other.PublicBinary(), clear, nil); err == nil {
+		t.Fatal("gpgv accepts the message with an unrelated key")
+	}
+
+	active, cur, err := s.ActivateOpenPGP(staged)
+	if err != nil || cur.Fingerprint() != next.Fingerprint() {
+		t.Fatalf("activate: %v", err)
+	}
+	signers, err = s.OpenPGPSigners(active)
+	if err != nil || len(signers) != 1 || signers[0].Fingerprint() != next.Fingerprint() {
+		t.Fatalf("signers after activation: %v", err)
+	}
+	d, _ = s.Describe(active)
+	if d.OpenPGPNext != nil || len(d.OpenPGPPrevious) != 1 || d.OpenPGPPrevious[0] != old.Fingerprint() {
+		t.Fatalf("describe after activation: %+v", d)
+	}
+	clear, _ = ClearSignAll(signers, msg, now)
+	if err := gpgvVerify(t, old.PublicBinary(), clear, nil); err == nil {
+		t.Fatal("the old key still verifies after activation")
+	}
+	// The Ed25519 set is untouched.
+	if c, err := s.Current(active); err != nil || c.Public() != ks.Public() {
+		t.Fatalf("Ed25519 keys after the OpenPGP rotation: %v", err)
+	}
+}

@@ -35,6 +35,13 @@ type ring struct {
 	// signs package repository metadata; nil until first needed. Rotating
 	// the Ed25519 sets leaves it as it is.
 	OpenPGP []byte `json:"openpgp,omitempty"`
+	// OpenPGPNext is an OpenPGP key a rotation has staged (sealed for the
+	// product and "\x00openpgp\x00next"): published beside the current
+	// one, and signing beside it, until the rotation is activated.
+	OpenPGPNext []byte `json:"openpgp_next,omitempty"`
+	// OpenPGPPrevious are the fingerprints of OpenPGP keys rotations
+	// replaced, newest first (informational).
+	OpenPGPPrevious []string `json:"openpgp_previous,omitempty"`
 }
 
 func parseRing(b []byte) (ring, error) {
@@ -52,7 +59,7 @@ func parseRing(b []byte) (ring, error) {
 }
 
 func (r ring) bytes() []byte {
-	if r.Next == nil && len(r.Previous) == 0 && r.OpenPGP == nil {
+	if r.Next == nil && len(r.Previous) == 0 && r.OpenPGP == nil && r.OpenPGPNext == nil && len(r.OpenPGPPrevious) == 0 {
 		return r.Current
 	}
 	b, err := json.Marshal(r)
@@ -83,6 +90,10 @@ type Keys struct {
 	Previous []PublicKeys
 	// OpenPGP is the repository signing key, nil while the product has none.
 	OpenPGP *OpenPGPPublic
+	// OpenPGPNext is the OpenPGP key a rotation staged, nil if none;
+	// OpenPGPPrevious the fingerprints of the keys rotations replaced.
+	OpenPGPNext     *OpenPGPPublic
+	OpenPGPPrevious []string
 }
 
 // Describe opens a product's stored keys and returns their public halves.
@@ -112,6 +123,15 @@ func (s *Sealer) Describe(stored []byte) (Keys, error) {
 		p := k.Public()
 		out.OpenPGP = &p
 	}
+	if r.OpenPGPNext != nil {
+		k, err := s.forNextOpenPGP().openOpenPGP(r.OpenPGPNext, false)
+		if err != nil {
+			return Keys{}, fmt.Errorf("staged OpenPGP key: %w", err)
+		}
+		p := k.Public()
+		out.OpenPGPNext = &p
+	}
+	out.OpenPGPPrevious = r.OpenPGPPrevious
 	return out, nil
 }
 
@@ -123,7 +143,8 @@ func (s *Sealer) NeedsResealStored(stored []byte) bool {
 		return false
 	}
 	return s.NeedsReseal(r.Current) || (r.Next != nil && s.NeedsReseal(r.Next)) ||
-		(r.OpenPGP != nil && s.needsResealOpenPGP(r.OpenPGP))
+		(r.OpenPGP != nil && s.needsResealOpenPGP(r.OpenPGP)) ||
+		(r.OpenPGPNext != nil && s.needsResealOpenPGP(r.OpenPGPNext))
 }
 
 // ResealStored returns a product's stored keys with every plaintext key
@@ -150,6 +171,16 @@ func (s *Sealer) ResealStored(stored []byte) ([]byte, bool, error) {
 	if r.OpenPGP != nil && s.needsResealOpenPGP(r.OpenPGP) {
 		if r.OpenPGP, err = s.resealOpenPGP(r.OpenPGP); err != nil {
 			return nil, false, fmt.Errorf("OpenPGP key: %w", err)
+		}
+		changed = true
+	}
+	if r.OpenPGPNext != nil && s.needsResealOpenPGP(r.OpenPGPNext) {
+		k, err := s.forNextOpenPGP().openOpenPGP(r.OpenPGPNext, true)
+		if err != nil {
+			return nil, false, fmt.Errorf("staged OpenPGP key: %w", err)
+		}
+		if r.OpenPGPNext, err = s.sealNextOpenPGP(k); err != nil {
+			return nil, false, err
 		}
 		changed = true
 	}
