@@ -332,8 +332,8 @@ func TestAdminWebhooks(t *testing.T) {
 	// Create: the secret is on the answer's own page, once.
 	p = b.post("/admin/webhooks", "/admin/webhooks", url.Values{"url": {recv.URL + "/hook"}, "event": {"release.published", "release.yanked"}})
 	secret := shownSecret(t, p, http.StatusCreated)
-	if !strings.HasPrefix(secret, "whsec_") {
-		t.Fatalf("shown secret %q", secret)
+	if !strings.HasPrefix(secret, "whsec_") || !strings.Contains(p.Body, "keeps it sealed") || strings.Contains(p.Body, "digest") {
+		t.Fatalf("shown secret %q:\n%s", secret, p.Body)
 	}
 	hs, _ := f.App.Webhooks.List(context.Background())
 	if len(hs) != 1 || hs[0].URL != recv.URL+"/hook" || strings.Join(hs[0].Events, ",") != "release.published,release.yanked" {

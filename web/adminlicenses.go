@@ -91,6 +91,8 @@ type secretView struct {
 	// Next is where to go from here (the license's or the tokens' page).
 	Next, NextLabel string
 	Notice          string
+	// Kept says how the portal keeps the secret, when not as a digest.
+	Kept string
 }
 
 // showSecret renders the one answer that carries a secret: the POST's own

@@ -52,6 +52,7 @@ func (h *Handler) adminCreateWebhook(c *gin.Context) {
 	}
 	h.showSecret(c, http.StatusCreated, secretView{adminView: adminView{Section: "webhooks"}, What: "webhook secret", Secret: secret,
 		Next: webhookPath(wh.ID), NextLabel: "Go to the webhook's deliveries",
+		Kept:   "the portal keeps it sealed, to sign deliveries, and never shows it again",
 		Notice: "Webhook " + wh.ID + " created for " + wh.URL + ". Its deliveries carry a Portal-Signature header made with this secret."})
 }
 
