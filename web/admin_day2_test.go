@@ -366,7 +366,7 @@ func TestAdminWebhooks(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	p = b.do("GET", page, nil)
-	for _, want := range []string{"release.published", "HTTP <span class=\"mono\">503</span>", "retry at", `<span class="badge">pending</span>`, recv.URL + "/hook"} {
+	for _, want := range []string{"release.published", "HTTP <span class=\"mono\">503</span>", "retry at", `<span class="badge">pending</span><br><span class="muted">next try 20`, recv.URL + "/hook"} {
 		if !strings.Contains(p.Body, want) {
 			t.Fatalf("webhook page lacks %s:\n%s", want, p.Body)
 		}
