@@ -103,7 +103,9 @@ func aptView(c *gin.Context, product, suite string) string {
 
 type aptKey struct {
 	stored string
-	key    *signing.OpenPGPKey
+	keys   []*signing.OpenPGPKey
+	// fingerprints names the keys, for cache keys.
+	fingerprints string
 }
 
 // aptSuite is a rendered suite with each file's ETag.
@@ -132,22 +134,28 @@ func (s *Server) aptRoutes(e *gin.Engine) {
 	g.GET("/pool/*path", s.aptPool)
 }
 
-// aptOpenPGP returns the product's OpenPGP key, opened once per stored
-// form.
-func (s *Server) aptOpenPGP(c *gin.Context, product string) (*signing.OpenPGPKey, error) {
+// aptOpenPGP returns the product's OpenPGP keys that sign (the current
+// one, and a staged one beside it during a rotation), opened once per
+// stored form.
+func (s *Server) aptOpenPGP(c *gin.Context, product string) (aptKey, error) {
 	p, err := s.Catalog.Product(c, product)
 	if err != nil {
-		return nil, err
+		return aptKey{}, err
 	}
 	if v, ok := s.apt.keys.Load(product); ok && v.(aptKey).stored == string(p.SigningKey) {
-		return v.(aptKey).key, nil
+		return v.(aptKey), nil
 	}
-	k, err := s.Keys.OpenPGP(c, product)
+	keys, err := s.Keys.OpenPGPSigners(c, product)
 	if err != nil {
-		return nil, &portal.Error{Code: portal.EInternal, Message: "the product's repository signing key is unavailable", Err: err}
+		return aptKey{}, &portal.Error{Code: portal.EInternal, Message: "the product's repository signing key is unavailable", Err: err}
+	}
+	k := aptKey{keys: keys}
+	for _, key := range keys {
+		k.fingerprints += key.Fingerprint() + "+"
 	}
 	if p, err = s.Catalog.Product(c, product); err == nil {
-		s.apt.keys.Store(product, aptKey{stored: string(p.SigningKey), key: k})
+		k.stored = string(p.SigningKey)
+		s.apt.keys.Store(product, k)
 	}
 	return k, nil
 }
@@ -167,12 +175,15 @@ func (s *Server) aptPublicKey(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// During a rotation the keyring holds both keys, so a customer who
+	// fetches it then trusts the key that will sign alone.
+	bin, armored := signing.PublicKeyring(k.keys)
 	c.Header("Cache-Control", "public, max-age=300")
 	if strings.HasSuffix(c.FullPath(), ".gpg") {
-		s.writeWithETag(c, "application/pgp-keys", k.PublicBinary())
+		s.writeWithETag(c, "application/pgp-keys", bin)
 		return
 	}
-	s.writeWithETag(c, "application/pgp-keys; charset=utf-8", []byte(k.PublicArmored()))
+	s.writeWithETag(c, "application/pgp-keys; charset=utf-8", []byte(armored))
 }
 
 // aptDists serves dists/{suite}/InRelease, Release, Release.gpg and
@@ -203,9 +214,9 @@ func (s *Server) aptDists(c *gin.Context) {
 	if s.Index != nil {
 		etag = s.Index.ETag(set.Product.Slug)
 	}
-	cacheKey := "deb\x00" + set.Product.Slug + "\x00" + set.Channel + "\x00" + set.Digest + "\x00" + key.Fingerprint() + "\x00" + etag
+	cacheKey := "deb\x00" + set.Product.Slug + "\x00" + set.Channel + "\x00" + set.Digest + "\x00" + key.fingerprints + "\x00" + etag
 	doc, err := s.apt.suites.Get(c, cacheKey, func(context.Context) (*aptSuite, error) {
-		repo, err := apt.Render(set, apt.Options{Key: key, Now: s.now()})
+		repo, err := apt.Render(set, apt.Options{Keys: key.keys, Now: s.now()})
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +235,7 @@ func (s *Server) aptDists(c *gin.Context) {
 	}
 	// Last-Modified follows the view's content only: an unrelated catalog
 	// change re-renders, but apt's copy stays current (304).
-	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), set.Digest+"\x00"+key.Fingerprint(), doc, s.now())
+	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), set.Digest+"\x00"+key.fingerprints, doc, s.now())
 	var body []byte
 	contentType := "text/plain; charset=utf-8"
 	switch file {

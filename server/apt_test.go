@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -752,5 +753,59 @@ func TestAPTWithS3(t *testing.T) {
 	}
 	if got := c.downloaded(); !bytes.Equal(got["acme-server_1.0.0-1_amd64.deb"], w.build["acme-server_1.0.0-1_amd64.deb"]) {
 		t.Fatalf("downloaded %v", keys(got))
+	}
+}
+
+// Rotating the OpenPGP key: while a new key is staged, Release is signed by
+// both, so apt trusting the old key or the new one verifies; once
+// activated, only the new key does.
+func TestAPTKeyRotation(t *testing.T) {
+	w := newAPTWorld(t)
+	w.release("1.0.0", "acme-server/amd64")
+	_, key := w.license(map[string]any{"customer": "c1", "product": "acme"})
+	oldKey := w.keyBin
+	oldClient := newAPTClient(t, w.url+"/apt/acme", "stable", key, oldKey)
+	if out, ok := oldClient.run("update"); !ok {
+		t.Fatalf("apt-get update before the rotation:\n%s", out)
+	}
+
+	next, created, err := w.app.Keys.StageOpenPGP(cliCtx, "acme")
+	if err != nil || !created {
+		t.Fatalf("stage: %v %v", created, err)
+	}
+	k := w.must(200, w.do("GET", "/v1/products/acme/keys", "", nil)).json(t)["openpgp"].(map[string]any)
+	nx, _ := k["next"].(map[string]any)
+	if nx == nil || nx["fingerprint"] != next.Fingerprint() || k["fingerprint"] == next.Fingerprint() {
+		t.Fatalf("/keys while staged: %v", k)
+	}
+	both := w.must(200, w.do("GET", "/apt/acme/key.gpg", "", nil)).body
+	if !bytes.HasPrefix(both, oldKey) || len(both) <= len(oldKey) {
+		t.Fatal("the published keyring does not hold the current and the staged key")
+	}
+	w.release("1.1.0", "acme-server/amd64") // something new to fetch
+	newClient := newAPTClient(t, w.url+"/apt/acme", "stable", key, next.PublicBinary())
+	for name, c := range map[string]*aptClient{"old key": oldClient, "new key": newClient} {
+		if out, ok := c.run("update"); !ok || strings.Contains(out, "W:") {
+			t.Fatalf("apt-get update trusting the %s while a key is staged:\n%s", name, out)
+		}
+		if out, ok := c.run("download", "acme-server"); !ok {
+			t.Fatalf("apt-get download trusting the %s:\n%s", name, out)
+		}
+	}
+
+	if _, err := w.app.Keys.ActivateOpenPGP(cliCtx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	w.release("1.2.0", "acme-server/amd64")
+	if out, ok := newClient.run("update"); !ok {
+		t.Fatalf("apt-get update trusting the new key after activation:\n%s", out)
+	}
+	// apt keeps its previous lists and says so (its exit status is 0).
+	out, _ := oldClient.run("update")
+	if !strings.Contains(out, "NO_PUBKEY") || !strings.Contains(out, "The repository is not updated") {
+		t.Fatalf("apt-get update trusting only the old key after activation:\n%s", out)
+	}
+	if _, err := w.app.Keys.ActivateOpenPGP(cliCtx, "acme"); !strings.Contains(fmt.Sprint(err), "no staged OpenPGP key") {
+		t.Fatalf("activating again: %v", err)
 	}
 }

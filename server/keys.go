@@ -187,6 +187,56 @@ func (k ProductKeys) SealAll(ctx context.Context, log *slog.Logger) (int, error)
 	return n, nil
 }
 
+// OpenPGPSigners returns the OpenPGP keys that sign the product's
+// repositories: the current one (made on first need, see OpenPGP), and the
+// staged one beside it while a rotation is staged.
+func (k ProductKeys) OpenPGPSigners(ctx context.Context, product string) ([]*signing.OpenPGPKey, error) {
+	if _, err := k.OpenPGP(ctx, product); err != nil {
+		return nil, err
+	}
+	b, err := k.stored(ctx, product)
+	if err != nil {
+		return nil, err
+	}
+	return k.sealer(product).OpenPGPSigners(b)
+}
+
+// StageOpenPGP is the first step of an OpenPGP key rotation: a new key
+// (of the configured algorithm) is published beside the current one and
+// signs beside it, so customers can add it to their keyrings; the current
+// one keeps signing. While a key is staged it returns that one (created
+// false).
+func (k ProductKeys) StageOpenPGP(ctx context.Context, product string) (next *signing.OpenPGPKey, created bool, err error) {
+	if _, err := k.OpenPGP(ctx, product); err != nil {
+		return nil, false, err
+	}
+	fresh, err := k.newOpenPGP(product)
+	if err != nil {
+		return nil, false, err
+	}
+	err = k.change(ctx, product, func(b []byte) ([]byte, error) {
+		out, staged, c, err := k.sealer(product).StageOpenPGP(b, fresh)
+		next, created = staged, c
+		return out, err
+	})
+	return next, created, err
+}
+
+// ActivateOpenPGP is the second step: the staged OpenPGP key signs alone
+// from now on; clients that trust only the old key stop verifying.
+func (k ProductKeys) ActivateOpenPGP(ctx context.Context, product string) (*signing.OpenPGPKey, error) {
+	var cur *signing.OpenPGPKey
+	err := k.change(ctx, product, func(b []byte) ([]byte, error) {
+		out, key, err := k.sealer(product).ActivateOpenPGP(b)
+		cur = key
+		return out, err
+	})
+	if errors.Is(err, signing.ErrNothingStaged) {
+		return nil, portal.Errorf(portal.EConflict, "%s has no staged OpenPGP key: run portal keys rotate --openpgp --product %s first", product, product)
+	}
+	return cur, err
+}
+
 // Stage is the first step of a rotation: it adds a new split key set as the
 // product's next keys, published by /keys so that a transition release can
 // carry them, and returns their public keys; the current keys keep signing.
@@ -261,10 +311,22 @@ func (s *Server) keys(c *gin.Context) {
 	}
 	out["previous"] = prev
 	if d.OpenPGP != nil {
-		out["openpgp"] = gin.H{"algorithm": d.OpenPGP.Algorithm, "fingerprint": d.OpenPGP.Fingerprint,
-			"key_id": d.OpenPGP.KeyID, "armored": d.OpenPGP.Armored}
+		pgp := openpgpJSON(d.OpenPGP)
+		if d.OpenPGPNext != nil {
+			pgp["next"] = openpgpJSON(d.OpenPGPNext)
+		}
+		prev := d.OpenPGPPrevious
+		if prev == nil {
+			prev = []string{}
+		}
+		pgp["previous_fingerprints"] = prev
+		out["openpgp"] = pgp
 	}
 	c.PureJSON(http.StatusOK, out)
+}
+
+func openpgpJSON(p *signing.OpenPGPPublic) gin.H {
+	return gin.H{"algorithm": p.Algorithm, "fingerprint": p.Fingerprint, "key_id": p.KeyID, "armored": p.Armored}
 }
 
 func publicKeysJSON(pk signing.PublicKeys) gin.H {

@@ -71,8 +71,9 @@ func (r *Repo) ByHash(path string) ([]byte, bool) {
 
 // Options are what Render takes beyond the set.
 type Options struct {
-	// Key signs Release.
-	Key *signing.OpenPGPKey
+	// Keys sign Release: one signature each (during a key rotation, the
+	// current and the staged key).
+	Keys []*signing.OpenPGPKey
 	// Now is the Date (truncated to the second, UTC).
 	Now time.Time
 	// ValidFor, when positive, adds Valid-Until (Now + ValidFor): apt then
@@ -83,7 +84,7 @@ type Options struct {
 
 // Render renders the suite set.Channel of set.Product.
 func Render(set repos.Set, o Options) (*Repo, error) {
-	if o.Key == nil {
+	if len(o.Keys) == 0 {
 		return nil, fmt.Errorf("apt: render: no signing key")
 	}
 	now := o.Now.UTC().Truncate(time.Second)
@@ -156,13 +157,13 @@ func Render(set repos.Set, o Options) (*Repo, error) {
 	}
 	r.Release = rel.Bytes()
 	var err error
-	if r.InRelease, err = o.Key.ClearSign(r.Release, now); err != nil {
+	if r.InRelease, err = signing.ClearSignAll(o.Keys, r.Release, now); err != nil {
 		return nil, err
 	}
-	if r.ReleaseGPG, err = o.Key.DetachSignArmored(r.Release, now); err != nil {
+	if r.ReleaseGPG, err = signing.DetachSignArmoredAll(o.Keys, r.Release, now); err != nil {
 		return nil, err
 	}
-	r.ETag = `"apt-` + set.Digest[:min(32, len(set.Digest))] + "-" + o.Key.KeyID() + "-" + fmt.Sprint(now.Unix()) + `"`
+	r.ETag = `"apt-` + set.Digest[:min(32, len(set.Digest))] + "-" + o.Keys[0].KeyID() + "-" + fmt.Sprint(now.Unix()) + `"`
 	return r, nil
 }
 

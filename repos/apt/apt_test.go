@@ -55,7 +55,7 @@ func TestRender(t *testing.T) {
 	set := repos.Set{Product: releases.Product{Slug: "acme", Name: "Acme Corp"}, Channel: "beta", Digest: strings.Repeat("d", 64),
 		Entries: []repos.Entry{{Release: rel, Artifact: pkg("acme-server", "amd64")}, {Release: rel, Artifact: pkg("acme-doc", "all")}, {Release: rel, Artifact: pkg("acme-arm", "armhf")}}}
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	r, err := Render(set, Options{Key: key, Now: now, ValidFor: 24 * time.Hour})
+	r, err := Render(set, Options{Keys: []*signing.OpenPGPKey{key}, Now: now, ValidFor: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Deterministic for the same input (except the signatures' salt).
-	r2, _ := Render(set, Options{Key: key, Now: now, ValidFor: 24 * time.Hour})
+	r2, _ := Render(set, Options{Keys: []*signing.OpenPGPKey{key}, Now: now, ValidFor: 24 * time.Hour})
 	if string(r2.Release) != string(r.Release) {
 		t.Fatal("rendering the same set twice gives different Release files")
 	}
@@ -93,7 +93,7 @@ func TestRender(t *testing.T) {
 	a := pkg("x", "amd64")
 	a.Package.Control = ""
 	bad.Entries = []repos.Entry{{Release: rel, Artifact: a}}
-	if _, err := Render(bad, Options{Key: key, Now: now}); err == nil {
+	if _, err := Render(bad, Options{Keys: []*signing.OpenPGPKey{key}, Now: now}); err == nil {
 		t.Fatal("rendered a package without control fields")
 	}
 	if _, err := Render(set, Options{Now: now}); err == nil {
