@@ -156,7 +156,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	if txt := admin.Text("main"); !strings.Contains(txt, "downloads in total") {
 		t.Fatalf("downloads page:\n%s", txt)
 	}
-	admin.Screenshot("../docs/admin-console.png")
+	admin.DocScreenshot("../docs/admin-console.png")
 
 	// On a phone-width screen no page is wider than the screen, and a
 	// form works: create a draft release from it.

@@ -90,7 +90,7 @@ func TestCustomerInBrowser(t *testing.T) {
 	// The screenshot for the README: a new share link, one build's
 	// verification opened, a download in the list.
 	tab.Run(chromedp.Evaluate[chromedp.Void]("document.querySelector('details').open = true"))
-	tab.Screenshot("../docs/customer-page.png")
+	tab.DocScreenshot("../docs/customer-page.png")
 
 	other := browsertest.Shared(t).NewTab(t)
 	other.Run(chromedp.Navigate(f.URL + "/"))

@@ -12,7 +12,7 @@
 //	func TestSignIn(t *testing.T) {
 //		tab := browsertest.Shared(t).NewTab(t)
 //		tab.Run(chromedp.Navigate(url), chromedp.SendKeys(chromedp.CSS("#key"), key), chromedp.Submit(chromedp.CSS("#key")))
-//		tab.Screenshot("page.png")
+//		tab.DocScreenshot("../docs/page.png") // docs/ only with PORTAL_UPDATE_SCREENSHOTS=1
 //	}
 package browsertest
 
@@ -258,6 +258,31 @@ func (tab *Tab) Screenshot(path string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		tab.t.Fatal(err)
 	}
+}
+
+// UpdateScreenshots names the environment variable that lets DocScreenshot
+// rewrite the screenshots kept in the repository ("1").
+const UpdateScreenshots = "PORTAL_UPDATE_SCREENSHOTS"
+
+// DocScreenshot takes a screenshot as Screenshot does, for a picture kept
+// in the repository (such as ../docs/customer-page.png): it writes to path
+// only when PORTAL_UPDATE_SCREENSHOTS=1, and otherwise to a file of the
+// same name in the test's temporary directory, so a test run leaves the
+// working tree as it was while the screenshot is still taken. It returns
+// the path written.
+func (tab *Tab) DocScreenshot(path string) string {
+	tab.t.Helper()
+	out := screenshotPath(tab.t, path)
+	tab.Screenshot(out)
+	return out
+}
+
+// screenshotPath is where DocScreenshot writes path.
+func screenshotPath(t testing.TB, path string) string {
+	if os.Getenv(UpdateScreenshots) == "1" {
+		return path
+	}
+	return filepath.Join(t.TempDir(), filepath.Base(path))
 }
 
 // WaitDownload waits (up to Timeout) for a file named name to be complete
