@@ -22,7 +22,12 @@ const keysUsage = `usage:
         without --activate: stage new keys for P (printed; /keys lists them as "next");
         the current keys keep signing. Build and publish a transition release that
         carries the new public keys, then run again with --activate: the new keys
-        sign from then on, the old ones are listed as "previous".`
+        sign from then on, the old ones are listed as "previous".
+  portal keys rotate --openpgp --product P [--activate] [--config FILE] [--data-dir DIR]
+        the OpenPGP key of P's APT and YUM repositories: without --activate, stage a
+        new key (repos.openpgp_algorithm), published and signing beside the current
+        one, so customers can add it to their keyrings; with --activate, the new key
+        signs alone.`
 
 // keys runs the key management verbs, offline on the configured store (like
 // token create, it fails at once while a server holds the store).
@@ -73,6 +78,7 @@ func keysRotate(args []string, stdout io.Writer) error {
 	product := fs.String("product", "", "the product whose keys to rotate")
 	activate := fs.Bool("activate", false, "make the staged keys the signing keys")
 	asJSON := fs.Bool("json", false, "print the public keys as JSON")
+	openpgp := fs.Bool("openpgp", false, "rotate the OpenPGP key of the package repositories instead")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,6 +100,9 @@ func keysRotate(args []string, stdout io.Writer) error {
 	// plaintext first, as serve would.
 	if _, err := a.Keys.SealAll(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		return err
+	}
+	if *openpgp {
+		return keysRotateOpenPGP(ctx, a, *product, *activate, stdout)
 	}
 	var pub signing.PublicKeys
 	var msg string
@@ -120,5 +129,28 @@ func keysRotate(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s\n\nSparkle SUPublicEDKey: %s\nminisign public key:   %s\nTauri pubkey:          %s\n",
 		msg, pub.Sparkle, pub.Minisign, pub.TauriPubkey())
+	return nil
+}
+
+func keysRotateOpenPGP(ctx context.Context, a *app.App, product string, activate bool, stdout io.Writer) error {
+	if activate {
+		k, err := a.Keys.ActivateOpenPGP(ctx, product)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the OpenPGP key %s signs the repositories of %s alone from now on\n", k.Fingerprint(), product)
+		return nil
+	}
+	k, created, err := a.Keys.StageOpenPGP(ctx, product)
+	if err != nil {
+		return err
+	}
+	msg := "new OpenPGP key staged for " + product
+	if !created {
+		msg = "an OpenPGP key is already staged for " + product + " (unchanged)"
+	}
+	fmt.Fprintf(stdout, "%s: %s (%s)\nIt signs beside the current key and is in /apt/%s/key.gpg and /keys (openpgp.next). "+
+		"Once customers have it, run: portal keys rotate --openpgp --product %s --activate\n\n%s",
+		msg, k.Fingerprint(), k.Algorithm(), product, product, k.PublicArmored())
 	return nil
 }

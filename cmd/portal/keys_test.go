@@ -129,3 +129,62 @@ func TestKeysRotateAndSeal(t *testing.T) {
 		t.Fatal("sealing changed the public keys")
 	}
 }
+
+func TestKeysRotateOpenPGP(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	t.Setenv("PORTAL_SIGNING_MASTER_KEY", "")
+	cfg, err := configs.Load(configs.LoadOptions{Env: os.Environ(), Flags: map[string]string{"data_dir": dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	describe := func() signing.Keys {
+		t.Helper()
+		a, err := app.OpenStore(ctx, cfg, app.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close(ctx)
+		d, err := a.Keys.Describe(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a, err := app.OpenStore(ctx, cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := a.Keys.New("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := audit.WithActor(ctx, audit.Actor{Kind: audit.KindCLI})
+	if _, err := a.Catalog.CreateProduct(cli, releases.Product{Slug: "app", Name: "App", Distribution: releases.Open, SigningKey: stored}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(ctx)
+	before := describe()
+
+	var out bytes.Buffer
+	if err := keysRotate([]string{"--data-dir", dir, "--openpgp", "--product", "app", "--activate"}, &out); err == nil || !strings.Contains(err.Error(), "no staged OpenPGP key") {
+		t.Fatalf("--activate with nothing staged: %v", err)
+	}
+	if err := keysRotate([]string{"--data-dir", dir, "--openpgp", "--product", "app"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	d := describe()
+	if d.OpenPGPNext == nil || d.OpenPGP.Fingerprint != before.OpenPGP.Fingerprint || !strings.Contains(out.String(), d.OpenPGPNext.Fingerprint) ||
+		!strings.Contains(out.String(), "BEGIN PGP PUBLIC KEY BLOCK") || d.Current != before.Current {
+		t.Fatalf("after staging: %+v\n%s", d, out.String())
+	}
+	next := d.OpenPGPNext.Fingerprint
+	out.Reset()
+	if err := keysRotate([]string{"--data-dir", dir, "--openpgp", "--product", "app", "--activate"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	d = describe()
+	if d.OpenPGPNext != nil || d.OpenPGP.Fingerprint != next || len(d.OpenPGPPrevious) != 1 || d.OpenPGPPrevious[0] != before.OpenPGP.Fingerprint || d.Current != before.Current {
+		t.Fatalf("after activating: %+v", d)
+	}
+}
