@@ -510,3 +510,53 @@ func (c *Cluster) EnableAuth(ctx context.Context, rootPassword, name, password, 
 	c.mu.Unlock()
 	return nil
 }
+
+// Disconnect cuts the clients' connections to member i and refuses new ones
+// until Reconnect, while the member itself keeps running with the cluster:
+// a network partition between clients and one member.
+func (c *Cluster) Disconnect(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members[i].proxy.cut()
+}
+
+// Reconnect lets clients reach member i again (a running one).
+func (c *Cluster) Reconnect(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.members[i].etcd != nil {
+		c.members[i].proxy.up()
+	}
+}
+
+// WaitApplied waits until every running member has applied every entry the
+// cluster had committed when it was called (say, a compaction), or ctx
+// ends.
+func (c *Cluster) WaitApplied(ctx context.Context) error {
+	var target uint64
+	c.mu.Lock()
+	for _, m := range c.members {
+		if m.etcd != nil {
+			target = max(target, m.etcd.Server.CommittedIndex())
+		}
+	}
+	c.mu.Unlock()
+	for {
+		behind := false
+		c.mu.Lock()
+		for _, m := range c.members {
+			if m.etcd != nil && m.etcd.Server.AppliedIndex() < target {
+				behind = true
+			}
+		}
+		c.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcdtest: members behind index %d: %w", target, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -444,9 +444,9 @@ func TestWatchResumes(t *testing.T) {
 		}
 	}
 
-	// Now miss changes that a compaction then removes.
-	cluster.StopMember(target)
-	var rev int64
+	// Now miss changes that a compaction then removes: the watch's member
+	// runs on (and applies the compaction) while its clients are cut off.
+	cluster.Disconnect(target)
 	for i := 6; i <= 8; i++ {
 		putKV(t, writer, fmt.Sprintf("w/%d", i), "v")
 	}
@@ -455,13 +455,14 @@ func TestWatchResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev = r.Header.Revision
+	rev := r.Header.Revision
 	if _, err := cli.Compact(bg, rev, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.RestartMember(target); err != nil {
+	if err := cluster.WaitApplied(ctx); err != nil {
 		t.Fatal(err)
 	}
+	cluster.Reconnect(target)
 	ev := next()
 	if ev.Type != store.EventReset || ev.Rev < uint64(rev) {
 		t.Fatalf("after a compaction: %v %q at %d, want a reset at %d or later", ev.Type, ev.Key, ev.Rev, rev)
@@ -528,7 +529,14 @@ func TestOpenUnreachable(t *testing.T) {
 // TestUpdateOutlivesCompaction: an Update whose snapshot etcd compacts
 // away under it runs again on a fresh one, and a View reports the error.
 func TestUpdateOutlivesCompaction(t *testing.T) {
-	cli := cluster.NewClient(t)
+	// One member answers both the reads and the compaction, which it has
+	// applied when Compact returns (WithCompactPhysical): another member
+	// might still serve the old revision.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cluster.Endpoints()[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
 	db := open(t, etcd.Options{Client: cli})
 	putKV(t, db, "a", "1", "b", "1")
 	compact := func() {
@@ -537,12 +545,12 @@ func TestUpdateOutlivesCompaction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cli.Compact(bg, r.Header.Revision); err != nil {
+		if _, err := cli.Compact(bg, r.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	runs := 0
-	err := db.Update(bg, func(tx store.Tx) error {
+	err = db.Update(bg, func(tx store.Tx) error {
 		runs++
 		if _, err := tx.Get([]byte("a")); err != nil {
 			return err
