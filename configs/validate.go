@@ -263,6 +263,8 @@ func checkEtcdEndpoint(ep string) string {
 		return "is not a URL"
 	case u.Scheme != "http" && u.Scheme != "https":
 		return "must start with http:// or https://"
+	case u.User != nil:
+		return "must not hold user info (use store.etcd.username and store.etcd.password)"
 	case u.Host == "" || u.Port() == "":
 		return "must name a host and port (https://etcd1:2379)"
 	case u.Path != "" && u.Path != "/":
