@@ -101,6 +101,10 @@ type DB struct {
 	lease       clientv3.LeaseID
 	leaseExpiry time.Time // local estimate of when the lease ends
 
+	memberMu    sync.Mutex // guards the two below, and one count at a time
+	memberCount int
+	memberAt    time.Time
+
 	watchMu  sync.Mutex
 	watchers map[*watcher]struct{}
 	closed   atomic.Bool
@@ -369,13 +373,15 @@ func isLeaseNotFound(err error) bool {
 	return errors.Is(err, rpctypes.ErrLeaseNotFound) || (err != nil && strings.Contains(err.Error(), rpctypes.ErrLeaseNotFound.Error()))
 }
 
-// Status implements store.StatusReporter. It asks every endpoint for its
-// status (in parallel, within ctx) and does a linearizable read; the watch
-// figures are those of the watches' last answers from etcd, and it asks
-// etcd to send each watch a progress notice, so that an idle watch is seen
-// to be current at the next call.
-func (d *DB) Status(ctx context.Context) store.Status {
-	st := store.Status{Driver: "etcd", Members: len(d.endpoints)}
+// membersReachable counts the endpoints that answer a status request, asked
+// in parallel within ctx; the count is kept for memberCheckEvery, since each
+// request dials its endpoint anew.
+func (d *DB) membersReachable(ctx context.Context) int {
+	d.memberMu.Lock()
+	defer d.memberMu.Unlock()
+	if !d.memberAt.IsZero() && time.Since(d.memberAt) < memberCheckEvery {
+		return d.memberCount
+	}
 	var (
 		wg        sync.WaitGroup
 		reachable atomic.Int64
@@ -389,12 +395,26 @@ func (d *DB) Status(ctx context.Context) store.Status {
 			}
 		}()
 	}
+	wg.Wait()
+	d.memberCount, d.memberAt = int(reachable.Load()), time.Now()
+	return d.memberCount
+}
+
+// memberCheckEvery is how long Status reuses its count of reachable members.
+const memberCheckEvery = 5 * time.Second
+
+// Status implements store.StatusReporter. It does a linearizable read and
+// asks every endpoint for its status (at most every 5 s); the watch
+// figures are those of the watches' last answers from etcd, and it asks
+// etcd to send each watch a progress notice, so that an idle watch is seen
+// to be current at the next call.
+func (d *DB) Status(ctx context.Context) store.Status {
+	st := store.Status{Driver: "etcd", Members: len(d.endpoints)}
 	if resp, err := d.cli.Get(ctx, d.prefix+"ping", clientv3.WithCountOnly()); err == nil && !d.closed.Load() {
 		st.Reachable = true
 		st.Revision = uint64(resp.Header.Revision)
 	}
-	wg.Wait()
-	st.MembersReachable = int(reachable.Load())
+	st.MembersReachable = d.membersReachable(ctx)
 
 	d.watchMu.Lock()
 	var (
