@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
-	"sort"
 	"sync"
 	"time"
 
@@ -100,18 +99,14 @@ func Permitted(ctx context.Context, rs *updates.Resolver, product, channel, form
 	}
 	if set.Product.Slug == "" {
 		// Nothing offered: the product is still needed for the metadata.
-		if set.Product, err = productOf(ctx, rs, product); err != nil {
+		// The caller was admitted by Walk already; Product admits it the
+		// same way.
+		if set.Product, err = rs.Product(ctx, product); err != nil {
 			return Set{}, err
 		}
 	}
 	set.Digest = digest(set, format)
 	return set, nil
-}
-
-func productOf(ctx context.Context, rs *updates.Resolver, product string) (releases.Product, error) {
-	// Resolve admits the caller exactly as Walk did; its NotAvailable
-	// carries no product, so the product comes from the catalog's cache.
-	return rs.Product(ctx, product)
 }
 
 func ofFormat(a releases.Artifact, format string) bool {
@@ -137,16 +132,6 @@ func writeLen(h hash.Hash, n int) {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(n))
 	h.Write(b[:])
-}
-
-// SortedArches returns the keys of m in order.
-func SortedArches(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Cache holds rendered repository metadata under a key that names its
