@@ -49,6 +49,7 @@ func (h *Handler) adminRoutes(r *gin.RouterGroup) {
 	in.POST("/products/:product/releases/:version/notes", h.adminReleaseNotes)
 	in.POST("/products/:product/releases/:version/rollout", h.adminReleaseRollout)
 	in.POST("/products/:product/releases/:version/channel", h.adminReleaseChannel)
+	in.POST("/products/:product/releases/:version/metadata", h.adminReleaseMetadata)
 	in.POST("/products/:product/releases", h.adminCreateRelease)
 	in.POST("/products/:product/releases/:version/delete", h.adminDeleteRelease)
 	in.GET("/downloads", h.adminDownloads)

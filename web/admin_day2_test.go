@@ -18,6 +18,7 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/audit"
+	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/webhooks"
 )
@@ -495,5 +496,56 @@ func TestAdminReleaseNotesLimit(t *testing.T) {
 	wantError(t, b.post(page, page+"/rollout", url.Values{"rollout": {"50"}, "pad": {strings.Repeat("x", 70<<10)}}), http.StatusRequestEntityTooLarge, portal.ETooLarge)
 	if r := f.release("app", "1.0.0"); r.Notes != legal || r.Rollout != 0 || f.auditCount("release.update") != updates {
 		t.Fatalf("refused edits changed the release: %d bytes of notes, rollout %d", len(r.Notes), r.Rollout)
+	}
+}
+
+// TestAdminMetadata: a release's and a license's metadata are edited as
+// key=value lines, as PATCH replaces them; a line that is not key=value or
+// a value the service refuses changes nothing.
+func TestAdminMetadata(t *testing.T) {
+	f := newFixture(t, nil)
+	f.product("app", "App")
+	f.publish("app", "1.0.0", "stable", "", build)
+	l, _ := f.license("ACME", []string{"app"}, func(l *licenses.License) { l.Metadata = map[string]string{"crm": "1"} })
+	tok, raw := f.token("ops", "admin")
+	b := f.admin(raw)
+
+	rel := "/admin/products/app/releases/1.0.0"
+	if p := b.do("GET", rel, nil); !strings.Contains(p.Body, `<label for="metadata">`) {
+		t.Fatalf("release page lacks the metadata field:\n%s", p.Body)
+	}
+	b.wantRedirect(b.post(rel, rel+"/metadata", url.Values{"metadata": {"min_os = 12\r\nsha=a=b\r\n"}}), rel)
+	if m := f.release("app", "1.0.0").Metadata; len(m) != 2 || m["min_os"] != "12" || m["sha"] != "a=b" {
+		t.Fatalf("release metadata %v", m)
+	}
+	f.wantActor("release.update", audit.KindAdmin, tok.ID, "ops")
+	if p := b.do("GET", rel, nil); !strings.Contains(p.Body, "min_os=12\nsha=a=b\n</textarea>") {
+		t.Fatalf("release page does not show the metadata:\n%s", p.Body)
+	}
+	for _, text := range []string{"no equals sign", "k=" + strings.Repeat("v", releases.MaxMetadataValue+1), "k=bell\a"} {
+		wantError(t, b.post(rel, rel+"/metadata", url.Values{"metadata": {text}}), http.StatusBadRequest, portal.EInvalid)
+	}
+	if m := f.release("app", "1.0.0").Metadata; len(m) != 2 {
+		t.Fatalf("refused edits changed the metadata: %v", m)
+	}
+	b.wantRedirect(b.post(rel, rel+"/metadata", url.Values{"metadata": {""}}), rel)
+	if m := f.release("app", "1.0.0").Metadata; len(m) != 0 {
+		t.Fatalf("cleared metadata is %v", m)
+	}
+
+	// A license's, on its edit form with the other fields as they are.
+	page := "/admin/licenses/" + l.ID
+	if p := b.do("GET", page, nil); !strings.Contains(p.Body, "crm=1\n</textarea>") {
+		t.Fatalf("license page does not show the metadata:\n%s", p.Body)
+	}
+	form := url.Values{"customer": {"ACME"}, "product": {"app"}, "on_expiry": {"revoke"}, "metadata": {"crm=2\norder=77"}}
+	b.wantRedirect(b.post(page, page+"/edit", form), page)
+	if m := f.getLicense(l.ID).Metadata; len(m) != 2 || m["crm"] != "2" || m["order"] != "77" {
+		t.Fatalf("license metadata %v", m)
+	}
+	form.Set("metadata", "crm")
+	wantError(t, b.post(page, page+"/edit", form), http.StatusBadRequest, portal.EInvalid)
+	if m := f.getLicense(l.ID).Metadata; m["crm"] != "2" {
+		t.Fatalf("a refused edit changed the metadata: %v", m)
 	}
 }

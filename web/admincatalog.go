@@ -169,6 +169,7 @@ func init() {
 	largeForms[AdminPath+"/products/:product/releases/:version/notes"] = notesFormBody
 	largeForms[AdminPath+"/products/:product/releases"] = notesFormBody
 	funcs["rollout"] = rolloutOf
+	funcs["metadataText"] = metadataText
 	funcs["pathEscape"] = pathEscape
 	funcs["list"] = func(s ...string) []string { return s }
 	funcs["has"] = func(list []string, s string) bool { return slices.Contains(list, s) }
@@ -266,6 +267,17 @@ func (h *Handler) adminDeleteRelease(c *gin.Context) {
 		return
 	}
 	h.done(c, "Draft "+r.Version+" deleted.", productPath(slug))
+}
+
+// adminReleaseMetadata replaces a release's metadata (the whole map, as
+// PATCH does; an empty field removes it).
+func (h *Handler) adminReleaseMetadata(c *gin.Context) {
+	m, err := formMetadata(c.Request.PostForm, "metadata")
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	h.editRelease(c, releases.ReleaseEdit{Metadata: &m}, "Metadata saved.")
 }
 
 // adminReleaseChannel moves a draft to another channel (EditRelease

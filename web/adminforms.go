@@ -1,7 +1,9 @@
 package web
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +82,7 @@ type licenseFields struct {
 	ExpiresAt       *time.Time
 	OnExpiry        string
 	DownloadsPerDay int
+	Metadata        map[string]string
 }
 
 func readLicenseForm(f url.Values) (licenseFields, error) {
@@ -97,6 +100,12 @@ func readLicenseForm(f url.Values) (licenseFields, error) {
 	if lf.DownloadsPerDay, err = formInt(f, "downloads_per_day"); err != nil {
 		return lf, err
 	}
+	if lf.Metadata, err = formMetadata(f, "metadata"); err != nil {
+		return lf, err
+	}
+	if len(lf.Metadata) == 0 {
+		lf.Metadata = nil // none, as a license without metadata is stored
+	}
 	return lf, nil
 }
 
@@ -113,13 +122,14 @@ func newLicenseFromForm(f url.Values) (licenses.License, error) {
 	return licenses.License{
 		Customer: lf.Customer, Products: lf.Products, Constraint: lf.Constraint, Channels: lf.Channels,
 		Platforms: lf.Platforms, ExpiresAt: lf.ExpiresAt, OnExpiry: lf.OnExpiry, DownloadsPerDay: lf.DownloadsPerDay,
+		Metadata: lf.Metadata,
 	}, nil
 }
 
 // licensePatchFromForm is the edit the edit form asks for. The form shows
 // every field, so every field is set: a cleared field clears the value
-// (an empty expiry means the license never expires). Metadata is not on
-// the form and stays as it is.
+// (an empty expiry means the license never expires, empty metadata
+// removes it).
 func licensePatchFromForm(f url.Values) (licenses.Patch, error) {
 	lf, err := readLicenseForm(f)
 	if err != nil {
@@ -131,7 +141,7 @@ func licensePatchFromForm(f url.Values) (licenses.Patch, error) {
 	return licenses.Patch{
 		Customer: &lf.Customer, Products: &lf.Products, Constraint: &lf.Constraint, Channels: &lf.Channels,
 		Platforms: &lf.Platforms, OnExpiry: &lf.OnExpiry, DownloadsPerDay: &lf.DownloadsPerDay,
-		SetExpiry: true, ExpiresAt: lf.ExpiresAt,
+		SetExpiry: true, ExpiresAt: lf.ExpiresAt, Metadata: &lf.Metadata, // nil: an empty map, none
 	}, nil
 }
 
@@ -176,6 +186,47 @@ func newTokenFromForm(f url.Values) (tokens.NewToken, error) {
 // byte longer each time the text is saved (and a text near its limit
 // unsavable once opened and saved unchanged).
 func formText(v string) string { return strings.ReplaceAll(v, "\r\n", "\n") }
+
+// formMetadata reads a metadata field: one key=value a line (the value
+// may hold "="; spaces around each are dropped; blank lines are skipped).
+// An empty text is an empty map, which removes the metadata.
+func formMetadata(f url.Values, field string) (map[string]string, error) {
+	m := map[string]string{}
+	for i, line := range strings.Split(formText(f.Get(field)), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, formError(field, "%s: line %d is not key=value", field, i+1)
+		}
+		if _, dup := m[k]; dup {
+			return nil, formError(field, "%s: the key %q is given twice", field, truncate(k, 64))
+		}
+		m[k] = strings.TrimSpace(v)
+	}
+	return m, nil
+}
+
+// metadataText is metadata as its form field shows it: key=value lines
+// in key order.
+func metadataText(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + m[k] + "\n")
+	}
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
 
 // rolloutFromForm reads the rollout percentage (releases.ValidateRollout
 // decides what is allowed).

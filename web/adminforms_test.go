@@ -23,10 +23,10 @@ func TestLicenseForms(t *testing.T) {
 			name: "every field",
 			form: url.Values{"customer": {"  Acme Corp "}, "product": {"app", "tool"}, "constraint": {">= 2.0, < 3.0"},
 				"channel": {"stable", "beta"}, "platforms": {"linux, darwin windows"}, "expires_at": {"2027-01-31"},
-				"on_expiry": {"maintain"}, "downloads_per_day": {"10"}},
+				"on_expiry": {"maintain"}, "downloads_per_day": {"10"}, "metadata": {"crm = 4711\r\n\r\norder=A=1\r\n"}},
 			want: licenses.License{Customer: "Acme Corp", Products: []string{"app", "tool"}, Constraint: ">= 2.0, < 3.0",
 				Channels: []string{"stable", "beta"}, Platforms: []string{"linux", "darwin", "windows"}, ExpiresAt: &day,
-				OnExpiry: "maintain", DownloadsPerDay: 10},
+				OnExpiry: "maintain", DownloadsPerDay: 10, Metadata: map[string]string{"crm": "4711", "order": "A=1"}},
 		},
 		{
 			name: "RFC 3339 expiry in another zone",
@@ -36,6 +36,9 @@ func TestLicenseForms(t *testing.T) {
 		{name: "no product", form: url.Values{"customer": {"A"}}, field: "products"},
 		{name: "bad date", form: url.Values{"customer": {"A"}, "product": {"app"}, "expires_at": {"31/01/2027"}}, field: "expires_at"},
 		{name: "bad number", form: url.Values{"customer": {"A"}, "product": {"app"}, "downloads_per_day": {"ten"}}, field: "downloads_per_day"},
+		{name: "metadata line without =", form: url.Values{"customer": {"A"}, "product": {"app"}, "metadata": {"crm=1\nnote"}}, field: "metadata"},
+		{name: "metadata key twice", form: url.Values{"customer": {"A"}, "product": {"app"}, "metadata": {"crm=1\ncrm=2"}}, field: "metadata"},
+		{name: "metadata without key", form: url.Values{"customer": {"A"}, "product": {"app"}, "metadata": {"=1"}}, field: "metadata"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -48,7 +51,8 @@ func TestLicenseForms(t *testing.T) {
 			checkField(t, err, c.field)
 			if c.field == "" {
 				if !p.SetExpiry || !reflect.DeepEqual(p.ExpiresAt, c.want.ExpiresAt) || *p.Customer != c.want.Customer ||
-					!reflect.DeepEqual(*p.Products, c.want.Products) || *p.DownloadsPerDay != c.want.DownloadsPerDay || p.Metadata != nil {
+					!reflect.DeepEqual(*p.Products, c.want.Products) || *p.DownloadsPerDay != c.want.DownloadsPerDay ||
+					p.Metadata == nil || !reflect.DeepEqual(*p.Metadata, c.want.Metadata) {
 					t.Fatalf("patch %+v does not match %+v", p, c.want)
 				}
 			}
@@ -74,6 +78,20 @@ func asError(err error, pe **portal.Error) bool {
 	e, ok := err.(*portal.Error)
 	*pe = e
 	return ok
+}
+
+// TestMetadataText: the form shows metadata as key=value lines in key
+// order, which read back as the same map.
+func TestMetadataText(t *testing.T) {
+	m := map[string]string{"b": "2", "a": "x=y", "c": ""}
+	text := metadataText(m)
+	if text != "a=x=y\nb=2\nc=\n" {
+		t.Fatalf("text %q", text)
+	}
+	got, err := formMetadata(url.Values{"metadata": {text}}, "metadata")
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("read back %v %v", got, err)
+	}
 }
 
 func TestRenewForm(t *testing.T) {
