@@ -5,7 +5,7 @@
 //	benchtool wait URL [SECONDS]       wait until URL answers HTTP (any status)
 //	benchtool json FIELD               print a top-level string or number field of the JSON on stdin
 //	benchtool pairs DIR NAME           one comparison's pairs so far; exit 3 when too spread to decide
-//	benchtool rss PID                  print the process's VmRSS and VmHWM in KiB
+//	benchtool rss PID                  print the process's VmRSS, VmHWM, RssAnon and RssFile in KiB
 //	benchtool report DIR OUT.md        write the results table from DIR (see report.go)
 package main
 
@@ -116,23 +116,29 @@ func jsonField(field string) error {
 	return nil
 }
 
-// rss prints "RSS HWM" of a process, in KiB, from /proc/PID/status.
+// rss prints "RSS HWM ANON FILE" of a process, in KiB, from
+// /proc/PID/status: resident memory, its peak, and the resident memory's
+// anonymous part (the Go heap, stacks) and file-backed part (the binary and
+// the pages of the bbolt file's memory map that were read).
 func rss(pid string) error {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return err
 	}
-	var vals [2]string
+	keys := []string{"VmRSS:", "VmHWM:", "RssAnon:", "RssFile:"}
+	vals := make([]string, len(keys))
 	for _, line := range strings.Split(string(b), "\n") {
-		for i, k := range []string{"VmRSS:", "VmHWM:"} {
+		for i, k := range keys {
 			if rest, ok := strings.CutPrefix(line, k); ok {
 				vals[i] = strings.TrimSuffix(strings.TrimSpace(rest), " kB")
 			}
 		}
 	}
-	if vals[0] == "" || vals[1] == "" {
-		return fmt.Errorf("no VmRSS/VmHWM in /proc/%s/status", pid)
+	for i, v := range vals {
+		if v == "" {
+			return fmt.Errorf("no %s in /proc/%s/status", keys[i], pid)
+		}
 	}
-	fmt.Println(vals[0], vals[1])
+	fmt.Println(strings.Join(vals, " "))
 	return nil
 }
