@@ -38,6 +38,10 @@
 // backs off a random while, growing to 64 ms. NextSequence reads
 // and writes its counter key the same way. An Update that read nothing
 // commits its writes unconditionally; one that wrote nothing commits nothing.
+// When the answer to a commit is lost (the member carrying it went away
+// after it was sent), Update returns the error although the transaction may
+// have committed, as when its ctx ends during the commit: running fn again
+// could apply it twice.
 //
 // A range compare cannot see a key that was deleted: it is gone from the
 // range. So a Delete does not remove the etcd key; it writes a tombstone, a
