@@ -450,6 +450,8 @@ func TestAdminLicenses(t *testing.T) {
 		{"status=expired", []string{l.ID}},
 		{"status=active", []string{other.ID}},
 		{"product=tool", []string{other.ID}},
+		{"expires_before=2021-01-01", []string{l.ID}},
+		{"expires_before=2019-12-31T00:00:00Z", nil},
 		{"", []string{l.ID, other.ID}},
 		{"customer=nobody", nil},
 	} {
@@ -465,6 +467,7 @@ func TestAdminLicenses(t *testing.T) {
 		}
 	}
 	wantError(t, b.do("GET", "/admin/licenses?status=sleeping", nil), http.StatusBadRequest, portal.EInvalid)
+	wantError(t, b.do("GET", "/admin/licenses?expires_before=soon", nil), http.StatusBadRequest, portal.EInvalid)
 
 	// Renew: expired to active.
 	p = b.wantRedirect(b.post(lp, lp+"/renew", url.Values{"expires_at": {"2031-06-30"}}), lp)

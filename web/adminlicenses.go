@@ -29,13 +29,22 @@ type licensesView struct {
 	Licenses []licenses.View
 	Products []releases.Product
 	// The filter, as the form shows it, and the URL of the next page.
-	Customer, Status, Product string
-	Next                      string
+	Customer, Status, Product, ExpiresBefore string
+	Next                                     string
 }
 
 func (h *Handler) adminLicenses(c *gin.Context) {
 	f := licenses.Filter{Customer: c.Query("customer"), Status: c.Query("status"), Product: c.Query("product"),
 		Cursor: c.Query("cursor"), Limit: licensesPerPage}
+	// expires_before: a UTC date or an RFC 3339 time, as on the forms.
+	before, err := formTime(c.Request.URL.Query(), "expires_before")
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	if before != nil {
+		f.ExpiresBefore = *before
+	}
 	ls, next, err := h.Licenses.List(c, f)
 	if err != nil {
 		h.Fail(c, err)
@@ -46,14 +55,15 @@ func (h *Handler) adminLicenses(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	v := licensesView{adminView: h.adminView(c, "licenses"), Products: ps, Customer: f.Customer, Status: f.Status, Product: f.Product}
+	v := licensesView{adminView: h.adminView(c, "licenses"), Products: ps, Customer: f.Customer, Status: f.Status, Product: f.Product,
+		ExpiresBefore: c.Query("expires_before")}
 	now := h.now()
 	for _, l := range ls {
 		v.Licenses = append(v.Licenses, l.ViewAt(now))
 	}
 	if next != "" {
 		q := url.Values{"cursor": {next}}
-		for k, val := range map[string]string{"customer": f.Customer, "status": f.Status, "product": f.Product} {
+		for k, val := range map[string]string{"customer": f.Customer, "status": f.Status, "product": f.Product, "expires_before": v.ExpiresBefore} {
 			if val != "" {
 				q.Set(k, val)
 			}
