@@ -163,13 +163,18 @@ func (s *Service) complete(ctx context.Context, product, version, filename strin
 	sigs["minisign"] = string(minisig)
 
 	opened := false
-	out, err := s.updateArtifact(ctx, "artifact.uploaded", product, version, filename, a.ObjectKey, func(cur *releases.Artifact) error {
+	out, err := s.updateArtifactIn(ctx, "artifact.uploaded", product, version, filename, a.ObjectKey, func(rel *releases.Release, cur *releases.Artifact) error {
 		opened = cur.Status == releases.Waiting
 		switch cur.Status {
 		case releases.Uploaded:
 			return nil // a concurrent Complete verified the same object
 		case releases.Failed:
 			return portal.Errorf(portal.EConflict, "%s failed meanwhile (%s): declare it again to get a new upload URL", filename, cur.Failure)
+		}
+		if pkg != nil {
+			if err := packageBudget(rel, filename, pkg); err != nil {
+				return err
+			}
 		}
 		cur.Status = releases.Uploaded
 		cur.UploadedAt = &now
@@ -362,6 +367,35 @@ func (s *Service) refusePackage(ctx context.Context, product, version string, a 
 	return releases.Artifact{}, &portal.Error{Code: portal.EUnprocessable,
 		Message: a.Filename + ": " + pe.Message + "; the upload was deleted: declare the file again and upload a fixed package",
 		Details: details}
+}
+
+// MaxReleasePackageMetadata bounds the package metadata (control fields,
+// RPM headers) the artifacts of one release hold together: it lives on the
+// release record, which the store keeps within store.MaxValueSize (1 MiB)
+// along with everything else.
+const MaxReleasePackageMetadata = 640 << 10
+
+func packageSize(p *releases.Package) int {
+	if p == nil {
+		return 0
+	}
+	return len(p.Control) + len(p.Meta) + len(p.Name) + len(p.Version) + len(p.Arch) + len(p.MD5) + len(p.SHA1) + 64
+}
+
+// packageBudget refuses (422) a package whose metadata would take the
+// release's past MaxReleasePackageMetadata. The artifact stays waiting: the
+// file is fine, the release is full.
+func packageBudget(r *releases.Release, filename string, p *releases.Package) error {
+	total := packageSize(p)
+	for i := range r.Artifacts {
+		if r.Artifacts[i].Filename != filename {
+			total += packageSize(r.Artifacts[i].Package)
+		}
+	}
+	if total > MaxReleasePackageMetadata {
+		return portal.Errorf(portal.EUnprocessable, "the packages of %s %s would hold %d bytes of metadata, more than the %d a release keeps: publish some of them in another release", r.Product, r.Version, total, MaxReleasePackageMetadata)
+	}
+	return nil
 }
 
 func truncateFailure(s string) string {

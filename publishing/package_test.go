@@ -2,14 +2,17 @@ package publishing
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/internal/debtest"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/store"
 )
 
 // Completing a .deb reads its control fields onto the artifact, and refuses
@@ -86,3 +89,34 @@ func TestCompletePackage(t *testing.T) {
 		}
 	})
 }
+
+// A release keeps at most MaxReleasePackageMetadata bytes of package
+// metadata, so its record stays within the store's value limit.
+func TestPackageBudget(t *testing.T) {
+	big := func(n int) *releases.Package {
+		return &releases.Package{Format: "deb", Name: "app", Version: "1.0.0", Arch: "amd64", Control: strings.Repeat("x", n)}
+	}
+	r := &releases.Release{Product: "app", Version: "1.0.0"}
+	for i := range 9 {
+		r.Artifacts = append(r.Artifacts, releases.Artifact{Filename: fmt.Sprintf("a%d.deb", i), Package: big(64 << 10)})
+	}
+	r.Artifacts = append(r.Artifacts, releases.Artifact{Filename: "next.deb"})
+	if err := packageBudget(r, "next.deb", big(10<<10)); err != nil {
+		t.Fatalf("within the budget: %v", err)
+	}
+	err := packageBudget(r, "next.deb", big(64<<10))
+	if !portal.IsCode(err, portal.EUnprocessable) || !strings.Contains(err.Error(), "another release") {
+		t.Fatalf("over the budget: %v", err)
+	}
+	// The artifact's own previous metadata does not count twice.
+	if err := packageBudget(r, "a0.deb", big(64<<10)); err != nil {
+		t.Fatalf("replacing an artifact's metadata: %v", err)
+	}
+	if MaxReleasePackageMetadata+MaxArtifactsOverhead > store.MaxValueSize {
+		t.Fatal("the budget leaves no room in the release record")
+	}
+}
+
+// MaxArtifactsOverhead is a generous bound of what a release record holds
+// besides package metadata (64 artifacts with signatures, notes, metadata).
+const MaxArtifactsOverhead = 64*2048 + releases.MaxNotes + 64<<10

@@ -199,13 +199,19 @@ func (s *Service) cleanup(ctx context.Context, product, version string, a releas
 // The change is audited as action (artifact.uploaded, artifact.failed, or
 // artifact.update for the steps between), in the same transaction.
 func (s *Service) updateArtifact(ctx context.Context, action, product, version, filename, key string, fn func(*releases.Artifact) error) (releases.Artifact, error) {
+	return s.updateArtifactIn(ctx, action, product, version, filename, key, func(_ *releases.Release, a *releases.Artifact) error { return fn(a) })
+}
+
+// updateArtifactIn is updateArtifact for a change that also reads the rest
+// of the release (fn must change only the artifact).
+func (s *Service) updateArtifactIn(ctx context.Context, action, product, version, filename, key string, fn func(*releases.Release, *releases.Artifact) error) (releases.Artifact, error) {
 	var out releases.Artifact
 	_, err := s.catalog.Update(ctx, product, version, releases.Change{Action: action, Filename: filename}, func(r *releases.Release) error {
 		a, ok := r.Artifact(filename)
 		if !ok || a.ObjectKey != key {
 			return portal.Errorf(portal.EConflict, "%s of %s %s was deleted or declared again meanwhile: look at the release and retry", filename, product, version)
 		}
-		if err := fn(a); err != nil {
+		if err := fn(r, a); err != nil {
 			return err
 		}
 		out = *a
