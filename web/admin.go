@@ -52,6 +52,7 @@ func (h *Handler) adminRoutes(r *gin.RouterGroup) {
 	in.POST("/products/:product/releases/:version/metadata", h.adminReleaseMetadata)
 	in.POST("/products/:product/releases", h.adminCreateRelease)
 	in.POST("/products/:product/releases/:version/delete", h.adminDeleteRelease)
+	in.POST("/products/:product/releases/:version/artifacts/:filename/delete", h.adminDeleteArtifact)
 	in.GET("/downloads", h.adminDownloads)
 
 	// Products themselves, licenses, tokens, webhooks and the audit log:

@@ -181,7 +181,13 @@ func (f *fixture) draftWithFile(product, version string, fl file) string {
 	if _, err := f.App.Publishing.Complete(cliCtx, product, version, art.Filename); err != nil {
 		f.t.Fatal(err)
 	}
-	return f.release(product, version).Artifacts[0].ObjectKey
+	for _, a := range f.release(product, version).Artifacts {
+		if a.Filename == fl.Name {
+			return a.ObjectKey
+		}
+	}
+	f.t.Fatalf("no artifact %s", fl.Name)
+	return ""
 }
 
 // TestAdminDrafts: a publisher creates a draft release from the console,
@@ -258,6 +264,26 @@ func TestAdminDrafts(t *testing.T) {
 	key := f.draftWithFile("app", "2.0.0-beta.1", file{"app-2.0.0-beta.1.tar.gz", "linux", "amd64", []byte("beta build")})
 	if _, err := f.App.Objects.Stat(context.Background(), key); err != nil {
 		t.Fatal(err)
+	}
+	// An artifact of a draft goes with its object; one of a published
+	// release stays.
+	key2 := f.draftWithFile("app", "2.0.0-beta.1", file{"app-2.0.0-beta.1.zip", "windows", "amd64", []byte("windows beta")})
+	del := rel + "/artifacts/app-2.0.0-beta.1.zip/delete"
+	if p := b.do("GET", rel, nil); !strings.Contains(p.Body, `action="`+del+`"`) {
+		t.Fatalf("draft page lacks the artifact's delete:\n%s", p.Body)
+	}
+	wantError(t, b.do("POST", del, url.Values{}), http.StatusForbidden, portal.EForbidden)
+	b.wantRedirect(b.post(rel, del, nil), rel)
+	if as := f.release("app", "2.0.0-beta.1").Artifacts; len(as) != 1 || as[0].Filename != "app-2.0.0-beta.1.tar.gz" {
+		t.Fatalf("artifacts after the delete: %+v", as)
+	}
+	if _, err := f.App.Objects.Stat(context.Background(), key2); portal.ErrorCode(err) != portal.ENotFound {
+		t.Fatalf("the deleted artifact's object: %v", err)
+	}
+	f.wantActor("artifact.delete", audit.KindPublisher, tok.ID, "rel")
+	p = b.post(page, page+"/releases/1.0.0/artifacts/"+build.Name+"/delete", nil)
+	if p.Status < 400 || len(f.release("app", "1.0.0").Artifacts) != 1 {
+		t.Fatalf("deleting an artifact of a published release: %d", p.Status)
 	}
 	wantError(t, b.do("POST", rel+"/delete", url.Values{}), http.StatusForbidden, portal.EForbidden)
 	wantError(t, b.post(page, page+"/releases/1.0.0/delete", nil), http.StatusConflict, portal.EConflict)

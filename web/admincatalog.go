@@ -269,6 +269,22 @@ func (h *Handler) adminDeleteRelease(c *gin.Context) {
 	h.done(c, "Draft "+r.Version+" deleted.", productPath(slug))
 }
 
+// adminDeleteArtifact is DELETE
+// /v1/products/{product}/releases/{version}/artifacts/{filename}: from a
+// draft only (publishing.Service refuses it otherwise), with its object.
+func (h *Handler) adminDeleteArtifact(c *gin.Context) {
+	slug, ver, name := c.Param("product"), c.Param("version"), c.Param("filename")
+	if err := who(c).MayPublish(slug); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	if err := h.Publishing.DeleteArtifact(c, slug, ver, name); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	h.done(c, "Artifact "+name+" deleted.", releasePath(slug, ver))
+}
+
 // adminReleaseMetadata replaces a release's metadata (the whole map, as
 // PATCH does; an empty field removes it).
 func (h *Handler) adminReleaseMetadata(c *gin.Context) {
