@@ -390,7 +390,11 @@ func (d *DB) membersReachable(ctx context.Context) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := d.cli.Status(ctx, ep); err == nil {
+			// A member that does not answer within 2 s counts as
+			// unreachable, whatever ctx allows.
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if _, err := d.cli.Status(sctx, ep); err == nil {
 				reachable.Add(1)
 			}
 		}()

@@ -359,6 +359,7 @@ func TestWritesSurviveMemberStop(t *testing.T) {
 	if victim < 0 {
 		t.Fatal("no leader")
 	}
+	t.Cleanup(func() { cluster.RestartMember(victim) }) // for the next tests, should this one fail
 	cluster.StopMember(victim)
 	before := n.Load()
 	waitFor(before + 20) // writes go on with two members
@@ -405,6 +406,10 @@ func TestWritesSurviveMemberStop(t *testing.T) {
 // a Reset and then the later changes.
 func TestWatchResumes(t *testing.T) {
 	target := (cluster.Leader() + 1) % cluster.Size() // a follower
+	t.Cleanup(func() {                                // for the next tests, should this one fail
+		cluster.RestartMember(target)
+		cluster.Reconnect(target)
+	})
 	// The writer reaches the other members only: a write cut off with the
 	// target's connections would have an unknown outcome.
 	var others []string
