@@ -496,17 +496,21 @@ func TestAdminReleaseNotesLimit(t *testing.T) {
 	b := f.admin(raw)
 	page := "/admin/products/app/releases/1.0.0"
 
-	// 2-byte runes and LF line breaks, exactly releases.MaxNotes bytes.
+	// Notes of exactly releases.MaxNotes bytes: line breaks only (each
+	// sent as %0D%0A, the most a byte becomes), then 2-byte runes and
+	// line breaks.
 	line := strings.Repeat("é", 31) + "\n" // 63 bytes
 	legal := strings.Repeat(line, releases.MaxNotes/len(line))
 	legal += strings.Repeat("x", releases.MaxNotes-len(legal))
 	if len(legal) != releases.MaxNotes {
 		t.Fatal(len(legal))
 	}
-	sent := strings.ReplaceAll(legal, "\n", "\r\n")
-	b.wantRedirect(b.post(page, page+"/notes", url.Values{"notes": {sent}}), page)
-	if got := f.release("app", "1.0.0").Notes; got != legal {
-		t.Fatalf("saved notes: %d bytes, want the %d sent", len(got), len(legal))
+	for _, notes := range []string{strings.Repeat("\n", releases.MaxNotes), legal} {
+		sent := strings.ReplaceAll(notes, "\n", "\r\n")
+		b.wantRedirect(b.post(page, page+"/notes", url.Values{"notes": {sent}}), page)
+		if got := f.release("app", "1.0.0").Notes; got != notes {
+			t.Fatalf("saved notes: %d bytes, want the %d sent", len(got), len(notes))
+		}
 	}
 
 	updates := f.auditCount("release.update")
@@ -515,8 +519,9 @@ func TestAdminReleaseNotesLimit(t *testing.T) {
 	if !strings.Contains(p.Body, "notes is longer than 65536 bytes") {
 		t.Fatalf("oversize notes:\n%s", p.Body)
 	}
-	// 128 KiB of notes, 384 KiB percent-encoded: over the notes form's bound, under the server's.
-	p = b.post(page, page+"/notes", url.Values{"notes": {strings.Repeat("é", releases.MaxNotes)}})
+	// 160 KiB of notes, 480 KiB percent-encoded: over the notes form's
+	// bound, under the server's.
+	p = b.post(page, page+"/notes", url.Values{"notes": {strings.Repeat("é", 80<<10)}})
 	wantError(t, p, http.StatusRequestEntityTooLarge, portal.ETooLarge)
 	// Other forms keep the small bound.
 	wantError(t, b.post(page, page+"/rollout", url.Values{"rollout": {"50"}, "pad": {strings.Repeat("x", 70<<10)}}), http.StatusRequestEntityTooLarge, portal.ETooLarge)

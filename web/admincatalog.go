@@ -161,9 +161,10 @@ func rolloutOf(r releases.Release) int {
 }
 
 // notesFormBody bounds the forms that carry release notes: notes of
-// releases.MaxNotes bytes, percent-encoded (at most three bytes each),
+// releases.MaxNotes bytes as a browser sends them (a byte is at most three
+// characters percent-encoded, a line break six: the browser sends CRLF),
 // and the rest of the form.
-const notesFormBody = 3*releases.MaxNotes + maxFormBody
+const notesFormBody = 6*releases.MaxNotes + maxFormBody
 
 func init() {
 	largeForms[AdminPath+"/products/:product/releases/:version/notes"] = notesFormBody
