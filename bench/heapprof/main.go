@@ -5,7 +5,10 @@
 // load. `portal serve` itself has no profiling endpoint; this is the same
 // server in a process that has one.
 //
-//	PORTAL_DATA_DIR=... PORTAL_LISTEN=127.0.0.1:8080 heapprof -pprof 127.0.0.1:6060
+//	PORTAL_DATA_DIR=... PORTAL_LISTEN=127.0.0.1:8080 heapprof -pprof 127.0.0.1:6060 [-startprofile FILE]
+//
+// -startprofile writes a CPU profile of the start: from the process's
+// start until app.Open returns.
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/portaldist/portal/app"
@@ -26,7 +30,19 @@ import (
 
 func main() {
 	pprofAddr := flag.String("pprof", "127.0.0.1:6060", "address of net/http/pprof")
+	startProfile := flag.String("startprofile", "", "write a CPU profile of the start (until the server is ready to serve) to this file")
 	flag.Parse()
+	var startFile *os.File
+	if *startProfile != "" {
+		f, err := os.Create(*startProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		startFile = f
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400) // as portal serve
 	}
@@ -41,6 +57,10 @@ func main() {
 		log.Fatal(err)
 	}
 	defer a.Close(context.Background())
+	if startFile != nil {
+		pprof.StopCPUProfile()
+		startFile.Close()
+	}
 	pln, err := net.Listen("tcp", *pprofAddr)
 	if err != nil {
 		log.Fatal(err)
