@@ -188,9 +188,13 @@ func (c cli) productCommand() *cobra.Command {
 				if err := s.do(ctx, http.MethodGet, client.ProductPath(args[0])+"/keys", nil, &raw); err != nil {
 					return err
 				}
+				type pgp struct{ Algorithm, Fingerprint, Armored string }
 				var k struct {
 					Sparkle, Minisign string
-					OpenPGP           *struct{ Algorithm, Fingerprint, Armored string }
+					OpenPGP           *struct {
+						pgp
+						Next *pgp
+					}
 				}
 				if err := json.Unmarshal(raw, &k); err != nil {
 					return err
@@ -207,6 +211,9 @@ func (c cli) productCommand() *cobra.Command {
 					row(w, "minisign public key:", k.Minisign)
 					if k.OpenPGP != nil {
 						row(w, "OpenPGP fingerprint:", k.OpenPGP.Fingerprint+" ("+k.OpenPGP.Algorithm+")")
+						if n := k.OpenPGP.Next; n != nil {
+							row(w, "OpenPGP staged:", n.Fingerprint+" ("+n.Algorithm+", signs beside the current key until activated)")
+						}
 					}
 				})
 			}}),
