@@ -248,8 +248,8 @@ fi
 # License keys in turn, so the lookups hit 1,000 different licenses.
 cat >"$TMP/license.lua" <<'EOF'
 local keys = {}
-for line in io.lines(os.getenv("BENCH_KEYS")) do keys[#keys + 1] = line end
-local accept = os.getenv("BENCH_ACCEPT") or "*/*"
+for line in io.lines(os.getenv("WRK_KEYS")) do keys[#keys + 1] = line end
+local accept = os.getenv("WRK_ACCEPT") or "*/*"
 local i = 0
 setup = function(thread) end
 init = function(args) i = math.random(#keys) end
@@ -258,7 +258,7 @@ request = function()
 	return wrk.format(nil, nil, { ["Authorization"] = "License " .. keys[i], ["Accept"] = accept })
 end
 EOF
-export BENCH_KEYS=$SEED/keys BENCH_ACCEPT=application/json
+export WRK_KEYS=$SEED/keys WRK_ACCEPT=application/json
 LUA=(-s "$TMP/license.lua")
 
 # must URL ARGS...: curl that fails on an HTTP error, printing the body.
@@ -555,14 +555,14 @@ if [ -x "$BIN/etcdcluster" ]; then
 	GRANT="$API/v1/products/$PRODUCT/releases/latest/download?platform=linux&arch=amd64"
 	[ "$(must -H "Authorization: License $EKEY" "$UPGRADE" | "$BT" json version)" = "$ELATEST" ] || die "etcd: upgrade check did not offer $ELATEST"
 	must -o /dev/null -H "Authorization: License $EKEY" -H 'Accept: application/json' "$GRANT"
-	BENCH_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$UPGRADE"
-	BENCH_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
+	WRK_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$UPGRADE"
+	WRK_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
 	REF_ARGS[etcd-upgrade]=$BASE
 	RUN_ARGS[etcd-upgrade]="-s $(q "$TMP/license.lua") $(q "$UPGRADE")"
 	REF_ARGS[etcd-grant]=$BASE
 	RUN_ARGS[etcd-grant]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
 	revision() { curl -s -X POST "${EP%%,*}/v3/kv/range" -d '{"key":"AA=="}' | sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p'; }
-	export BENCH_KEYS=$TMP/etcd-seed/keys
+	export WRK_KEYS=$TMP/etcd-seed/keys
 	compare etcd-upgrade
 	sleep 1
 	REV0=$(revision)
@@ -572,7 +572,7 @@ if [ -x "$BIN/etcdcluster" ]; then
 	REV1=$(revision)
 	T1=$(date +%s)
 	retry_undecided
-	export BENCH_KEYS=$SEED/keys
+	export WRK_KEYS=$SEED/keys
 	stop_portal
 	GRANTS=$(cat "$RES"/wrk/etcd-grant.1.*.run.wrk | awk '/requests in/ {n += $1} END {print n + 0}')
 	if [ -n "$REV0" ] && [ -n "$REV1" ] && [ "$GRANTS" -gt 0 ]; then
