@@ -130,7 +130,7 @@ func TestAdminProductAdministration(t *testing.T) {
 	}{
 		{"/admin/products", url.Values{"slug": {"pubs"}}},
 		{page + "/edit", url.Values{"name": {"Pub"}, "distribution": {"open"}}},
-		{page + "/delete", nil},
+		{page + "/delete", url.Values{"confirm": {"yes"}}},
 	} {
 		wantError(t, pub.post("/admin/products", c.action, c.form), http.StatusForbidden, portal.EForbidden)
 	}
@@ -140,15 +140,17 @@ func TestAdminProductAdministration(t *testing.T) {
 
 	// Delete: refused while a product has a published release; a product
 	// with nothing but drafts goes.
-	wantError(t, b.post("/admin/products/app", "/admin/products/app/delete", nil), http.StatusConflict, portal.EConflict)
-	wantError(t, b.do("POST", page+"/delete", url.Values{}), http.StatusForbidden, portal.EForbidden)
+	yes := url.Values{"confirm": {"yes"}}
+	wantError(t, b.post("/admin/products/app", "/admin/products/app/delete", yes), http.StatusConflict, portal.EConflict)
+	wantError(t, b.do("POST", page+"/delete", url.Values{"confirm": {"yes"}}), http.StatusForbidden, portal.EForbidden)
+	wantError(t, b.post(page, page+"/delete", nil), http.StatusBadRequest, portal.EInvalid)
 	if got := f.products(); len(got) != 2 {
 		t.Fatalf("refused deletes left %v", got)
 	}
 	if _, err := f.App.Catalog.CreateRelease(cliCtx, "tool", releases.NewRelease{Version: "0.1.0"}); err != nil {
 		t.Fatal(err)
 	}
-	p = b.wantRedirect(b.post(page, page+"/delete", nil), "/admin/products")
+	p = b.wantRedirect(b.post(page, page+"/delete", yes), "/admin/products")
 	if !strings.Contains(p.Body, "Product tool deleted.") {
 		t.Fatalf("no notice:\n%s", p.Body)
 	}

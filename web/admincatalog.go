@@ -227,7 +227,12 @@ func (h *Handler) adminEditProduct(c *gin.Context) {
 
 // adminDeleteProduct is DELETE /v1/products/{product}: refused (409)
 // while the product has published or yanked releases.
+// Its drafts' files go with it, so the form asks for a confirmation.
 func (h *Handler) adminDeleteProduct(c *gin.Context) {
+	if c.PostForm("confirm") != "yes" {
+		h.Fail(c, formError("confirm", "deleting a product is final: tick the confirmation to delete it"))
+		return
+	}
 	p, err := h.Publishing.DeleteProduct(c, c.Param("product"))
 	if err != nil {
 		h.Fail(c, err)
