@@ -45,6 +45,9 @@ type custProduct struct {
 	// expired license, ...), shown instead of releases.
 	Refusal  *ErrorView
 	Channels []custChannel
+	// Install is how to install its packages with apt and dnf (nil: the
+	// license may install none).
+	Install *custInstall
 }
 
 type custChannel struct {
@@ -105,8 +108,12 @@ func (h *Handler) dashboardView(c *gin.Context, who access.Caller) (*custView, e
 			v.Products = append(v.Products, pv)
 			continue
 		}
+		var fingerprint string
 		if keys, err := h.Keys.Describe(c, p.Slug); err == nil {
 			pv.Keys = &keys.Current
+			if keys.OpenPGP != nil {
+				fingerprint = keys.OpenPGP.Fingerprint
+			}
 		} else if !portal.IsCode(err, portal.ENotFound) {
 			h.log.Warn("web: product keys", "product", p.Slug, "err", err)
 		}
@@ -136,6 +143,15 @@ func (h *Handler) dashboardView(c *gin.Context, who access.Caller) (*custView, e
 			if len(cv.Releases) > 0 {
 				pv.Channels = append(pv.Channels, cv)
 			}
+		}
+		// The instructions are an extra: a failure to work them out
+		// leaves them out, not the downloads.
+		if pv.Install, err = h.installFor(c.Request.Context(), h.publicURL(c), p); err != nil {
+			h.log.Warn("web: install instructions", "product", p.Slug, "err", err)
+			pv.Install = nil
+		}
+		if pv.Install != nil {
+			pv.Install.Fingerprint = groupFingerprint(fingerprint)
 		}
 		v.Products = append(v.Products, pv)
 	}
