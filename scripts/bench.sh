@@ -168,6 +168,8 @@ else
 	touch "$CACHED.tmp/done"
 	rm -rf "$CACHED"
 	mv "$CACHED.tmp" "$CACHED"
+	# Catalogs of other seed binaries are stale (about 2 GB each).
+	find "$CACHE" -mindepth 1 -maxdepth 1 -name 'seed-*' ! -name "seed-$SEED_KEY" -exec rm -rf {} +
 	SEED_NOTE="seeded by this run and cached in \`$CACHED\`, keyed by the SHA-256 of the seed binary and its arguments, for the next runs"
 fi
 cp -a "$CACHED/data" "$DATA"
@@ -332,19 +334,19 @@ read -r RSS_LOAD HWM ANON_LOAD FILE_LOAD < <("$BT" rss "$PORTAL_PID")
 stop_portal
 cat "$RES/memory.env" >&2
 
-log "heap profile: bench/heapprof (the same server with net/http/pprof) under 15 s of the same load"
+log "heap profile: bench/heapprof (the same server with net/http/pprof) under 10 s of the same load"
 PPORT=$("$BT" port)
 PORT=$("$BT" port)
 env PORTAL_DATA_DIR="$DATA" PORTAL_LISTEN="127.0.0.1:$PORT" "$BIN/heapprof" -pprof "127.0.0.1:$PPORT" >>"$TMP/portal.log" 2>&1 &
 HPID=$!
 PIDS+=("$HPID")
 wait_ready "http://127.0.0.1:$PORT/readyz" 120 || die "heapprof did not become ready"
-wrk -t"$THREADS" -c"$CONNS" -d15s "${LUA[@]}" "http://127.0.0.1:$PORT/v1/products/$PRODUCT/upgrade?current=$OLDEST&platform=linux&arch=amd64" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d10s "${LUA[@]}" "http://127.0.0.1:$PORT/v1/products/$PRODUCT/upgrade?current=$OLDEST&platform=linux&arch=amd64" >/dev/null
 curl -sS -o "$RES/heap.pprof" "http://127.0.0.1:$PPORT/debug/pprof/heap?gc=1"
 kill "$HPID"
 wait "$HPID" || true
 go tool pprof -top -inuse_space -nodecount 25 "$BIN/heapprof" "$RES/heap.pprof" 2>/dev/null | sed -n '1,35p' >"$RES/heap.txt" || true
-echo "HEAP_WHAT=\`go tool pprof -top -inuse_space\` of bench/heapprof (app.Open and App.Serve as \`portal serve\`, GOGC=400) on the same catalog after 15 s of licensed upgrade checks, heap.pprof in the raw outputs" >>"$RES/memory.env"
+echo "HEAP_WHAT=\`go tool pprof -top -inuse_space\` of bench/heapprof (app.Open and App.Serve as \`portal serve\`, GOGC=400) on the same catalog after 10 s of licensed upgrade checks, heap.pprof in the raw outputs" >>"$RES/memory.env"
 cat "$RES/heap.txt" >&2
 
 # --- interleaved pairs -------------------------------------------------------
