@@ -52,7 +52,9 @@
 // replicas reserved and had not yet flushed, or flushed within the watch's
 // lag: about (N-1) x (that license's download rate on one replica) x
 // (FlushInterval + watch lag), and never more than (N-1) x limit (each
-// replica refuses at the limit on its own). Reservations are counted in
+// replica refuses at the limit on its own). The watch lag is the store's
+// delivery plus, at worst, a flush or rollup this ledger is running (a
+// reload waits for it, so that it never counts a reservation twice). Reservations are counted in
 // memory first so that a grant is never an extra store round trip; the
 // overshoot is the price of that. On one replica the count is exact.
 //
