@@ -68,9 +68,9 @@ func (e *Etcd) Campaign(ctx context.Context) (Term, error) {
 	// The session outlives Campaign's ctx: it lasts until the term ends.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ttl := int(math.Ceil(e.opts.TTL.Seconds()))
-	// NewSession grants the lease under sctx; bound that by ctx too.
+	// The lease is granted under sctx, bounded by ctx too.
 	stop := context.AfterFunc(ctx, cancel)
-	sess, err := concurrency.NewSession(e.client, concurrency.WithTTL(ttl), concurrency.WithContext(sctx))
+	sess, clock, err := e.session(sctx, ttl)
 	stop()
 	if err != nil {
 		cancel()
@@ -98,9 +98,65 @@ func (e *Etcd) Campaign(ctx context.Context) (Term, error) {
 		}
 		return nil, fmt.Errorf("leader: etcd campaign: %w", err)
 	}
-	t := &etcdTerm{e: e, ss: ss, sess: sess, el: el, key: el.Key(), done: make(chan struct{})}
+	t := &etcdTerm{e: e, ss: ss, sess: sess, el: el, key: el.Key(), clock: clock, done: make(chan struct{})}
 	go t.watch()
 	return t, nil
+}
+
+// session grants a lease of ttl seconds and returns a Session on it, with a
+// leaseClock that follows its renewals. Both end with ctx.
+func (e *Etcd) session(ctx context.Context, ttl int) (*concurrency.Session, *leaseClock, error) {
+	granted := time.Now()
+	lease, err := e.client.Grant(ctx, int64(ttl))
+	if err != nil {
+		return nil, nil, err
+	}
+	// A keep-alive of our own on the Session's lease (the client sends one
+	// renewal for both), to see each renewal the cluster acknowledges.
+	acks, err := e.client.KeepAlive(ctx, lease.ID)
+	if err != nil {
+		e.client.Revoke(context.WithoutCancel(ctx), lease.ID)
+		return nil, nil, err
+	}
+	clock := followLease(acks, granted, time.Duration(ttl)*time.Second)
+	sess, err := concurrency.NewSession(e.client, concurrency.WithLease(lease.ID), concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if err != nil {
+		e.client.Revoke(context.WithoutCancel(ctx), lease.ID)
+		return nil, nil, err
+	}
+	return sess, clock, nil
+}
+
+// leaseClock knows until when this replica may count on its lease: the
+// cluster expires a lease TTL after its last renewal, and the renewal was
+// made before its acknowledgement arrived here, so "acknowledged + TTL" is
+// a little late; a margin of a fifth of the TTL (at most 2 s) makes the
+// term end before the cluster can let another replica lead, for any round
+// trip shorter than the margin. The etcd client's own check of the
+// keep-alive runs once a second and with no margin, so a Session alone
+// would let a cut-off leader run on for up to a second after another took
+// over.
+type leaseClock struct {
+	deadline atomic.Int64  // Unix nanoseconds
+	gone     chan struct{} // closed when the keep-alive channel closes
+}
+
+func followLease(acks <-chan *clientv3.LeaseKeepAliveResponse, granted time.Time, ttl time.Duration) *leaseClock {
+	margin := min(ttl/5, 2*time.Second)
+	c := &leaseClock{gone: make(chan struct{})}
+	c.deadline.Store(granted.Add(ttl - margin).UnixNano())
+	go func() {
+		defer close(c.gone)
+		for ack := range acks {
+			c.deadline.Store(time.Now().Add(time.Duration(ack.TTL)*time.Second - margin).UnixNano())
+		}
+	}()
+	return c
+}
+
+// until returns how long the lease may still be counted on (<= 0: no more).
+func (c *leaseClock) until() time.Duration {
+	return time.Until(time.Unix(0, c.deadline.Load()))
 }
 
 var errNotLeader = errors.New("the election names another leader")
@@ -173,6 +229,8 @@ type etcdTerm struct {
 	el   *concurrency.Election
 	key  string // el.Key(), read once: Election is not safe for concurrent use
 
+	clock *leaseClock
+
 	once    sync.Once
 	done    chan struct{}
 	endOnce sync.Once
@@ -183,19 +241,30 @@ func (t *etcdTerm) Done() <-chan struct{} { return t.done }
 
 func (t *etcdTerm) finish() { t.once.Do(func() { close(t.done) }) }
 
-// watch ends the term when the session ends or the election shows another
-// leader. An observation that stops (the watch failed, for example after a
-// compaction) ends the term too: leading without knowing is worse than a
-// new campaign.
+// watch ends the term when the session ends, when the lease's renewals
+// stop being acknowledged (see leaseClock), or when the election shows
+// another leader. An observation that stops (the watch failed, for example
+// after a compaction) ends the term too: leading without knowing is worse
+// than a new campaign.
 func (t *etcdTerm) watch() {
 	defer t.finish()
 	ctx, cancel := context.WithCancel(t.sess.Ctx())
 	defer cancel()
 	obs := t.el.Observe(ctx)
+	timer := time.NewTimer(max(t.clock.until(), 0))
+	defer timer.Stop()
 	for {
 		select {
 		case <-t.sess.Done():
 			return
+		case <-t.clock.gone:
+			return
+		case <-timer.C:
+			left := t.clock.until()
+			if left <= 0 {
+				return
+			}
+			timer.Reset(left)
 		case <-t.done:
 			return
 		case r, ok := <-obs:

@@ -17,18 +17,20 @@
 //
 // # What "exactly one" means
 //
-// With Single, trivially. With Etcd, a term ends on this replica as soon as
-// its client stops seeing the lease renewed (the session's keep-alive fails
-// for the lease's TTL) or the election shows another leader; another
-// replica's term starts once the lease has expired on the cluster or was
-// revoked. A replica cut off from etcd can therefore keep running its jobs
-// for up to about one round trip after the cluster has let the lease go,
-// and a replica that is merely slow (a long GC pause, a stopped VM) may
-// finish the job step it was in. Every cluster-wide job is written for
-// that: each step is one serializable store transaction that re-reads what
-// it changes, so two replicas running a step at once commit it once. The
-// one effect outside the store, a webhook delivery's POST, may then be
-// sent twice; receivers drop repeats by the event's ID.
+// With Single, trivially. With Etcd, a term ends on this replica when the
+// renewals of its lease stop being acknowledged for the lease's TTL less a
+// margin (a fifth of the TTL, at most 2 s), when the election shows another
+// leader, or when it resigns; another replica's term starts once the lease
+// has expired on the cluster or was revoked. The margin makes a replica cut
+// off from etcd stop before the cluster lets its lease go, as long as a
+// renewal's round trip is shorter than the margin and the clocks run at the
+// same rate. A replica that is merely slow (a long GC pause, a stopped VM)
+// may still finish the job step it was in after another took over. Every
+// cluster-wide job is written for that: each step is one serializable store
+// transaction that re-reads what it changes, so two replicas running a step
+// at once commit it once. The one effect outside the store, a webhook
+// delivery's POST, may then be sent twice; receivers drop repeats by the
+// event's ID.
 package leader
 
 import (
@@ -176,11 +178,13 @@ func (s *Scheduler) Changed() <-chan struct{} {
 }
 
 func (s *Scheduler) setLeading(v bool) {
-	s.leading.Store(v)
+	// Under chMu, so that whoever sees the new value and then calls
+	// Changed gets the channel of the next change, not this one.
 	s.chMu.Lock()
+	defer s.chMu.Unlock()
+	s.leading.Store(v)
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.chMu.Unlock()
 }
 
 // Run campaigns, runs the jobs for each term this replica leads, and
