@@ -13,6 +13,7 @@ import (
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/bolt"
 )
 
 // writeOldGrants stores grants as the layout before the log did (one key
@@ -372,5 +373,54 @@ func TestRollupResumesAfterFailure(t *testing.T) {
 			}
 			seen[g.Client] = true
 		}
+	}
+}
+
+// A watcher that falls behind gets a Reset: the ledger then reloads every
+// count it holds, and still learns the other replica's downloads.
+func TestQuotaReloadAfterWatchReset(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "portal.db"), bolt.Options{WatchBuffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := newLedger(t, db, ledger.Options{FlushInterval: time.Hour})
+	b := newLedger(t, db, ledger.Options{FlushInterval: time.Hour})
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	if used, _, err := a.Used(ctx, "lic1", now); err != nil || used != 0 {
+		t.Fatalf("Used = %d, %v", used, err)
+	}
+	// b flushes many counts in a row: more events than a's watch buffer.
+	for round := range 20 {
+		for i := range 50 {
+			if err := b.Reserve(ctx, fmt.Sprintf("other%d", i), 0, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == 10 {
+			for range 3 {
+				if err := b.Reserve(ctx, "lic1", 10, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := b.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		used, _, err := a.Used(ctx, "lic1", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's count of lic1 = %d after b's flushes, want 3", used)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
