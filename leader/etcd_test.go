@@ -318,9 +318,12 @@ func TestEtcdPartitionedLeaderStops(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	// Both are as seen from this test's polling; an overlap (b leading
-	// before a noticed) would be the window package leader documents.
 	t.Logf("partitioned leader stopped after %s, the other led after %s (TTL 2s)", aStopped.Round(time.Millisecond), bLed.Round(time.Millisecond))
+	// The margin (a fifth of the TTL) puts a's end well before the
+	// cluster's expiry of its lease: no overlap.
+	if aStopped >= bLed {
+		t.Errorf("b led %s before the partitioned a stopped", aStopped-bLed)
+	}
 
 	c.Reconnect(0)
 	time.Sleep(time.Second)
