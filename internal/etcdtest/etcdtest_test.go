@@ -23,11 +23,17 @@ func TestStopAndRestartMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pfx := Prefix(t)
+	// A put may time out while the cluster elects a new leader; putting
+	// the same value again is harmless.
 	put := func(i int) {
 		t.Helper()
-		if _, err := cli.Put(ctx, fmt.Sprintf("%sk%03d", pfx, i), "v"); err != nil {
-			t.Fatalf("put %d: %v", i, err)
+		var err error
+		for range 5 {
+			if _, err = cli.Put(ctx, fmt.Sprintf("%sk%03d", pfx, i), "v"); err == nil {
+				return
+			}
 		}
+		t.Fatalf("put %d: %v", i, err)
 	}
 	for i := 0; i < 10; i++ {
 		put(i)
