@@ -673,9 +673,10 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// TestSweepMovesWhenItsReplicaDies: the expired-upload sweep runs on the
-// replica that leads, only there; when that replica dies without
-// resigning, another takes the jobs over once its lease expires.
+// TestSweepMovesWhenItsReplicaDies: with three replicas, the expired-upload
+// sweep runs on the one that leads, only there; when that replica dies
+// without resigning, exactly one of the others takes the jobs over once
+// its lease expires.
 func TestSweepMovesWhenItsReplicaDies(t *testing.T) {
 	e := newEnv(t)
 	c := &clock{}
@@ -684,6 +685,7 @@ func TestSweepMovesWhenItsReplicaDies(t *testing.T) {
 	a := e.start("A")
 	until(t, time.Now(), 5*time.Second, "A leads", a.app.Leader.Leading)
 	b := e.start("B")
+	c3 := e.start("C")
 	auth := admin(t, a)
 	const product = "swept"
 	must(t, 201, "POST", b.url+"/v1/products", auth, map[string]any{"slug": product, "name": "Swept"}, nil)
@@ -720,21 +722,35 @@ func TestSweepMovesWhenItsReplicaDies(t *testing.T) {
 	until(t, time.Now(), 5*time.Second, "the leader sweeps 1.0.0", failed("1.0.0"))
 	// The sweep logs once it has also deleted the storage.
 	until(t, time.Now(), 5*time.Second, "A logs its sweep", func() bool { return strings.Contains(a.logs.String(), swept) })
-	if !strings.Contains(a.logs.String(), swept) || strings.Contains(b.logs.String(), swept) {
-		t.Fatalf("the sweep ran on A %v, on B %v; want only on A, which leads\nA:\n%s\nB:\n%s",
-			strings.Contains(a.logs.String(), swept), strings.Contains(b.logs.String(), swept), a.logs, b.logs)
+	if strings.Contains(b.logs.String(), swept) || strings.Contains(c3.logs.String(), swept) {
+		t.Fatalf("the sweep ran on B %v, on C %v; want only on A, which leads",
+			strings.Contains(b.logs.String(), swept), strings.Contains(c3.logs.String(), swept))
 	}
 
 	killed := time.Now()
 	a.kill(t)
-	took := until(t, killed, leaseTTL+5*time.Second, "B takes over", b.app.Leader.Leading)
-	t.Logf("B leads %s after A died (lease TTL %s)", took.Round(time.Millisecond), leaseTTL)
+	var next, idle *replica
+	took := until(t, killed, leaseTTL+5*time.Second, "B or C takes over", func() bool {
+		switch {
+		case b.app.Leader.Leading() && c3.app.Leader.Leading():
+			t.Fatal("B and C both lead")
+		case b.app.Leader.Leading():
+			next, idle = b, c3
+		case c3.app.Leader.Leading():
+			next, idle = c3, b
+		}
+		return next != nil
+	})
+	t.Logf("%s leads %s after A died (lease TTL %s)", next.name, took.Round(time.Millisecond), leaseTTL)
 	if took < leaseTTL/2 {
-		t.Errorf("B led %s after A died: before A's lease could expire", took)
+		t.Errorf("%s led %s after A died: before A's lease could expire", next.name, took)
 	}
 	declareExpired("1.0.1")
-	until(t, time.Now(), 5*time.Second, "B sweeps 1.0.1", failed("1.0.1"))
-	until(t, time.Now(), 5*time.Second, "B logs its sweep", func() bool { return strings.Contains(b.logs.String(), swept) })
+	until(t, time.Now(), 5*time.Second, next.name+" sweeps 1.0.1", failed("1.0.1"))
+	until(t, time.Now(), 5*time.Second, next.name+" logs its sweep", func() bool { return strings.Contains(next.logs.String(), swept) })
+	if idle.app.Leader.Leading() || strings.Contains(idle.logs.String(), swept) {
+		t.Fatalf("%s, which does not lead, swept", idle.name)
+	}
 }
 
 // TestCloseWithoutEtcd: a replica whose etcd cluster has lost its quorum
