@@ -131,9 +131,11 @@ func (w *watcher) pump(ctx context.Context, next int64) {
 			if len(resp.Events) > 0 {
 				w.wakeUp()
 			}
-			// Everything up to the response's revision has been seen:
-			// a response holds whole revisions.
-			if resp.Header.Revision > 0 && len(resp.Events) == 0 {
+			// A progress notice says every change up to its revision
+			// has been sent. (Not the watch's creation notice: events
+			// between the start revision and its header's come after
+			// it.)
+			if resp.IsProgressNotify() {
 				next = max(next, resp.Header.Revision+1)
 			}
 			w.seen.Store(next - 1)
