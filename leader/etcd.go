@@ -23,8 +23,8 @@ const DefaultTTL = 10 * time.Second
 // EtcdOptions tune an Etcd elector.
 type EtcdOptions struct {
 	// TTL is the session lease's time to live, rounded up to whole seconds
-	// (default DefaultTTL; etcd refuses TTLs below its minimum, about 2 s
-	// with the default election timeout).
+	// (default DefaultTTL). etcd raises a TTL below its minimum (one and a
+	// half election timeouts, 1.5 s with etcd's defaults) to it.
 	TTL time.Duration
 	// Value is what this replica stores in its election key, to say who
 	// leads (for example host name and process id); it may be empty.
@@ -33,8 +33,9 @@ type EtcdOptions struct {
 
 // Etcd is an Elector over an etcd election: every replica campaigns on the
 // same key prefix with a key bound to its own session lease, and the one
-// whose key is oldest leads. A term ends when the session ends (its
-// keep-alive failed for the TTL, or Orphan was called) or when the
+// whose key is oldest leads. A term ends when the lease's renewals have
+// gone unacknowledged for the TTL less a margin (see leaseClock), when the
+// session ends (Orphan, or the client gave the lease up), or when the
 // election shows another key as the leader (for example after someone
 // deleted this replica's key).
 type Etcd struct {
