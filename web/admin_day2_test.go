@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -208,6 +209,16 @@ func TestAdminDrafts(t *testing.T) {
 	p := b.do("GET", page, nil)
 	for _, want := range []string{`action="/admin/products/app/releases"`, `<label for="r-version">`, `<label for="r-channel">`, `<label for="r-notes">`} {
 		if !strings.Contains(p.Body, want) {
+			t.Fatalf("product page lacks %s:\n%s", want, p.Body)
+		}
+	}
+	// The product's public keys, as GET /v1/products/{product}/keys.
+	keys, err := f.App.Keys.Describe(context.Background(), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`value="` + keys.Current.Sparkle + `"`, `value="` + keys.Current.Minisign + `"`, `data-copy="k-sparkle"`} {
+		if !strings.Contains(html.UnescapeString(p.Body), want) {
 			t.Fatalf("product page lacks %s:\n%s", want, p.Body)
 		}
 	}

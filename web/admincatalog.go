@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portaldist/portal/releases"
+	"github.com/portaldist/portal/signing"
 )
 
 // The console's catalog pages: products, their releases and artifacts,
@@ -38,6 +39,9 @@ type productView struct {
 	NextCursor string
 	// Channels are those a new draft may be on.
 	Channels []string
+	// Keys are the product's public signing keys (as GET
+	// /v1/products/{product}/keys), nil when they cannot be read.
+	Keys *signing.Keys
 }
 
 // releasesPerPage is the releases of one page of a product.
@@ -62,8 +66,16 @@ func (h *Handler) adminProduct(c *gin.Context) {
 	for i, r := range page.Releases {
 		page.Releases[i] = r.Public()
 	}
-	h.Render(c, http.StatusOK, "admin_product", p.Name, productView{adminView: h.adminView(c, "products"),
-		Product: p.Public(), Releases: page.Releases, NextCursor: page.NextCursor, Channels: releases.Channels})
+	v := productView{adminView: h.adminView(c, "products"),
+		Product: p.Public(), Releases: page.Releases, NextCursor: page.NextCursor, Channels: releases.Channels}
+	// The keys a vendor builds into its app; the page still serves its
+	// other purposes when they cannot be read.
+	if keys, err := h.Keys.Describe(c, slug); err == nil {
+		v.Keys = &keys
+	} else {
+		h.log.Warn("web: product keys", "product", slug, "err", err)
+	}
+	h.Render(c, http.StatusOK, "admin_product", p.Name, v)
 }
 
 type releaseView struct {
