@@ -36,6 +36,10 @@ func (h *Handler) adminRoutes(r *gin.RouterGroup) {
 	a := r.Group(AdminPath)
 	a.GET("", h.adminHome)
 	a.POST("/signin", h.adminSignIn)
+	// The address of a sign-in's answer (a wrong token's error page) or of
+	// a sign-out, opened again, leads back to the console.
+	a.GET("/signin", h.adminBack)
+	a.GET("/signout", h.adminBack)
 	a.POST("/signout", h.SignOut)
 
 	in := a.Group("", h.RequireSession(KindToken))
@@ -112,6 +116,8 @@ func (h *Handler) adminHome(c *gin.Context) {
 	}
 	c.Redirect(http.StatusSeeOther, AdminPath+"/products")
 }
+
+func (h *Handler) adminBack(c *gin.Context) { c.Redirect(http.StatusSeeOther, AdminPath) }
 
 // adminSignIn checks the posted token with the API's limiter (SignIn) and
 // starts the console's session.

@@ -482,6 +482,12 @@ func TestAdminNotFound(t *testing.T) {
 			}
 		}
 	}
+	// The sign-in's and sign-out's addresses, opened, lead to the console.
+	for _, path := range []string{"/admin/signin", "/admin/signout"} {
+		if p := f.do("GET", path, nil, nil); p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/admin" {
+			t.Fatalf("GET %s: %d to %q", path, p.Status, p.Header.Get("Location"))
+		}
+	}
 	for _, c := range []struct {
 		method, path string
 		status       int
