@@ -141,8 +141,9 @@ type Options struct {
 	Offline bool
 	// LeaseTTL is the lease of this replica's candidacy in the election of
 	// the replica that runs the cluster-wide jobs, on a store shared by
-	// replicas (default leader.DefaultTTL): how long the others wait
-	// before taking over from a replica that stopped without resigning.
+	// replicas, when not store.etcd.lease_ttl (tests use etcd's shortest):
+	// how long the others wait before taking over from a replica that
+	// stopped without resigning.
 	LeaseTTL time.Duration
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its ctx ends, and how long Close's final writes may take
@@ -431,7 +432,7 @@ type electionStore interface {
 
 // elector returns who decides whether this replica leads: on a store shared
 // by replicas (etcd), an election on it, with the lease TTL of
-// Options.LeaseTTL (default leader.DefaultTTL); on bbolt the process is
+// Options.LeaseTTL or else store.etcd.lease_ttl; on bbolt the process is
 // alone (the file admits one), so it always leads.
 func (a *App) elector() (leader.Elector, error) {
 	es, ok := a.DB.(electionStore)
@@ -439,8 +440,12 @@ func (a *App) elector() (leader.Elector, error) {
 		return leader.Single{}, nil
 	}
 	host, _ := os.Hostname()
+	ttl := a.opts.LeaseTTL
+	if ttl <= 0 {
+		ttl = a.Config.Store.Etcd.LeaseTTL
+	}
 	return leader.NewEtcd(es.Client(), es.ReservedPrefix("leader"), leader.EtcdOptions{
-		TTL: a.opts.LeaseTTL, Value: fmt.Sprintf("%s pid %d", host, os.Getpid()),
+		TTL: ttl, Value: fmt.Sprintf("%s pid %d", host, os.Getpid()),
 	}), nil
 }
 

@@ -84,6 +84,11 @@ type EtcdConfig struct {
 	Password    string        `mapstructure:"password" secret:"true"`
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	TLS         EtcdTLSConfig `mapstructure:"tls"`
+	// LeaseTTL is the lease of each replica's candidacy in the election of
+	// the replica that runs the cluster-wide jobs (package leader): how
+	// long the others wait before taking over from one that died. Load
+	// keeps it between 2 s and 5 minutes.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
 }
 
 // EtcdTLSConfig names the files securing the etcd connections; any of them

@@ -20,7 +20,7 @@ func wantDefaults() Config {
 		Listen:           "127.0.0.1:8080",
 		PublicURLSetting: "",
 		DataDir:          "./data",
-		Store:            StoreConfig{Backend: "bolt", Etcd: EtcdConfig{Prefix: "portal/", DialTimeout: 5 * time.Second}},
+		Store:            StoreConfig{Backend: "bolt", Etcd: EtcdConfig{Prefix: "portal/", DialTimeout: 5 * time.Second, LeaseTTL: 10 * time.Second}},
 		Objects: ObjectsConfig{
 			Backend: "local",
 			MaxTTL:  168 * time.Hour,
@@ -422,6 +422,8 @@ func TestLoadInvalidValues(t *testing.T) {
 		{name: "etcd prefix without slash", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_PREFIX=portal", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.prefix: "portal" must be non-empty and end with "/"`},
 		{name: "etcd half credentials", file: "store:\n  backend: etcd\n  etcd:\n    endpoints: [http://etcd1:2379]\n    password: s3cr3t-etcd\nobjects:\n  backend: s3\n  s3:\n    bucket: b\n", want: `configs: store.etcd.username: store.etcd.username and store.etcd.password must be set together`, hide: "s3cr3t-etcd"},
 		{name: "etcd half client certificate", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=https://etcd1:2379", "PORTAL_STORE_ETCD_TLS_CERT_FILE=/etc/portal/etcd.crt", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.tls.cert_file: store.etcd.tls.cert_file and store.etcd.tls.key_file must be set together`},
+		{name: "etcd lease shorter than etcd allows", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_LEASE_TTL=1s", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.lease_ttl: 1s must be between 2s and 5m`},
+		{name: "etcd lease too long", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_LEASE_TTL=1h", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.lease_ttl: 1h0m0s must be between 2s and 5m`},
 		{name: "etcd zero dial timeout", env: []string{"PORTAL_STORE_BACKEND=etcd", "PORTAL_STORE_ETCD_ENDPOINTS=http://etcd1:2379", "PORTAL_STORE_ETCD_DIAL_TIMEOUT=0s", "PORTAL_OBJECTS_BACKEND=s3", "PORTAL_OBJECTS_S3_BUCKET=b"}, want: `configs: store.etcd.dial_timeout: 0s is not positive`},
 		{name: "objects enum", env: []string{"PORTAL_OBJECTS_BACKEND=gcs"}, want: `configs: objects.backend: "gcs" is not one of local, s3`},
 		{name: "log enum", flags: map[string]string{"log.level": "verbose"}, want: `configs: log.level: "verbose" is not one of debug, info, warn, error`},
@@ -525,7 +527,7 @@ func TestLoadEtcdStore(t *testing.T) {
 			}
 			want := EtcdConfig{
 				Endpoints: []string{"https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"},
-				Prefix:    "portal/", Username: "portal", Password: "pw", DialTimeout: 5 * time.Second,
+				Prefix:    "portal/", Username: "portal", Password: "pw", DialTimeout: 5 * time.Second, LeaseTTL: 10 * time.Second,
 				TLS: EtcdTLSConfig{CAFile: "/etc/portal/etcd-ca.pem"},
 			}
 			if cfg.Store.Backend != "etcd" || !reflect.DeepEqual(cfg.Store.Etcd, want) {

@@ -100,6 +100,9 @@ func (c *Config) validate() error {
 			fail("store.etcd.tls.cert_file", "store.etcd.tls.cert_file and store.etcd.tls.key_file must be set together")
 		}
 		positive("store.etcd.dial_timeout", e.DialTimeout)
+		if e.LeaseTTL < 2*time.Second || e.LeaseTTL > 5*time.Minute {
+			fail("store.etcd.lease_ttl", "%s must be between 2s and 5m", e.LeaseTTL)
+		}
 	}
 
 	o := &c.Objects
