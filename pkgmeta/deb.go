@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/portaldist/portal/releases"
 )
@@ -154,7 +157,10 @@ func readControlTar(name string, b []byte) ([]byte, error) {
 		}
 		rd = z
 	case ".xz":
-		z, err := xz.NewReader(rd)
+		if err := checkXZ(b); err != nil {
+			return nil, err
+		}
+		z, err := xz.ReaderConfig{SingleStream: true}.NewReader(rd)
 		if err != nil {
 			return nil, unprocessable("the control archive is not valid xz: %v", err)
 		}
@@ -192,6 +198,92 @@ func readControlTar(name string, b []byte) ([]byte, error) {
 		}
 		return b, nil
 	}
+}
+
+// maxXZDict bounds the LZMA2 dictionary an xz control archive may declare:
+// the decoder allocates it in full before reading a byte (a 100-byte file
+// declaring 4 GiB would make it allocate 4 GiB). xz -9 uses 64 MiB; dpkg's
+// default (-6) 8 MiB.
+const maxXZDict = 64 << 20
+
+// checkXZ refuses an xz file the decoder must not be given: anything but
+// one stream of one block (what xz and dpkg-deb write for a control
+// archive), or a dictionary above maxXZDict. It reads the stream's footer,
+// index and block header (the xz file format, sections 2.1-3.1), nothing
+// else; the decoder checks the rest, including every CRC.
+func checkXZ(b []byte) error {
+	bad := func(why string) error {
+		return unprocessable("the control archive is not an xz file the portal reads: %s", why)
+	}
+	for len(b) >= 4 && len(b)%4 == 0 && string(b[len(b)-4:]) == "\x00\x00\x00\x00" {
+		b = b[:len(b)-4] // stream padding
+	}
+	const headerLen, footerLen = 12, 12
+	if len(b) < headerLen+footerLen || !xz.ValidHeader(b[:headerLen]) || string(b[len(b)-2:]) != "YZ" {
+		return bad("no xz stream header or footer")
+	}
+	footer := b[len(b)-footerLen:]
+	indexLen := (int64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
+	indexAt := int64(len(b)-footerLen) - indexLen
+	if indexAt < headerLen {
+		return bad("the index does not fit")
+	}
+	index := b[indexAt : len(b)-footerLen]
+	if index[0] != 0 {
+		return bad("malformed index")
+	}
+	records, n := binary.Uvarint(index[1:])
+	if n <= 0 || records != 1 {
+		return bad("not exactly one block")
+	}
+	unpadded, m := binary.Uvarint(index[1+n:])
+	if m <= 0 || unpadded > uint64(len(b)) {
+		return bad("malformed index")
+	}
+	// One stream: header, the one block (padded to 4 bytes), index, footer
+	// make up the whole file.
+	if int64(headerLen)+int64((unpadded+3)&^3) != indexAt {
+		return bad("more than one stream, or data between the block and the index")
+	}
+	h := b[headerLen:]
+	size := (int(h[0]) + 1) * 4
+	if h[0] == 0 || size > len(h) {
+		return bad("malformed block header")
+	}
+	flags, p := h[1], 2
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} { // compressed, uncompressed size
+		if present {
+			_, k := binary.Uvarint(h[p:size])
+			if k <= 0 {
+				return bad("malformed block header")
+			}
+			p += k
+		}
+	}
+	for range int(flags&3) + 1 {
+		id, k := binary.Uvarint(h[p:size])
+		if k <= 0 {
+			return bad("malformed block header")
+		}
+		p += k
+		plen, k := binary.Uvarint(h[p:size])
+		if k <= 0 || plen > uint64(size-p-k) {
+			return bad("malformed block header")
+		}
+		p += k
+		if id == 0x21 { // LZMA2
+			if plen != 1 {
+				return bad("malformed LZMA2 filter")
+			}
+			dict, err := lzma.DecodeDictCap(h[p])
+			if err != nil || dict > maxXZDict {
+				return bad(fmt.Sprintf("its dictionary is larger than %d MiB", maxXZDict>>20))
+			}
+			return nil
+		}
+		p += int(plen)
+	}
+	return bad("no LZMA2 filter")
 }
 
 // Field is one field of a control paragraph; Value keeps continuation

@@ -5,12 +5,17 @@ import (
 	"compress/gzip"
 	"crypto/md5"
 	"crypto/sha1"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ulikunitz/xz"
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/internal/debtest"
@@ -218,3 +223,57 @@ func TestDebUpstream(t *testing.T) {
 }
 
 func newGzip(w *bytes.Buffer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// xz control archives the decoder must not see: a dictionary declared far
+// larger than the file (the decoder would allocate it), several blocks,
+// several streams.
+func TestCheckXZ(t *testing.T) {
+	enc := func(cfg xz.WriterConfig, data []byte) []byte {
+		var b bytes.Buffer
+		w, err := cfg.NewWriter(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		w.Close()
+		return b.Bytes()
+	}
+	data := bytes.Repeat([]byte("Package: acme\n"), 100)
+	good := enc(xz.WriterConfig{DictCap: 64 << 10}, data)
+	if err := checkXZ(good); err != nil {
+		t.Fatalf("a plain xz file: %v", err)
+	}
+	// The same file declaring a 1 GiB dictionary (block header CRC fixed).
+	huge := bytes.Clone(good)
+	h := huge[12:]
+	size := (int(h[0]) + 1) * 4
+	if h[2] != 0x21 || h[3] != 1 {
+		t.Fatalf("unexpected block header % x", h[:size])
+	}
+	h[4] = 36
+	binary.LittleEndian.PutUint32(h[size-4:], crc32.ChecksumIEEE(h[:size-4]))
+	many := enc(xz.WriterConfig{DictCap: 64 << 10, BlockSize: 256}, data)
+	for name, b := range map[string][]byte{
+		"huge dictionary": huge,
+		"several blocks":  many,
+		"two streams":     append(bytes.Clone(good), good...),
+		"truncated":       good[:len(good)-5],
+		"not xz":          []byte("not xz at all, not at all"),
+		"empty":           {},
+	} {
+		if err := checkXZ(b); !portal.IsCode(err, portal.EUnprocessable) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Through the whole reader too: refused before anything is allocated.
+	deb := ar("debian-binary", "2.0\n", "control.tar.xz", string(huge))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := Extract("x.deb", bytes.NewReader(deb), int64(len(deb))); !portal.IsCode(err, portal.EUnprocessable) {
+		t.Fatalf("a .deb whose control archive declares 1 GiB: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("refusing it allocated %d MiB", grew>>20)
+	}
+}

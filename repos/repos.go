@@ -29,10 +29,11 @@ import (
 const MaxReleases = 500
 
 // Entry is one package a caller may install: the release (the caller's
-// view of it, shared with the update index: read-only) and the artifact.
+// view of it) and the artifact. Both share memory with the update index:
+// read them, never modify them.
 type Entry struct {
-	Release  releases.Release
-	Artifact releases.Artifact
+	Release  *releases.Release
+	Artifact *releases.Artifact
 }
 
 // Set is the packages of one format that the caller in ctx may install
@@ -82,9 +83,14 @@ func Permitted(ctx context.Context, rs *updates.Resolver, product, channel, form
 		Product: product, Channel: ch, AnyBuild: true, Platform: "linux", Rollout: true, Pick: pick,
 	}, func(res updates.Resolution) bool {
 		set.Product = res.Product
-		for _, a := range res.Release.Artifacts {
-			if ofFormat(a, format) {
-				set.Entries = append(set.Entries, Entry{Release: res.Release, Artifact: a})
+		r := res.Release // one copy of the release header per release
+		rel := &r
+		for i := range rel.Artifacts {
+			if ofFormat(rel.Artifacts[i], format) {
+				if set.Entries == nil {
+					set.Entries = make([]Entry, 0, 16)
+				}
+				set.Entries = append(set.Entries, Entry{Release: rel, Artifact: &rel.Artifacts[i]})
 			}
 		}
 		n++

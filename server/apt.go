@@ -215,7 +215,9 @@ func (s *Server) aptDists(c *gin.Context) {
 		etag = s.Index.ETag(set.Product.Slug)
 	}
 	cacheKey := "deb\x00" + set.Product.Slug + "\x00" + set.Channel + "\x00" + set.Digest + "\x00" + key.fingerprints + "\x00" + etag
-	doc, err := s.apt.suites.Get(c, cacheKey, func(context.Context) (*aptSuite, error) {
+	// The render may outlive this request (it serves others too): it gets
+	// the request's context, never the gin.Context, which Gin reuses.
+	doc, err := s.apt.suites.Get(c.Request.Context(), cacheKey, func(context.Context) (*aptSuite, error) {
 		repo, err := apt.Render(set, apt.Options{Keys: key.keys, Now: s.now()})
 		if err != nil {
 			return nil, err

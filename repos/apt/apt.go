@@ -246,7 +246,9 @@ func gzipBytes(b []byte) ([]byte, error) {
 
 func xzBytes(b []byte) ([]byte, error) {
 	var out bytes.Buffer
-	w, err := xz.NewWriter(&out)
+	// The dictionary need not exceed the input: xz's default (8 MiB) makes
+	// the encoder allocate about 40 MiB per index, whatever its size.
+	w, err := xz.WriterConfig{DictCap: min(max(len(b), 64<<10), 8<<20)}.NewWriter(&out)
 	if err != nil {
 		return nil, fmt.Errorf("apt: xz: %w", err)
 	}

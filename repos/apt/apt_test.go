@@ -46,12 +46,12 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkg := func(name, arch string) releases.Artifact {
-		return releases.Artifact{Filename: name + "_" + arch + ".deb", Size: 1234, SHA256: strings.Repeat("a", 64), Status: releases.Uploaded, Platform: "linux",
+	pkg := func(name, arch string) *releases.Artifact {
+		return &releases.Artifact{Filename: name + "_" + arch + ".deb", Size: 1234, SHA256: strings.Repeat("a", 64), Status: releases.Uploaded, Platform: "linux",
 			Package: &releases.Package{Format: "deb", Name: name, Version: "1.0.0-1", Arch: arch, MD5: strings.Repeat("b", 32), SHA1: strings.Repeat("c", 40),
 				Control: "Package: " + name + "\nVersion: 1.0.0-1\nArchitecture: " + arch + "\nDescription: x\n y\n"}}
 	}
-	rel := releases.Release{Product: "acme", Version: "1.0.0"}
+	rel := &releases.Release{Product: "acme", Version: "1.0.0"}
 	set := repos.Set{Product: releases.Product{Slug: "acme", Name: "Acme Corp"}, Channel: "beta", Digest: strings.Repeat("d", 64),
 		Entries: []repos.Entry{{Release: rel, Artifact: pkg("acme-server", "amd64")}, {Release: rel, Artifact: pkg("acme-doc", "all")}, {Release: rel, Artifact: pkg("acme-arm", "armhf")}}}
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
