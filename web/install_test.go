@@ -43,7 +43,9 @@ func TestInstallInstructions(t *testing.T) {
 	f.publish("acme", "1.1.0-beta.1", "beta", "",
 		file{"acme-server_1.1.0~beta.1-1_amd64.deb", "linux", "amd64", deb("acme-server", "1.1.0~beta.1-1", "amd64")})
 	f.publish("tools", "1.0.0", "stable", "", file{"tools-1.0.0-linux-amd64.tar.gz", "linux", "amd64", []byte("tools")})
-	f.publish("lib", "2.0.0", "stable", "", file{"lib-tools_2.0.0-1_all.deb", "linux", "any", deb("lib-tools", "2.0.0-1", "all")})
+	libRPM := rpmtest.Build(t, rpmtest.Spec{Name: "lib-tools", Version: "2.0.0", Bare: true})
+	f.publish("lib", "2.0.0", "stable", "", file{"lib-tools_2.0.0-1_all.deb", "linux", "any", deb("lib-tools", "2.0.0-1", "all")},
+		file{filepath.Base(libRPM), "linux", "any", readFile(t, libRPM)})
 
 	keys := map[string]string{}
 	_, keys["all"] = f.license("all", []string{"acme", "tools", "lib"}, nil)
@@ -67,7 +69,7 @@ func TestInstallInstructions(t *testing.T) {
 			aptPackages: "acme-cli acme-server", dnfPackages: "acme-server", licensed: true},
 		{license: "windows", product: "acme"},
 		{license: "all", product: "tools"},
-		{license: "all", product: "lib", apt: []string{"stable"}, aptPackages: "lib-tools"},
+		{license: "all", product: "lib", apt: []string{"stable"}, aptPackages: "lib-tools", dnf: []string{"stable"}, dnfPackages: "lib-tools"},
 	} {
 		t.Run(tc.license+"/"+tc.product, func(t *testing.T) {
 			key := keys[tc.license]
@@ -164,14 +166,28 @@ func TestInstallInstructions(t *testing.T) {
 				}
 				return
 			}
-			cmd := "curl -fsS -u license:YOUR_LICENSE_KEY " + want[0] + " |\n  sudo install -m 0600 /dev/stdin /etc/yum.repos.d/" + tc.product + ".repo\nsudo dnf install " + tc.dnfPackages
+			creds := ""
+			if tc.licensed {
+				creds = "-u license:YOUR_LICENSE_KEY "
+			}
+			cmd := "curl -fsS " + creds + want[0] + " |\n  sudo install -m 0600 /dev/stdin /etc/yum.repos.d/" + tc.product + ".repo\nsudo dnf install " + tc.dnfPackages
 			if !strings.Contains(text, cmd) {
 				t.Errorf("no dnf commands %q:\n%s", cmd, text)
 			}
 			for _, u := range repoURLs {
 				r := get(t, f, u, "")
-				if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), "password=YOUR_LICENSE_KEY\n") {
+				if r.StatusCode != http.StatusOK || strings.Contains(string(r.body), "password=YOUR_LICENSE_KEY\n") != tc.licensed {
 					t.Errorf("GET %s (the page's link): %s\n%s", u, r.Status, r.body)
+				}
+				if !tc.licensed {
+					if strings.Contains(string(r.body), "password=") || strings.Contains(text, "YOUR_LICENSE_KEY") {
+						t.Errorf("credentials for an open product: %s\n%s", r.body, text)
+					}
+					base := strings.ReplaceAll(match(t, string(r.body), `baseurl=(\S+)`), "$basearch", "x86_64")
+					if r := get(t, f, base+"/repodata/repomd.xml", ""); r.StatusCode != http.StatusOK {
+						t.Errorf("GET %s/repodata/repomd.xml of an open product: %s", base, r.Status)
+					}
+					continue
 				}
 				r = get(t, f, u, key) // what the page's curl -u does
 				if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), "password="+key+"\n") {
