@@ -23,8 +23,9 @@ import (
 // package repos/apt and the README's "APT and YUM repositories".
 //
 // Credentials are the API's (HTTP Basic "license:<key>", which apt sends
-// from auth.conf without being asked, so no WWW-Authenticate challenge is
-// needed). Each caller gets the index of what its license may install
+// from auth.conf without being asked, so the 401 keeps the API's
+// "WWW-Authenticate: License" and never a Basic challenge; the real-apt
+// tests check both a good and a wrong key). Each caller gets the index of what its license may install
 // (repos.Permitted); the rendered and signed suite is cached under that
 // set's digest, the key's fingerprint and the update index's snapshot of
 // the product, so apt-get update from many machines costs a resolver walk
