@@ -121,6 +121,7 @@ func (h *Handler) dashboardView(c *gin.Context, who access.Caller) (*custView, e
 		if err != nil {
 			return nil, err
 		}
+		offered := map[string]bool{} // "channel/format" of the packages listed
 		for _, ch := range releases.Channels {
 			cv := custChannel{Name: ch}
 			for _, r := range rs {
@@ -134,6 +135,9 @@ func (h *Handler) dashboardView(c *gin.Context, who access.Caller) (*custView, e
 				}
 				cv.Releases = append(cv.Releases, rv)
 				for _, a := range r.Release.Artifacts {
+					if a.Package != nil {
+						offered[ch+"/"+a.Package.Format] = true
+					}
 					v.Builds = append(v.Builds, custBuild{
 						Value: buildValue(p.Slug, r.Release.Version, a.Filename),
 						Label: p.Name + " " + r.Release.Version + " · " + a.Platform + "/" + a.Arch + " · " + a.Filename,
@@ -146,7 +150,7 @@ func (h *Handler) dashboardView(c *gin.Context, who access.Caller) (*custView, e
 		}
 		// The instructions are an extra: a failure to work them out
 		// leaves them out, not the downloads.
-		if pv.Install, err = h.installFor(c.Request.Context(), h.publicURL(c), p); err != nil {
+		if pv.Install, err = h.installFor(c.Request.Context(), h.publicURL(c), p, offered); err != nil {
 			h.log.Warn("web: install instructions", "product", p.Slug, "err", err)
 			pv.Install = nil
 		}

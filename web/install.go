@@ -65,12 +65,18 @@ type repoFile struct {
 // the license may install packages released on it (each channel's
 // repository also lists the more stable channels' releases, so a
 // stable-only license is offered stable alone). base is the portal's
-// public URL.
-func (h *Handler) installFor(ctx context.Context, base string, p releases.Product) (*custInstall, error) {
+// public URL. offered names, as "channel/format", where the releases the
+// page lists have packages: only those channels are asked of
+// repos.Permitted (the page's list is a superset, up to its length), so a
+// product without packages costs nothing more.
+func (h *Handler) installFor(ctx context.Context, base string, p releases.Product, offered map[string]bool) (*custInstall, error) {
 	var in custInstall
 	for _, format := range []string{"deb", "rpm"} {
 		var channels, packages []string
 		for _, ch := range releases.Channels {
+			if !offered[ch+"/"+format] {
+				continue
+			}
 			set, err := repos.Permitted(ctx, h.Resolver, p.Slug, ch, format)
 			if portal.IsCode(err, portal.EForbidden) || portal.IsCode(err, portal.ENotFound) || portal.IsCode(err, portal.EUnauthorized) {
 				return nil, nil // refused: the page shows why elsewhere
