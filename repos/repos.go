@@ -155,6 +155,13 @@ type Cache[V any] struct {
 	mu      sync.Mutex
 	flights map[string]*flight[V]
 	slots   chan struct{}
+
+	// With LimitBytes: the bytes of the entries added since the cache
+	// last started over (entries that expired meanwhile still count, so
+	// it starts over early rather than late).
+	maxBytes int64
+	weigh    func(V) int64
+	bytes    int64 // guarded by mu
 }
 
 type flight[V any] struct {
@@ -168,6 +175,17 @@ type flight[V any] struct {
 func NewCache[V any](size int, ttl time.Duration, concurrency int) *Cache[V] {
 	return &Cache[V]{m: memo.New[string, V](ttl, size), flights: map[string]*flight[V]{}, slots: make(chan struct{}, max(concurrency, 1))}
 }
+
+// LimitBytes bounds the cache's memory as well as its entries: when an
+// entry would take the total past max bytes (as weigh counts them), the
+// cache starts over empty. Call it before the first Get.
+func (c *Cache[V]) LimitBytes(max int64, weigh func(V) int64) *Cache[V] {
+	c.maxBytes, c.weigh = max, weigh
+	return c
+}
+
+// Peek returns the entry for key if it is cached, without rendering.
+func (c *Cache[V]) Peek(key string) (V, bool) { return c.m.Get(key) }
 
 // Get returns the entry for key, rendering it with render on a miss.
 // render runs without the caller's cancellation (its result serves other
@@ -187,10 +205,19 @@ func (c *Cache[V]) Get(ctx context.Context, key string, render func(context.Cont
 			c.slots <- struct{}{}
 			f.v, f.err = render(bg)
 			<-c.slots
+			c.mu.Lock()
 			if f.err == nil {
+				if c.weigh != nil {
+					w := c.weigh(f.v)
+					if c.bytes+w > c.maxBytes {
+						c.m.Clear()
+						c.bytes = 0
+						gen = c.m.Gen()
+					}
+					c.bytes += w
+				}
 				c.m.PutIf(key, f.v, gen)
 			}
-			c.mu.Lock()
 			delete(c.flights, key)
 			c.mu.Unlock()
 			close(f.done)

@@ -69,3 +69,26 @@ func TestCacheRendersOnce(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestCacheLimitBytes(t *testing.T) {
+	c := NewCache[string](100, time.Hour, 1).LimitBytes(10, func(v string) int64 { return int64(len(v)) })
+	get := func(k, v string) string {
+		got, err := c.Get(context.Background(), k, func(context.Context) (string, error) { return v, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	get("a", "aaaa")
+	get("b", "bbbb")
+	if get("a", "new") != "aaaa" || get("b", "new") != "bbbb" {
+		t.Fatal("entries within the limit were dropped")
+	}
+	get("c", "cccc") // 12 bytes: the cache starts over with c alone
+	if get("a", "again") != "again" {
+		t.Fatal("the cache kept more than its byte limit")
+	}
+	if get("c", "new") != "cccc" {
+		t.Fatal("the entry that started the cache over is gone")
+	}
+}

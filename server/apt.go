@@ -51,9 +51,13 @@ type aptState struct {
 }
 
 type aptSeen struct {
-	content   string
-	since     time.Time
-	cur, prev *aptSuite
+	content string
+	since   time.Time
+	// cur and prev are the cache keys of the suite served now and of the
+	// one served before the content last changed: keys, not suites, so
+	// memory stays bounded by the suite cache (a prev suite gone from it
+	// is no longer served by hash).
+	cur, prev string
 }
 
 // aptSeenMax bounds the views remembered; past it the map starts over,
@@ -63,19 +67,25 @@ const aptSeenMax = 100_000
 // lastModified returns the Last-Modified of view when it is served
 // content (a key naming the content).
 func (a *aptState) lastModified(view, content string, now time.Time) time.Time {
-	t, _ := a.lastModifiedDoc(view, content, nil, now)
+	t, _ := a.lastModifiedDoc(view, content, "", now)
 	return t
 }
 
-// lastModifiedDoc is lastModified for a view served doc: it also returns
-// the suite the view was served before its content last changed (nil if
-// unknown), whose indexes apt may still ask for by hash.
-func (a *aptState) lastModifiedDoc(view, content string, doc *aptSuite, now time.Time) (time.Time, *aptSuite) {
+// lastModifiedDoc is lastModified for a view served the suite cached under
+// docKey: it also returns the key of the suite the view was served before
+// its content last changed ("" if unknown), whose indexes apt may still
+// ask for by hash.
+func (a *aptState) lastModifiedDoc(view, content, docKey string, now time.Time) (time.Time, string) {
 	now = now.UTC().Truncate(time.Second)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	prev, ok := a.seen[view]
 	if ok && prev.content == content {
+		if prev.cur != docKey {
+			// Re-rendered (a catalog change elsewhere): same content.
+			prev.cur = docKey
+			a.seen[view] = prev
+		}
 		return prev.since, prev.prev
 	}
 	since := now
@@ -85,7 +95,7 @@ func (a *aptState) lastModifiedDoc(view, content string, doc *aptSuite, now time
 	if len(a.seen) >= aptSeenMax {
 		a.seen = map[string]aptSeen{}
 	}
-	a.seen[view] = aptSeen{content: content, since: since, cur: doc, prev: prev.cur}
+	a.seen[view] = aptSeen{content: content, since: since, cur: docKey, prev: prev.cur}
 	return since, prev.cur
 }
 
@@ -118,13 +128,26 @@ type aptSuite struct {
 // aptSuiteCacheSize bounds the distinct views kept (a view is a few KiB
 // to a few hundred KiB of indexes); aptSuiteTTL re-renders even an unchanged
 // view now and then, so its Date moves.
+// aptSuiteCacheBytes bounds their memory: a view of a large catalog
+// (hundreds of releases) is a few MiB, and licenses that expire with
+// "maintain" on many different days each see their own.
 const (
-	aptSuiteCacheSize = 1024
-	aptSuiteTTL       = 6 * time.Hour
+	aptSuiteCacheSize  = 1024
+	aptSuiteCacheBytes = 256 << 20
+	aptSuiteTTL        = 6 * time.Hour
 )
 
+func (d *aptSuite) size() int64 {
+	n := len(d.repo.Release) + len(d.repo.InRelease) + len(d.repo.ReleaseGPG)
+	for _, b := range d.repo.Files {
+		n += len(b)
+	}
+	return int64(n)
+}
+
 func (s *Server) aptRoutes(e *gin.Engine) {
-	s.apt = &aptState{suites: repos.NewCache[*aptSuite](aptSuiteCacheSize, aptSuiteTTL, 2), seen: map[string]aptSeen{}}
+	s.apt = &aptState{seen: map[string]aptSeen{},
+		suites: repos.NewCache[*aptSuite](aptSuiteCacheSize, aptSuiteTTL, 2).LimitBytes(aptSuiteCacheBytes, (*aptSuite).size)}
 	g := e.Group("/apt/:product", s.authenticate)
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		g.Handle(m, "/key.asc", s.aptPublicKey)
@@ -238,7 +261,7 @@ func (s *Server) aptDists(c *gin.Context) {
 	}
 	// Last-Modified follows the view's content only: an unrelated catalog
 	// change re-renders, but apt's copy stays current (304).
-	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), set.Digest+"\x00"+key.fingerprints, doc, s.now())
+	modified, before := s.apt.lastModifiedDoc(aptView(c, set.Product.Slug, set.Channel), set.Digest+"\x00"+key.fingerprints, cacheKey, s.now())
 	var body []byte
 	contentType := "text/plain; charset=utf-8"
 	switch file {
@@ -253,8 +276,10 @@ func (s *Server) aptDists(c *gin.Context) {
 		if body, ok = doc.repo.Files[file]; !ok && strings.Contains(file, "/by-hash/") {
 			// The caller's view now, or the one it had before its last
 			// change (its InRelease may be from then): never another's.
-			if body, ok = doc.repo.ByHash(file); !ok && before != nil {
-				body, ok = before.repo.ByHash(file)
+			if body, ok = doc.repo.ByHash(file); !ok && before != "" {
+				if old, cached := s.apt.suites.Peek(before); cached {
+					body, ok = old.repo.ByHash(file)
+				}
 			}
 		}
 		if !ok {
