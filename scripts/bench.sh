@@ -46,7 +46,7 @@
 # (64), BENCH_THREADS (2), BENCH_BLOB_CONNECTIONS (1), BENCH_RELEASES
 # (10000), BENCH_LICENSES (1000000), BENCH_MEMORY_LOAD (60s),
 # BENCH_ETCD_RELEASES (1000) and BENCH_ETCD_LICENSES (10000) for the etcd
-# lines, BENCH_BUDGET (seconds the run should stay under, 570: reruns only while
+# lines, BENCH_BUDGET (seconds the run should stay under, 590: reruns only while
 # there is time), BENCH_GO (1; 0 skips the Go benchmarks and "ledger" runs
 # only the ledger's before/after, for a quick check of the script), BENCH_CACHE (~/.cache/portal-bench), BENCH_OUT
 # (docs/BENCHMARKS.md), BENCH_RAW (docs/bench-raw).
@@ -68,7 +68,7 @@ LICENSES=${BENCH_LICENSES:-1000000}
 MEM_LOAD=${BENCH_MEMORY_LOAD:-60s}
 ETCD_RELEASES=${BENCH_ETCD_RELEASES:-1000}
 ETCD_LICENSES=${BENCH_ETCD_LICENSES:-10000}
-BUDGET=${BENCH_BUDGET:-570}
+BUDGET=${BENCH_BUDGET:-590}
 GOBENCH=${BENCH_GO:-1}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portal-bench}
 OUT_MD=${BENCH_OUT:-docs/BENCHMARKS.md}
@@ -385,13 +385,15 @@ compare() {
 		fi
 	fi
 }
-# A rerun costs PAIRS x 2 runs; the fixed rest after the pairs (report) is
-# a few seconds.
+# pairs_cost N: about how long N comparisons of PAIRS pairs take.
+pairs_cost() { echo $(($1 * PAIRS * 2 * (${DURATION%s} + 1))); }
+# retry_undecided RESERVE: run each undecided comparison once more while
+# that leaves RESERVE seconds, the estimated rest of the run, in the budget.
 retry_undecided() {
-	local name cost
-	cost=$((PAIRS * 2 * (${DURATION%s} + 1)))
+	local name cost reserve=$1
+	cost=$(pairs_cost 1)
 	for name in "${UNDECIDED[@]}"; do
-		if [ $(($(date +%s) - START + cost)) -lt "$BUDGET" ]; then
+		if [ $(($(date +%s) - START + cost + reserve)) -lt "$BUDGET" ]; then
 			compare "$name" 2
 		else
 			echo "bench.sh: $name is too spread to decide, and a rerun would exceed the ${BUDGET}s budget" >&2
@@ -493,7 +495,8 @@ CONN_OF[blob]=$BLOB_CONNS
 for name in upgrade upgrade-nginx feed-nginx grant-local share blob; do
 	compare "$name"
 done
-retry_undecided
+# The rest: the S3 and etcd comparisons, their start-up and seeding, the report.
+retry_undecided $(($(pairs_cost 4) + 40))
 stop_portal
 
 # --- portal, S3 store (same catalog; the grant only presigns) ---------------
@@ -521,7 +524,7 @@ RUN_ARGS[grant-s3-presign]=${RUN_ARGS[grant-s3]}
 for name in grant-s3 grant-s3-presign; do
 	compare "$name"
 done
-retry_undecided
+retry_undecided $(($(pairs_cost 2) + 30))
 stop_portal
 
 # --- portal on an etcd cluster ----------------------------------------------
@@ -573,7 +576,7 @@ if [ -x "$BIN/etcdcluster" ]; then
 	sleep 2 # the last flush
 	REV1=$(revision)
 	T1=$(date +%s)
-	retry_undecided
+	retry_undecided 10
 	export WRK_KEYS=$SEED/keys
 	stop_portal
 	GRANTS=$(cat "$RES"/wrk/etcd-grant.1.*.run.wrk | awk '/requests in/ {n += $1} END {print n + 0}')
