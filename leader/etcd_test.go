@@ -244,7 +244,9 @@ func TestEtcdLeaderSurvivesAMemberStop(t *testing.T) {
 	mk := func(name string) *replica {
 		cli := c.NewClient(t)
 		r := &replica{name: name, cli: cli, done: make(chan struct{})}
-		r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: 2 * time.Second, Value: name})
+		// A TTL the client's reconnection to another member fits in, even
+		// on a loaded machine (the term ends a fifth of it early).
+		r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: 4 * time.Second, Value: name})
 		r.s = leader.NewScheduler(r.el, nil)
 		r.s.SetRetry(50 * time.Millisecond)
 		r.s.Loop("count", jc.job(name))
@@ -257,7 +259,7 @@ func TestEtcdLeaderSurvivesAMemberStop(t *testing.T) {
 	a := mk("a")
 	waitLeader(t, []*replica{a}, nil, 10*time.Second)
 	c.StopMember(max(c.Leader(), 0))
-	time.Sleep(3 * time.Second) // longer than the TTL: renewals went on
+	time.Sleep(5 * time.Second) // longer than the TTL: renewals went on
 	if !a.s.Leading() || a.s.Terms() != 1 {
 		t.Fatalf("after a member stop: leading %v, terms %d", a.s.Leading(), a.s.Terms())
 	}
