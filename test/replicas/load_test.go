@@ -137,12 +137,14 @@ func TestEtcdLoadPerOperation(t *testing.T) {
 
 	// A request that read etcd would cost at least one range each; the
 	// caches' expiry (licenses.CacheTTL, releases.ProductCacheTTL) allows a
-	// few reads per product and license per TTL, whatever the traffic.
+	// few reads per product and license per TTL, whatever the traffic, and
+	// a change of leader on a loaded machine a few reads and two writes
+	// (its election keys).
 	for _, c := range []struct {
 		what string
 		d    etcdLoad
 	}{{"upgrade checks", up}, {"feed requests", feed}} {
-		if c.d.ranges > 10 || c.d.revs != 0 {
+		if c.d.ranges > 10 || c.d.revs > 2 {
 			t.Errorf("300 %s cost etcd %.0f reads and %.0f writes; want them answered from memory", c.what, c.d.ranges, c.d.revs)
 		}
 	}
