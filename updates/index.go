@@ -204,6 +204,25 @@ func (x *Index) Releases(product string) []releases.Release {
 	return pi.newest
 }
 
+// Published returns the published release of the product with exactly
+// this version string, from the index's snapshot, or false when the index
+// holds none (not published, yanked, a draft, unknown, or the version
+// spelled another way). The release is shared with the index: read it,
+// never modify it. A caller that needs a certain answer for a miss reads
+// the catalog; a hit costs no store read, which keeps the download path
+// off the store on every replica (an etcd cluster above all).
+func (x *Index) Published(product, ver string) (releases.Release, bool) {
+	pi, ok := x.product(product)
+	if !ok {
+		return releases.Release{}, false
+	}
+	i, ok := pi.byVer[ver]
+	if !ok {
+		return releases.Release{}, false
+	}
+	return pi.entries[i].rel, true
+}
+
 // ETag returns a quoted HTTP entity tag that changes whenever the product's
 // snapshot is rebuilt, and differs between processes, so a cached feed is
 // never mistaken for a current one after a restart. It is "" for a product

@@ -102,8 +102,10 @@ func (rs *Resolver) query(req *Request, p releases.Product, c access.Caller) Que
 // Resolve answers the request for the caller in ctx. For "latest" the
 // answer is the newest published release on the channel with a build the
 // caller may have; when there is none the error is a *NotAvailable (see
-// Index.Resolve). For an exact version it reads the release from the
-// catalog (so a just-yanked release is refused at once), and managers may
+// Index.Resolve). For an exact version it takes a published release from the
+// index (which follows the store's watch, and which this replica's own
+// lifecycle changes refresh before they answer) and reads the catalog
+// only when the index has none, for the precise refusal; managers may
 // have drafts and yanked releases. Every refusal is a *portal.Error with
 // its precise code.
 func (rs *Resolver) Resolve(ctx context.Context, req Request) (Resolution, error) {
@@ -116,6 +118,17 @@ func (rs *Resolver) Resolve(ctx context.Context, req Request) (Resolution, error
 	if req.Version == "" || req.Version == "latest" {
 		res.Match, err = rs.index.Resolve(q)
 		return res, err
+	}
+	// A published release is taken from the index: it follows every
+	// replica's writes through the store's watch (milliseconds), and this
+	// replica's own lifecycle changes refresh it before they answer. Only
+	// a miss (draft, yanked, unknown, or a manager's request) reads the
+	// catalog, for the precise refusal or the draft.
+	if !c.SeesDrafts(p.Slug) {
+		if r, ok := rs.index.Published(p.Slug, req.Version); ok {
+			res.Match, err = rs.index.One(q, r)
+			return res, err
+		}
 	}
 	r, err := rs.catalog.Release(ctx, p.Slug, req.Version)
 	if err != nil {
