@@ -509,8 +509,27 @@ func report(dir, out string) error {
 		count(r <= 1.5)
 		p("| %s | <= 1.5x | %.2fx (%.0f -> %.0f ns/op, fastest run of each) | %s |\n", what, r, a.ns, b.ns, v)
 	}
-	flat("license lookup from the store, 10,000 -> 1,000,000 licenses", "BenchmarkByKey/licenses=10000/store", "BenchmarkByKey/licenses=1000000/store")
-	flat("license lookup (cached), 10,000 -> 1,000,000 licenses", "BenchmarkByKey/licenses=10000/cached", "BenchmarkByKey/licenses=1000000/cached")
+	// License lookups (bench/lookup): the smallest and the largest catalog.
+	lo, hi := -1, -1
+	for name := range byName {
+		var n int
+		if _, err := fmt.Sscanf(name, "BenchmarkByKey/licenses=%d/", &n); err == nil {
+			if lo < 0 || n < lo {
+				lo = n
+			}
+			if n > hi {
+				hi = n
+			}
+		}
+	}
+	for _, mode := range []string{"store", "cached"} {
+		what := "license lookup from the store"
+		if mode == "cached" {
+			what = "license lookup (cached)"
+		}
+		flat(fmt.Sprintf("%s, %d -> %d licenses (seeded catalogs, bench/lookup)", what, lo, hi),
+			fmt.Sprintf("BenchmarkByKey/licenses=%d/%s", lo, mode), fmt.Sprintf("BenchmarkByKey/licenses=%d/%s", hi, mode))
+	}
 	for _, c := range []string{"upgrade", "upgrade-licensed", "current", "no-artifact-10-back"} {
 		flat("latest-version lookup "+c+", 10 -> 100,000 releases", "BenchmarkLatest/releases=10/"+c, "BenchmarkLatest/releases=100000/"+c)
 	}
