@@ -424,3 +424,39 @@ func TestQuotaReloadAfterWatchReset(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// Rollups go by count by default; RollupInterval adds one by time.
+func TestRollupTriggers(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, filepath.Join(t.TempDir(), "portal.db"))
+	defer db.Close()
+	byCount := newLedger(t, db, ledger.Options{FlushInterval: time.Hour, RollupGrants: 3})
+	byTime := newLedger(t, db, ledger.Options{FlushInterval: time.Hour, RollupGrants: 1000, RollupInterval: time.Millisecond})
+	for i := range 2 {
+		byCount.Record(grant("lic1", i))
+	}
+	if err := byCount.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := byCount.Stats().Indexed; n != 0 {
+		t.Fatalf("%d grants indexed below RollupGrants", n)
+	}
+	byCount.Record(grant("lic1", 2))
+	if err := byCount.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := byCount.Stats().Indexed; n != 3 {
+		t.Fatalf("%d grants indexed at RollupGrants, want 3", n)
+	}
+	byTime.Record(grant("lic2", 0))
+	time.Sleep(5 * time.Millisecond)
+	if err := byTime.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := byTime.Stats().Indexed; n != 1 {
+		t.Fatalf("%d grants indexed after RollupInterval, want 1", n)
+	}
+	if gs := allGrants(t, byTime, "lic1", 2); len(gs) != 3 {
+		t.Fatalf("lic1: %d grants listed, want 3", len(gs))
+	}
+}

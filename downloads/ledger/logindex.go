@@ -97,7 +97,8 @@ func licenseOf(v []byte) (string, error) {
 // rollupDue says whether Flush should index the log now. The caller holds
 // flushMu.
 func (l *Ledger) rollupDue() bool {
-	return l.sinceRollup >= l.rollupGrants || l.sinceRollup > 0 && time.Since(l.lastRollup) >= l.rollupInterval
+	return l.sinceRollup >= l.rollupGrants ||
+		l.rollupInterval > 0 && l.sinceRollup > 0 && time.Since(l.lastRollup) >= l.rollupInterval
 }
 
 var errWatermarkMoved = errors.New("ledger: the index was extended meanwhile")
