@@ -41,6 +41,38 @@
 //
 // Records are kept after they expire or are revoked, for the customer's
 // list; Purge removes those expired before a given time.
+//
+// # Records in memory
+//
+// Opening a link (Verify) is a hot path, and on a shared store (etcd) a
+// store read per open would be a network round trip to the cluster. So a
+// Service keeps the link records it has read in memory, and Verify serves
+// a record from there when it holds one. How the copies stay right:
+//
+//   - Only records read from the store are kept. A record the store does
+//     not hold is never remembered as missing: a miss always reads the
+//     store, so a link created a moment ago on another replica (whose
+//     token can reach this one before any watch event) opens at once.
+//   - A store watch of "lnk/", started by New, drops the copy of every link
+//     written or deleted anywhere (a revocation, a deletion by Create or
+//     Purge), as soon as the change is delivered: just after the commit on
+//     bbolt, the watch's latency (milliseconds) on etcd. A store.EventReset
+//     (a compacted etcd revision, a watcher that fell behind) drops them
+//     all. The next open reads the record again.
+//   - Revoke, Create and Purge drop the copies of the links they changed
+//     after their commit, before they return: the replica that revoked
+//     refuses the link at once, whatever the watch does.
+//   - CacheTTL bounds, whatever the watch does (refused, reconnecting,
+//     lagging), how long a copy is served: a revocation made on another
+//     replica is refused here within CacheTTL of its commit at worst. Under
+//     load, each hot link costs each replica one store read per CacheTTL,
+//     however many times it is opened.
+//
+// The memory is bounded: at most CacheSize records, each about 350 bytes
+// with its map entry (measured with typical field lengths), so under
+// 20 MiB when full; then the cache starts over empty and refills from the
+// store as links are opened. A copy is only dropped or replaced, never
+// modified.
 package links
 
 import (
@@ -62,6 +94,7 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/audit"
+	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
 )
@@ -119,6 +152,15 @@ func target(id string) string { return "link/" + id }
 // SetPerLicense says otherwise.
 const DefaultPerLicense = 100
 
+// CacheTTL bounds how long Verify serves a link record from memory without
+// reading the store (see the package doc): the most a revocation made on
+// another replica can go unseen here when the store's watch does not
+// deliver it.
+const CacheTTL = time.Second
+
+// CacheSize is the most link records a Service keeps in memory.
+const CacheSize = 50_000
+
 // Service creates, verifies and revokes links. It is safe for concurrent use.
 type Service struct {
 	db         store.DB
@@ -126,6 +168,9 @@ type Service struct {
 	old        []byte // a previous secret Verify still accepts (AcceptAlso)
 	now        func() time.Time
 	perLicense atomic.Int64
+	// records holds link records read from the store, by ID (see the
+	// package doc for how they follow the store).
+	records *memo.Cache[string, Link]
 }
 
 // SetPerLicense sets how many links one license may keep stored (n >= 1;
@@ -138,7 +183,9 @@ func (s *Service) SetPerLicense(n int) {
 
 // New returns the link service. secret is the HMAC key (at least
 // MinSecretLen bytes; see LoadOrCreateSecret); it is copied. now defaults to
-// time.Now.
+// time.Now. New starts a watch of db for the records kept in memory, with a
+// goroutine that runs until db is closed; if db refuses the watch, the
+// copies are bounded by CacheTTL alone.
 func New(db store.DB, secret []byte, now func() time.Time) (*Service, error) {
 	if len(secret) < MinSecretLen {
 		return nil, portal.Errorf(portal.EInvalid, "links: the secret must be at least %d bytes, not %d", MinSecretLen, len(secret))
@@ -146,9 +193,28 @@ func New(db store.DB, secret []byte, now func() time.Time) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{db: db, secret: slices.Clone(secret), now: now}
+	s := &Service{db: db, secret: slices.Clone(secret), now: now,
+		records: memo.New[string, Link](CacheTTL, CacheSize)}
 	s.perLicense.Store(DefaultPerLicense)
+	if events, err := db.Watch(context.Background(), []byte(recordPrefix)); err == nil {
+		go s.records.Follow(events, recordID)
+	}
 	return s, nil
+}
+
+// recordID names the link whose record key is k; index keys and the
+// shared secret are not records.
+func recordID(k []byte) (string, bool) {
+	id, ok := strings.CutPrefix(string(k), recordPrefix)
+	return id, ok && validID(id)
+}
+
+// forget drops the in-memory copies of links after a commit that changed
+// them.
+func (s *Service) forget(ids ...string) {
+	for _, id := range ids {
+		s.records.Delete(id)
+	}
 }
 
 // Create stores a new link to l's license and artifact, living ttl, and
@@ -187,8 +253,10 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 	l.RevokedAt = nil
 
 	max := int(s.perLicense.Load())
+	var deleted []string
 	err := s.db.Update(ctx, func(tx store.Tx) error {
-		if err := makeRoom(ctx, tx, l.License, max, now); err != nil {
+		var err error
+		if deleted, err = makeRoom(ctx, tx, l.License, max, now); err != nil {
 			return err
 		}
 		for range 3 {
@@ -213,6 +281,7 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 		}
 		return errors.New("three random link IDs in a row are taken")
 	})
+	s.forget(deleted...)
 	if portal.IsCode(err, portal.EConflict) {
 		return Link{}, "", err
 	}
@@ -223,13 +292,14 @@ func (s *Service) Create(ctx context.Context, l Link, ttl, maxTTL time.Duration)
 }
 
 // makeRoom deletes dead links of license until it holds fewer than max
-// links, or refuses with EConflict when its live links alone reach max.
+// links, or refuses with EConflict when its live links alone reach max. It
+// returns the IDs of the links it deleted.
 // Each deletion is audited (link.delete). It deletes at most
 // (store.MaxTxnOps-4)/3 links (two keys and a record each), leaving room in
 // the transaction for the new link, its record and the audit sequence
 // (after a lowered limit, a license over it shrinks by that many per
 // Create).
-func makeRoom(ctx context.Context, tx store.Tx, license string, max int, now time.Time) error {
+func makeRoom(ctx context.Context, tx store.Tx, license string, max int, now time.Time) ([]string, error) {
 	prefix := indexKey(license, "")
 	var ids []string
 	err := tx.Scan(prefix, store.ScanOptions{}, func(k, _ []byte) (bool, error) {
@@ -237,7 +307,7 @@ func makeRoom(ctx context.Context, tx store.Tx, license string, max int, now tim
 		return true, nil
 	})
 	if err != nil || len(ids) < max {
-		return err
+		return nil, err
 	}
 	live := 0
 	var dead []Link
@@ -248,11 +318,11 @@ func makeRoom(ctx context.Context, tx store.Tx, license string, max int, now tim
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var l Link
 		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("link %s: %w", id, err)
+			return nil, fmt.Errorf("link %s: %w", id, err)
 		}
 		if l.RevokedAt != nil || !now.Before(l.ExpiresAt) {
 			dead = append(dead, l)
@@ -261,22 +331,24 @@ func makeRoom(ctx context.Context, tx store.Tx, license string, max int, now tim
 		}
 	}
 	if live >= max {
-		return portal.Errorf(portal.EConflict, "this license already has %d live share links, the most it may hold: revoke one (DELETE /v1/links/{id}) or wait until one expires", live)
+		return nil, portal.Errorf(portal.EConflict, "this license already has %d live share links, the most it may hold: revoke one (DELETE /v1/links/{id}) or wait until one expires", live)
 	}
 	slices.SortFunc(dead, func(a, b Link) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
 	n := min(len(ids)-max+1, len(dead), (store.MaxTxnOps-4)/3)
+	deleted := make([]string, 0, n)
 	for _, l := range dead[:n] {
 		if err := tx.Delete(recordKey(l.ID)); err != nil {
-			return err
+			return nil, err
 		}
 		if err := tx.Delete(indexKey(license, l.ID)); err != nil {
-			return err
+			return nil, err
 		}
 		if err := audit.Write(ctx, tx, ActionDelete, target(l.ID), l, nil); err != nil {
-			return err
+			return nil, err
 		}
+		deleted = append(deleted, l.ID)
 	}
-	return nil
+	return deleted, nil
 }
 
 func validate(l Link) error {
@@ -386,6 +458,28 @@ func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
 	if !s.now().Before(expiry) {
 		return Link{}, portal.Errorf(portal.ELinkExpired, "this share link expired at %s", expiry.Format(time.RFC3339))
 	}
+	l, found, err := s.record(ctx, id)
+	if err != nil {
+		return Link{}, fmt.Errorf("links: load %s: %w", id, err)
+	}
+	if !found || l.RevokedAt != nil {
+		return Link{}, portal.Errorf(portal.ELinkRevoked, "this share link was revoked")
+	}
+	if l.ID != id || !hmac.Equal(tag[halfTagLen:], tagB(secret, l, l.ExpiresAt.Unix())) {
+		return Link{}, portal.Errorf(portal.ESignatureInvalid, "this share link does not match what was shared")
+	}
+	return l, nil
+}
+
+// record returns link id's record: the copy in memory, else the store's
+// (kept in memory unless a change to the links was seen while it was read,
+// as that copy may predate it). A missing record is not remembered: the
+// next call reads the store again.
+func (s *Service) record(ctx context.Context, id string) (Link, bool, error) {
+	if l, ok := s.records.Get(id); ok {
+		return l, true, nil
+	}
+	gen := s.records.Gen()
 	var l Link
 	found := true
 	err := s.db.View(ctx, func(tx store.Tx) error {
@@ -399,16 +493,11 @@ func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
 		}
 		return json.Unmarshal(v, &l)
 	})
-	if err != nil {
-		return Link{}, fmt.Errorf("links: load %s: %w", id, err)
+	if err != nil || !found {
+		return Link{}, false, err
 	}
-	if !found || l.RevokedAt != nil {
-		return Link{}, portal.Errorf(portal.ELinkRevoked, "this share link was revoked")
-	}
-	if l.ID != id || !hmac.Equal(tag[halfTagLen:], tagB(secret, l, l.ExpiresAt.Unix())) {
-		return Link{}, portal.Errorf(portal.ESignatureInvalid, "this share link does not match what was shared")
-	}
-	return l, nil
+	s.records.PutIf(id, l, gen)
+	return l, true, nil
 }
 
 // parse splits a token without trusting any of it: bounded length, exact
@@ -478,6 +567,9 @@ func (s *Service) Revoke(ctx context.Context, id, license string) error {
 		}
 		return audit.Write(ctx, tx, ActionRevoke, target(id), before, l)
 	})
+	// Also after an error: an Update whose context ended while it
+	// committed may have committed.
+	s.forget(id)
 	if err != nil && portal.ErrorCode(err) != portal.ENotFound {
 		return fmt.Errorf("links: revoke %s: %w", id, err)
 	}
@@ -555,8 +647,9 @@ func (s *Service) Purge(ctx context.Context, before time.Time) (int, error) {
 	for {
 		n := 0
 		var last []byte
+		var deleted []string
 		err := s.db.Update(ctx, func(tx store.Tx) error {
-			n, last = 0, nil
+			n, last, deleted = 0, nil, nil
 			var dead []Link
 			err := tx.Scan([]byte(recordPrefix), store.ScanOptions{After: after}, func(k, v []byte) (bool, error) {
 				if !validID(string(k[len(recordPrefix):])) {
@@ -582,10 +675,12 @@ func (s *Service) Purge(ctx context.Context, before time.Time) (int, error) {
 				if err := tx.Delete(indexKey(l.License, l.ID)); err != nil {
 					return err
 				}
+				deleted = append(deleted, l.ID)
 				n++
 			}
 			return nil
 		})
+		s.forget(deleted...)
 		if err != nil {
 			return total, fmt.Errorf("links: purge: %w", err)
 		}
