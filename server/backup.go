@@ -1,7 +1,11 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,13 +26,16 @@ func (s *Server) backupRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/admin/backup", s.requireAdmin, s.backup)
 }
 
-// backup streams a backup of the whole store (package store/backup's
-// format), audited as store.backup before the first byte. The answer is
-// 200 with the file as it is written, from one snapshot; a failure after
-// the first byte cuts the connection, leaving the client a file without
-// its checksum, which every reader of the format refuses. While the
-// backup is read the store's snapshot stays open (on bbolt, a writer that
-// must grow the file waits for it), so the client should read promptly.
+// backup sends a backup of the whole store (package store/backup's
+// format), audited as store.backup. The backup is first written from one
+// snapshot into a temporary file, then sent from that file: the store's
+// snapshot is closed before the first byte goes out, so a client that
+// reads slowly holds a file descriptor and disk space, never a store
+// transaction (on bbolt, an open read transaction makes every writer that
+// must grow the file wait). A failure while writing is an ordinary error
+// answer; the answer carries Content-Length, so a client cut off while
+// reading knows its copy is short (and every reader of the format refuses
+// a file without its checksum anyway).
 func (s *Server) backup(c *gin.Context) {
 	select {
 	case backupSlots <- struct{}{}:
@@ -39,34 +46,33 @@ func (s *Server) backup(c *gin.Context) {
 		s.fail(c, e)
 		return
 	}
+	f, err := os.CreateTemp("", "portal-backup-*")
+	if err != nil {
+		s.fail(c, fmt.Errorf("server: backup: spool file: %w", err))
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := backup.WriteAudited(c.Request.Context(), s.Store, f, s.opts.StoreDriver, s.now()); err != nil {
+		s.fail(c, err)
+		return
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		s.fail(c, fmt.Errorf("server: backup: spool file: %w", err))
+		return
+	}
 	name := "portal-" + s.now().UTC().Format("20060102T150405Z") + ".backup"
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Cache-Control", "no-store")
-	w := &startedWriter{w: c.Writer}
-	if _, err := backup.WriteAudited(c, s.Store, w, s.opts.StoreDriver, s.now()); err != nil {
-		if !w.started {
-			h.Del("Content-Disposition")
-			h.Del("Content-Type")
-			s.fail(c, err)
-			return
-		}
-		s.log.Error("backup cut short", "err", err)
-		panic(http.ErrAbortHandler)
+	c.Writer.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(c.Writer, f); err != nil {
+		s.log.Warn("backup: the client stopped reading", "err", err)
 	}
-}
-
-// startedWriter tells whether anything was written.
-type startedWriter struct {
-	w       gin.ResponseWriter
-	started bool
-}
-
-func (sw *startedWriter) Write(p []byte) (int, error) {
-	if !sw.started {
-		sw.started = true
-		sw.w.WriteHeader(http.StatusOK)
-	}
-	return sw.w.Write(p)
 }

@@ -513,7 +513,8 @@ objects:
 }
 
 // TestBackupRouteBounded: two backups a client does not read hold their
-// slots; a third is 429 with Retry-After until one ends.
+// slots, but no store transaction; a third is 429 with Retry-After until
+// one ends.
 func TestBackupRouteBounded(t *testing.T) {
 	dir := t.TempDir()
 	url, a := serveDir(t, dir, nil)
@@ -553,6 +554,29 @@ func TestBackupRouteBounded(t *testing.T) {
 	third.Body.Close()
 	if third.StatusCode != http.StatusTooManyRequests || third.Header.Get("Retry-After") == "" {
 		t.Fatalf("a third backup at once: %d %v", third.StatusCode, third.Header)
+	}
+	// The held backups hold no store transaction (they are sent from a
+	// spooled file): a write that must grow the bbolt file commits while
+	// their clients read nothing. Were a snapshot still open, this Update
+	// would wait until the test's own deadline.
+	grown := make(chan error, 1)
+	go func() {
+		grown <- a.DB.Update(context.Background(), func(tx store.Tx) error {
+			for i := range 64 {
+				if err := tx.Put(fmt.Appendf(nil, "zz/grow/%02d", i), big); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-grown:
+		if err != nil {
+			t.Fatalf("a write while backups are held: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write that grows the store waited for the held backups")
 	}
 	// Read one to its end: it checks out, and its slot is free again.
 	b, err := io.ReadAll(held[0].Body)
