@@ -67,7 +67,8 @@ for target in \
 	./pkgmeta:FuzzParseRPM ./store/backup:FuzzVerify; do
 	pkg=${target%%:*} name=${target#*:}
 	echo "test.sh: fuzz $name ($pkg, $fuzztime)"
-	fuzzrun() { go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$pkg" >"$work/fuzz.log" 2>&1; }
+	# timeout: a fuzz run that hangs fails the suite instead of holding CI.
+	fuzzrun() { timeout 180 go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$pkg" >"$work/fuzz.log" 2>&1; }
 	if ! fuzzrun; then
 		# Go's fuzzer can report "context deadline exceeded" when -fuzztime
 		# ends while a worker is mid-input, with no failing input found:
