@@ -124,6 +124,12 @@ func TestEtcdLoadPerOperation(t *testing.T) {
 			t.Fatalf("link: %d %s", status, body)
 		}
 	})
+	// Opened again: the records are in A's watch-fed memory now.
+	measure("share link reopen (A)", 100, 300*time.Millisecond, func(i int) {
+		if status, body := call(t, "GET", a.url+"/d/"+tokens[i%len(tokens)], "", nil); status != 303 {
+			t.Fatalf("link: %d %s", status, body)
+		}
+	})
 	measure("license suspend+reinstate (A)", 10, 0, func(int) {
 		must(t, 200, "POST", a.url+"/v1/licenses/"+licID+"/suspend", auth, nil, nil)
 		must(t, 200, "POST", a.url+"/v1/licenses/"+licID+"/reinstate", auth, nil, nil)
