@@ -291,8 +291,13 @@ func (s *Service) Quota(ctx context.Context, l *licenses.License) (Quota, error)
 }
 
 // OpenLink checks a share link's token now and returns the link and the
-// caller it acts as: the license that made it, read afresh, so a license
-// suspended, revoked or deleted since stops its links at once.
+// caller it acts as: the license that made it, as licenses.Service has it
+// now, so a license suspended, revoked or deleted since stops its links.
+// Neither the link record nor the license is read from the store when the
+// memory that follows the store's watch holds it (see package links and
+// licenses.Service): a change made on another replica takes effect here
+// within the watch's lag, and at worst within links.CacheTTL and
+// licenses.CacheTTL.
 func (s *Service) OpenLink(ctx context.Context, token string) (links.Link, access.Caller, error) {
 	link, err := s.links.Verify(ctx, token)
 	if err != nil {
