@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/portaldist/portal/secret"
 	"github.com/portaldist/portal/store"
@@ -18,6 +19,13 @@ func (s *Service) ByDigest(ctx context.Context, digest string) (Token, error) {
 	if len(digest) != 64 {
 		return Token{}, ErrBadToken
 	}
+	t, _, err := s.byDigest(ctx, digest)
+	return t, err
+}
+
+// byDigest reads the token whose digest is digest, as ByDigest and
+// Authenticate answer it, and returns the time its expiry was judged at.
+func (s *Service) byDigest(ctx context.Context, digest string) (Token, time.Time, error) {
 	var t Token
 	err := s.db.View(ctx, func(tx store.Tx) error {
 		id, err := tx.Get([]byte(digestPrefix + digest))
@@ -43,10 +51,11 @@ func (s *Service) ByDigest(ctx context.Context, digest string) (Token, error) {
 		return nil
 	})
 	if err != nil {
-		return Token{}, err
+		return Token{}, time.Time{}, err
 	}
-	if t.ExpiresAt != nil && !s.now().Before(*t.ExpiresAt) {
-		return Token{}, ErrExpired
+	now := s.now()
+	if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
+		return Token{}, time.Time{}, ErrExpired
 	}
-	return t, nil
+	return t, now, nil
 }

@@ -188,37 +188,9 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Token, error) {
 	if !secret.WellFormed(raw, Prefix) {
 		return Token{}, ErrBadToken
 	}
-	d := secret.Digest(raw)
-	var t Token
-	err := s.db.View(ctx, func(tx store.Tx) error {
-		id, err := tx.Get([]byte(digestPrefix + d))
-		if errors.Is(err, store.ErrNotFound) {
-			return ErrBadToken
-		}
-		if err != nil {
-			return err
-		}
-		b, err := tx.Get([]byte(tokenPrefix + string(id)))
-		if errors.Is(err, store.ErrNotFound) {
-			return ErrBadToken
-		}
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(b, &t); err != nil {
-			return err
-		}
-		if !secret.Equal(t.Digest, d) {
-			return ErrBadToken
-		}
-		return nil
-	})
+	t, now, err := s.byDigest(ctx, secret.Digest(raw))
 	if err != nil {
 		return Token{}, err
-	}
-	now := s.now()
-	if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
-		return Token{}, ErrExpired
 	}
 	s.noteUse(t.ID, t.LastUsedAt, now)
 	return t, nil
