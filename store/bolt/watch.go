@@ -4,22 +4,18 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/internal/watchq"
 )
 
 // watcher is one DB.Watch. publish appends to queue (never blocking);
-// run moves the queue onto out.
+// queue.Run moves it onto out.
 type watcher struct {
 	prefix string
-	max    int
 	out    chan store.Event
-	wake   chan struct{} // capacity 1: queue may have grown
 	stop   chan struct{} // closed by DB.Close
-
-	mu    sync.Mutex
-	queue []store.Event
+	queue  *watchq.Queue
 }
 
 // Watch implements store.DB.Watch; see the package comment for how events
@@ -31,10 +27,9 @@ func (d *DB) Watch(ctx context.Context, prefix []byte) (<-chan store.Event, erro
 	}
 	w := &watcher{
 		prefix: string(prefix),
-		max:    d.watchBuf,
 		out:    make(chan store.Event),
-		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
+		queue:  watchq.New(d.watchBuf),
 	}
 	d.watchMu.Lock()
 	if d.closed {
@@ -45,7 +40,7 @@ func (d *DB) Watch(ctx context.Context, prefix []byte) (<-chan store.Event, erro
 	d.watchMu.Unlock()
 	go func() {
 		defer close(w.out)
-		w.run(ctx)
+		w.queue.Run(ctx, w.out, w.stop)
 		d.watchMu.Lock()
 		delete(d.watchers, w) // a no-op after Close, which set watchers to nil
 		d.watchMu.Unlock()
@@ -80,62 +75,15 @@ func (d *DB) publish(rev uint64, writes map[string]store.EventType) {
 // replaced by one Reset at rev: the watcher reloads after receiving it,
 // which is after this transaction committed.
 func (w *watcher) push(rev uint64, keys []string, writes map[string]store.EventType) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	matched := false
 	for _, k := range keys {
 		if !strings.HasPrefix(k, w.prefix) {
 			continue
 		}
 		matched = true
-		if len(w.queue) >= w.max {
-			clear(w.queue)
-			w.queue = append(w.queue[:0], store.Event{Type: store.EventReset, Rev: rev})
-			break
-		}
-		w.queue = append(w.queue, store.Event{Type: writes[k], Key: []byte(k), Rev: rev})
+		w.queue.Push(store.Event{Type: writes[k], Key: []byte(k), Rev: rev})
 	}
 	if matched {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// run delivers the queue until ctx ends or the DB closes.
-func (w *watcher) run(ctx context.Context) {
-	for {
-		w.mu.Lock()
-		var (
-			ev   store.Event
-			have = len(w.queue) > 0
-		)
-		if have {
-			ev = w.queue[0]
-			w.queue[0] = store.Event{}
-			w.queue = w.queue[1:]
-			if len(w.queue) == 0 {
-				w.queue = w.queue[:0:0] // let the drained array go
-			}
-		}
-		w.mu.Unlock()
-		if !have {
-			select {
-			case <-w.wake:
-				continue
-			case <-ctx.Done():
-				return
-			case <-w.stop:
-				return
-			}
-		}
-		select {
-		case w.out <- ev:
-		case <-ctx.Done():
-			return
-		case <-w.stop:
-			return
-		}
+		w.queue.Wake()
 	}
 }

@@ -3,28 +3,23 @@ package etcd
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/internal/watchq"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // watcher is one DB.Watch: pump moves the etcd watch into queue (never
-// blocking), run moves queue onto out.
+// blocking), queue.Run moves it onto out.
 type watcher struct {
-	db   *DB
-	key  string // the etcd key prefix watched
-	max  int
-	out  chan store.Event
-	wake chan struct{} // capacity 1: queue may have grown
-
-	mu      sync.Mutex
-	queue   []store.Event
-	dropped int64 // the revision whose remaining events a Reset replaced
+	db    *DB
+	key   string // the etcd key prefix watched
+	out   chan store.Event
+	queue *watchq.Queue
 
 	// seen is the revision up to which every change is queued (events and
 	// progress notifications); heard is when etcd last answered
@@ -42,11 +37,10 @@ func (d *DB) Watch(ctx context.Context, prefix []byte) (<-chan store.Event, erro
 		return nil, err
 	}
 	w := &watcher{
-		db:   d,
-		key:  d.data + string(prefix),
-		max:  d.watchBuf,
-		out:  make(chan store.Event),
-		wake: make(chan struct{}, 1),
+		db:    d,
+		key:   d.data + string(prefix),
+		out:   make(chan store.Event),
+		queue: watchq.New(d.watchBuf),
 	}
 	// The watch starts after the revision current now: every Update that
 	// returns after Watch does is reported.
@@ -82,7 +76,7 @@ func (d *DB) Watch(ctx context.Context, prefix []byte) (<-chan store.Event, erro
 	go func() {
 		defer close(w.out)
 		defer cancel()
-		w.run(wctx)
+		w.queue.Run(wctx, w.out, nil)
 		d.watchMu.Lock()
 		delete(d.watchers, w) // a no-op after Close, which set watchers to nil
 		d.watchMu.Unlock()
@@ -108,7 +102,7 @@ func (w *watcher) pump(ctx context.Context, next int64) {
 				if cur, err := w.db.cli.Get(ctx, w.db.prefix+"ping", clientv3.WithCountOnly()); err == nil {
 					now = max(now, cur.Header.Revision)
 				}
-				w.reset(now)
+				w.queue.Reset(uint64(now))
 				next = now + 1
 				w.seen.Store(now)
 				break
@@ -125,11 +119,11 @@ func (w *watcher) pump(ctx context.Context, next int64) {
 				} else if len(ev.Kv.Value) > 0 && ev.Kv.Value[0] == tagTombstone {
 					typ = store.EventDelete
 				}
-				w.push(store.Event{Type: typ, Key: ev.Kv.Key[len(w.db.data):], Rev: uint64(rev)})
+				w.queue.Push(store.Event{Type: typ, Key: ev.Kv.Key[len(w.db.data):], Rev: uint64(rev)})
 				next = rev + 1
 			}
 			if len(resp.Events) > 0 {
-				w.wakeUp()
+				w.queue.Wake()
 			}
 			// A progress notice says every change up to its revision
 			// has been sent. (Not the watch's creation notice: events
@@ -150,74 +144,6 @@ func (w *watcher) pump(ctx context.Context, next int64) {
 		case <-ctx.Done():
 			return
 		case <-time.After(min(time.Duration(retry)*100*time.Millisecond, 2*time.Second)):
-		}
-	}
-}
-
-// push queues one event. When the queue is full, everything queued, and the
-// rest of this revision, is replaced by one Reset at its revision: the
-// watcher reloads after receiving it, which is after the revision committed.
-func (w *watcher) push(ev store.Event) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if int64(ev.Rev) == w.dropped {
-		return
-	}
-	if len(w.queue) >= w.max {
-		clear(w.queue)
-		w.queue = append(w.queue[:0], store.Event{Type: store.EventReset, Rev: ev.Rev})
-		w.dropped = int64(ev.Rev)
-		return
-	}
-	w.queue = append(w.queue, ev)
-}
-
-// reset replaces the queue by one Reset at rev.
-func (w *watcher) reset(rev int64) {
-	w.mu.Lock()
-	clear(w.queue)
-	w.queue = append(w.queue[:0], store.Event{Type: store.EventReset, Rev: uint64(rev)})
-	w.dropped = rev
-	w.mu.Unlock()
-	w.wakeUp()
-}
-
-func (w *watcher) wakeUp() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-// run delivers the queue until ctx ends (the watch's ctx, or Close).
-func (w *watcher) run(ctx context.Context) {
-	for {
-		w.mu.Lock()
-		var (
-			ev   store.Event
-			have = len(w.queue) > 0
-		)
-		if have {
-			ev = w.queue[0]
-			w.queue[0] = store.Event{}
-			w.queue = w.queue[1:]
-			if len(w.queue) == 0 {
-				w.queue = w.queue[:0:0] // let the drained array go
-			}
-		}
-		w.mu.Unlock()
-		if !have {
-			select {
-			case <-w.wake:
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
-		select {
-		case w.out <- ev:
-		case <-ctx.Done():
-			return
 		}
 	}
 }
