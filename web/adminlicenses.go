@@ -303,12 +303,7 @@ func (h *Handler) adminReissueLicense(c *gin.Context) {
 func (h *Handler) adminCreateLink(c *gin.Context) {
 	id := c.Param("id")
 	av := h.adminView(c, "licenses")
-	product, version, filename, err := parseBuild(c.PostForm("build"))
-	if err != nil {
-		h.Fail(c, err)
-		return
-	}
-	ttl, err := h.linkTTL(c.PostForm("ttl"))
+	form, err := h.readLinkForm(c)
 	if err != nil {
 		h.Fail(c, err)
 		return
@@ -323,21 +318,15 @@ func (h *Handler) adminCreateLink(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	res, err := h.resolve(c, product, version, filename)
-	if err != nil {
-		h.Fail(c, err)
-		return
-	}
-	link, token, err := h.Downloads.CreateLink(c, res, ttl)
+	linkURL, label, err := h.shareLink(c, form)
 	if err != nil {
 		h.Fail(c, err)
 		return
 	}
 	noReferrer(c)
-	h.showSecret(c, http.StatusCreated, secretView{adminView: av, What: "share link", Secret: h.publicURL(c) + "/d/" + token,
+	h.showSecret(c, http.StatusCreated, secretView{adminView: av, What: "share link", Secret: linkURL,
 		Next: licensePath(id) + "#links", NextLabel: "Back to the license",
-		Notice: "Share link for " + link.Product + " " + link.Version + " · " + link.Filename + ", until " +
-			link.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC") + "."})
+		Notice: "Share link for " + label + "."})
 }
 
 // adminRevokeLink ends one of the license's share links

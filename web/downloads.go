@@ -127,22 +127,12 @@ func (h *Handler) createLink(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	product, version, filename, err := parseBuild(c.PostForm("build"))
+	form, err := h.readLinkForm(c)
 	if err != nil {
 		h.Fail(c, err)
 		return
 	}
-	ttl, err := h.linkTTL(c.PostForm("ttl"))
-	if err != nil {
-		h.Fail(c, err)
-		return
-	}
-	res, err := h.resolve(c, product, version, filename)
-	if err != nil {
-		h.Fail(c, err)
-		return
-	}
-	link, token, err := h.Downloads.CreateLink(c, res, ttl)
+	linkURL, label, err := h.shareLink(c, form)
 	if err != nil {
 		h.Fail(c, err)
 		return
@@ -152,10 +142,46 @@ func (h *Handler) createLink(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	v.NewLink = h.publicURL(c) + "/d/" + token
-	v.NewLinkOf = link.Product + " " + link.Version + " · " + link.Filename + ", until " + link.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+	v.NewLink = linkURL
+	v.NewLinkOf = label
 	noReferrer(c)
 	h.Render(c, http.StatusCreated, "customer", "Share link created", v)
+}
+
+// linkForm is what a share link form asks for: a build and a lifetime.
+type linkForm struct {
+	product, version, filename string
+	ttl                        time.Duration
+}
+
+// readLinkForm reads the share link form (fields build and ttl).
+func (h *Handler) readLinkForm(c *gin.Context) (linkForm, error) {
+	var f linkForm
+	var err error
+	if f.product, f.version, f.filename, err = parseBuild(c.PostForm("build")); err != nil {
+		return linkForm{}, err
+	}
+	if f.ttl, err = h.linkTTL(c.PostForm("ttl")); err != nil {
+		return linkForm{}, err
+	}
+	return f, nil
+}
+
+// shareLink makes the share link f asks for, its build resolved with the
+// license's whole decision (h.resolve), for the license of c's identity.
+// It returns the link's URL, which carries its token and so is shown once,
+// and a line naming the build and the link's end.
+func (h *Handler) shareLink(c *gin.Context, f linkForm) (linkURL, label string, err error) {
+	res, err := h.resolve(c, f.product, f.version, f.filename)
+	if err != nil {
+		return "", "", err
+	}
+	link, token, err := h.Downloads.CreateLink(c, res, f.ttl)
+	if err != nil {
+		return "", "", err
+	}
+	return h.publicURL(c) + "/d/" + token,
+		link.Product + " " + link.Version + " · " + link.Filename + ", until " + link.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), nil
 }
 
 // linkTTL accepts only the lifetimes the page offers.
