@@ -313,24 +313,7 @@ func (s *Sealer) sealOpenPGP(k *OpenPGPKey) ([]byte, error) {
 }
 
 func (s *Sealer) sealBlob(data []byte) ([]byte, error) {
-	mode := byte(modePlain)
-	if s.aead != nil {
-		mode = modeGCM
-	}
-	b := append([]byte(pgpMagic), pgpVersion, mode)
-	if s.aead == nil {
-		b = append(b, data...)
-		sum := sha256.Sum256(b)
-		return append(b, sum[:checkLen]...), nil
-	}
-	b = append(b, s.masterID[:]...)
-	ad := s.additionalData(b)
-	nonce := make([]byte, nonceLen)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("signing: seal: %w", err)
-	}
-	b = append(b, nonce...)
-	return s.aead.Seal(b, nonce, data, ad), nil
+	return s.sealAfter(append([]byte(pgpMagic), pgpVersion, s.mode()), data)
 }
 
 func (s *Sealer) openBlob(b []byte, allowPlain bool) ([]byte, error) {

@@ -172,18 +172,31 @@ func (s *Sealer) seal(version byte, k *Key) ([]byte, error) {
 	if !k.usable() {
 		return nil, portal.Errorf(portal.EInvalid, "signing: cannot seal an unusable key")
 	}
-	mode := byte(modePlain)
-	if s.aead != nil {
-		mode = modeGCM
-	}
 	b := make([]byte, 0, gcmLen)
 	b = append(b, sealMagic...)
-	b = append(b, version, mode)
+	b = append(b, version, s.mode())
 	b = append(b, k.id[:]...)
 	b = append(b, k.PublicKey()...)
-	seed := k.priv.Seed()
+	return s.sealAfter(b, k.priv.Seed())
+}
+
+// mode is the mode byte of what s seals: modeGCM with a master key,
+// modePlain without.
+func (s *Sealer) mode() byte {
+	if s.aead != nil {
+		return modeGCM
+	}
+	return modePlain
+}
+
+// sealAfter appends secret to header, the sealed form's header up to and
+// including its mode byte: in the clear with a SHA-256 check, or, with a
+// master key, after the master key's ID and a nonce, encrypted with the
+// whole header (and s.ad) as additional data.
+func (s *Sealer) sealAfter(header, secret []byte) ([]byte, error) {
+	b := header
 	if s.aead == nil {
-		b = append(b, seed...)
+		b = append(b, secret...)
 		sum := sha256.Sum256(b)
 		return append(b, sum[:checkLen]...), nil
 	}
@@ -194,7 +207,7 @@ func (s *Sealer) seal(version byte, k *Key) ([]byte, error) {
 		return nil, fmt.Errorf("signing: seal: %w", err)
 	}
 	b = append(b, nonce...)
-	return s.aead.Seal(b, nonce, seed, ad), nil
+	return s.aead.Seal(b, nonce, secret, ad), nil
 }
 
 func (s *Sealer) additionalData(prefix []byte) []byte {
