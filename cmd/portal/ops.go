@@ -201,6 +201,18 @@ func (c cli) restoreCommand() *cobra.Command {
 	return cmd
 }
 
+// loadCopy reads the configs of a copy: the source's with load (flags,
+// environment, config file), then the target's with loadTarget.
+func loadCopy(load func() (*configs.Config, error), to string) (src, dst *configs.Config, err error) {
+	if src, err = load(); err != nil {
+		return nil, nil, err
+	}
+	if dst, err = loadTarget(to); err != nil {
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
 // loadTarget reads the config file of a copy's target alone: neither the
 // environment nor flags, which describe the source.
 func loadTarget(file string) (*configs.Config, error) {
@@ -226,11 +238,7 @@ func (c cli) storeCommand() *cobra.Command {
 	prune := cp.Flags().Bool("prune", false, "delete the keys only the target holds")
 	cp.MarkFlagRequired("to")
 	cp.RunE = func(cmd *cobra.Command, args []string) error {
-		src, err := load()
-		if err != nil {
-			return err
-		}
-		dst, err := loadTarget(*to)
+		src, dst, err := loadCopy(load, *to)
 		if err != nil {
 			return err
 		}
@@ -322,11 +330,7 @@ func (c cli) objectsCommand() *cobra.Command {
 	conc := cp.Flags().Int("concurrency", 4, "objects copied at once")
 	cp.MarkFlagRequired("to")
 	cp.RunE = func(cmd *cobra.Command, args []string) error {
-		src, err := load()
-		if err != nil {
-			return err
-		}
-		dst, err := loadTarget(*to)
+		src, dst, err := loadCopy(load, *to)
 		if err != nil {
 			return err
 		}
@@ -372,15 +376,9 @@ func (c cli) objectsCopy(ctx context.Context, src, dst *configs.Config, conc int
 		return fmt.Errorf("objects copy: the target (%s): %w", dst.Objects.Backend, err)
 	}
 	defer closeInto()
-	var total int64
-	for _, o := range objs {
-		total += o.Size
-	}
+	total := totalSize(objs)
 	fmt.Fprintf(c.stderr, "objects copy: %d objects (%d bytes) from %s to %s\n", len(objs), total, src.Objects.Backend, dst.Objects.Backend)
-	add, done := c.progress("copying", total)
-	if !c.bars {
-		add = c.progressLines("objects copy", total)
-	}
+	add, done := c.byteProgress("copying", "objects copy", total)
 	rep, err := inventory.Copy(ctx, from, into, objs, inventory.CopyOptions{Concurrency: conc, Progress: add})
 	done()
 	if err != nil {
@@ -410,16 +408,10 @@ func (c cli) objectsVerify(ctx context.Context, cfg *configs.Config, read bool) 
 		return fmt.Errorf("objects verify: %w", err)
 	}
 	defer closeSt()
-	var total int64
-	for _, o := range objs {
-		total += o.Size
-	}
+	total := totalSize(objs)
 	add, done := func(int64) {}, func() {}
 	if read {
-		add, done = c.progress("verifying", total)
-		if !c.bars {
-			add = c.progressLines("objects verify", total)
-		}
+		add, done = c.byteProgress("verifying", "objects verify", total)
 	}
 	rep, err := inventory.Check(ctx, st, objs, inventory.CheckOptions{Read: read, Progress: func(_ inventory.Object, n int64) { add(n) }})
 	done()
@@ -434,6 +426,26 @@ func (c cli) objectsVerify(ctx context.Context, cfg *configs.Config, read bool) 
 	}
 	fmt.Fprintf(c.stderr, "objects verify: all %d objects are in the %s store with their size and SHA-256\n", rep.Checked, cfg.Objects.Backend)
 	return nil
+}
+
+// totalSize is the sum of objs' sizes.
+func totalSize(objs []inventory.Object) int64 {
+	var total int64
+	for _, o := range objs {
+		total += o.Size
+	}
+	return total
+}
+
+// byteProgress returns the progress of total bytes: a bar labelled bar on
+// a terminal (c.progress), else lines starting with lines (progressLines).
+// done ends the display.
+func (c cli) byteProgress(bar, lines string, total int64) (add func(int64), done func()) {
+	add, done = c.progress(bar, total)
+	if !c.bars {
+		add = c.progressLines(lines, total)
+	}
+	return add, done
 }
 
 // progressLines returns a progress function that, without a terminal for
