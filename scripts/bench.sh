@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The portal's benchmarks, end to end, in one command (8 to 9 minutes on a
-# 2-core machine with the seeded catalog cached, about three more without):
+# 2-core machine with the seeded catalog cached, plus the seeding without):
 #
 #   BENCH_SEED_ONLY=1 scripts/bench.sh   # once: seed and cache the catalog
 #   scripts/bench.sh
@@ -12,13 +12,14 @@
 #    bench/heapprof and bench/benchtool;
 # 3. seeds the catalog straight through the store: one licensed product
 #    with 10,000 releases of 4 builds each and a real 256 MiB artifact,
-#    1,000,000 licenses (unlimited downloads). Seeding takes about three
-#    minutes (the licenses go through licenses.Service.Put, audited), which
+#    1,000,000 licenses (unlimited downloads). Seeding takes minutes (the
+#    licenses go through licenses.Service.Put, audited, in random order as
+#    a real catalog's are: ~10 minutes on a loaded 2-core machine), which
 #    would take the run past 10 minutes, so the seeded data dir (~2 GB) is
 #    cached in $BENCH_CACHE keyed by the SHA-256 of the seed binary and its
 #    arguments, and copied from there (the report says which). A run that
-#    must seed takes about three minutes more; BENCH_SEED_ONLY=1 builds,
-#    seeds the cache and stops, so that the timed run finds it;
+#    must seed takes that much longer; BENCH_SEED_ONLY=1 builds, seeds the
+#    cache and stops, so that the timed run finds it;
 # 4. runs the Go benchmarks of the parts (go test -bench), license lookups
 #    on the seeded catalog and on one of 10,000 licenses (bench/lookup), and
 #    the download ledger's BenchmarkFlush on the ledger before its log layout
