@@ -296,6 +296,29 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func (s *Service) mismatch(ctx context.Context, product, version string, a releases.Artifact, size int64, sha256 string) (releases.Artifact, error) {
 	failure := fmt.Sprintf("uploaded file does not match the declaration: %d bytes, sha256 %s; declared %d bytes, sha256 %s",
 		size, orUnknown(sha256), a.Size, a.SHA256)
+	failed, err := s.fail(ctx, product, version, a, failure)
+	if err != nil {
+		return releases.Artifact{}, err
+	}
+	actual := map[string]any{"size": size}
+	if sha256 != "" {
+		actual["sha256"] = sha256
+	}
+	return releases.Artifact{}, &portal.Error{
+		Code:    portal.EUnprocessable,
+		Message: fmt.Sprintf("%s does not match its declaration (size or SHA-256 differ); the upload was deleted: declare the file again and upload the right bytes", a.Filename),
+		Details: map[string]any{
+			"expected": map[string]any{"size": a.Size, "sha256": a.SHA256},
+			"actual":   actual,
+			"artifact": failed.Public(),
+		},
+	}
+}
+
+// fail marks the artifact failed with failure in the catalog (unless it
+// was verified meanwhile: EConflict), then deletes its object; it returns
+// the failed artifact.
+func (s *Service) fail(ctx context.Context, product, version string, a releases.Artifact, failure string) (releases.Artifact, error) {
 	opened := false
 	failed, err := s.updateArtifact(ctx, "artifact.failed", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
 		opened = cur.Status == releases.Waiting
@@ -315,19 +338,7 @@ func (s *Service) mismatch(ctx context.Context, product, version string, a relea
 		s.uploadClosed(1)
 	}
 	s.cleanup(ctx, product, version, a)
-	actual := map[string]any{"size": size}
-	if sha256 != "" {
-		actual["sha256"] = sha256
-	}
-	return releases.Artifact{}, &portal.Error{
-		Code:    portal.EUnprocessable,
-		Message: fmt.Sprintf("%s does not match its declaration (size or SHA-256 differ); the upload was deleted: declare the file again and upload the right bytes", a.Filename),
-		Details: map[string]any{
-			"expected": map[string]any{"size": a.Size, "sha256": a.SHA256},
-			"actual":   actual,
-			"artifact": failed.Public(),
-		},
-	}
+	return failed, nil
 }
 
 // refusePackage fails an artifact whose bytes are the declared ones but
@@ -341,25 +352,10 @@ func (s *Service) refusePackage(ctx context.Context, product, version string, a 
 		return releases.Artifact{}, why
 	}
 	failure := truncateFailure(pe.Message)
-	opened := false
-	failed, err := s.updateArtifact(ctx, "artifact.failed", product, version, a.Filename, a.ObjectKey, func(cur *releases.Artifact) error {
-		opened = cur.Status == releases.Waiting
-		if cur.Status == releases.Uploaded {
-			return portal.Errorf(portal.EConflict, "%s was verified meanwhile", a.Filename)
-		}
-		cur.Status = releases.Failed
-		cur.Failure = failure
-		cur.UploadID = ""
-		cur.Signatures = nil
-		return nil
-	})
+	failed, err := s.fail(ctx, product, version, a, failure)
 	if err != nil {
 		return releases.Artifact{}, err
 	}
-	if opened {
-		s.uploadClosed(1)
-	}
-	s.cleanup(ctx, product, version, a)
 	details := map[string]any{"artifact": failed.Public()}
 	for k, v := range pe.Details {
 		details[k] = v
