@@ -281,11 +281,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var id [8]byte
-	rand.Read(id[:])
-	reqID := hex.EncodeToString(id[:])
-	ctx := audit.WithActor(r.Context(), audit.Actor{Kind: audit.KindCLI})
-	ctx = audit.WithRequest(ctx, fmt.Sprintf("unix uid=%d pid=%d", c.uid, c.pid), reqID)
+	ctx, reqID := auditContext(r, c)
 	nt := tokens.NewToken{Name: in.Name, Role: in.Role, Products: in.Products}
 	if in.Expires != nil {
 		nt.ExpiresAt = *in.Expires
@@ -445,6 +441,17 @@ func CreateToken(ctx context.Context, path string, in TokenRequest) (CreatedToke
 	return CreatedToken{}, portal.Errorf(e.Error.Code, "%s", e.Error.Message)
 }
 
+// auditContext is r's context with what the audit log records of a
+// request on the socket: the CLI as actor, the peer's credentials as its
+// origin and a new request ID, which it also returns for the log.
+func auditContext(r *http.Request, c cred) (context.Context, string) {
+	var id [8]byte
+	rand.Read(id[:])
+	reqID := hex.EncodeToString(id[:])
+	ctx := audit.WithActor(r.Context(), audit.Actor{Kind: audit.KindCLI})
+	return audit.WithRequest(ctx, fmt.Sprintf("unix uid=%d pid=%d", c.uid, c.pid), reqID), reqID
+}
+
 // serveBackup streams a backup to the peer. The status and headers are
 // sent before the first byte of the backup: a failure after that cuts the
 // connection, and the peer's copy, short of its checksum, is refused by
@@ -455,11 +462,7 @@ func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request, c cred) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", "GET "+BackupPath))
 		return
 	}
-	var id [8]byte
-	rand.Read(id[:])
-	reqID := hex.EncodeToString(id[:])
-	ctx := audit.WithActor(r.Context(), audit.Actor{Kind: audit.KindCLI})
-	ctx = audit.WithRequest(ctx, fmt.Sprintf("unix uid=%d pid=%d", c.uid, c.pid), reqID)
+	ctx, reqID := auditContext(r, c)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	rc := http.NewResponseController(w)
