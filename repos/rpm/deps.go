@@ -211,45 +211,21 @@ func writeDeps(w *bytes.Buffer, elem string, ds []dep) {
 // does: 0 same, 1 the first is higher, 2 the second is.
 func compareLibc(a, b string) int {
 	ai, bi := strings.IndexByte(a, '('), strings.IndexByte(b, '(')
-	if ai < 0 && bi < 0 {
-		return 0
-	}
-	if ai < 0 {
-		return 2
-	}
-	if bi < 0 {
-		return 1
+	if r, ok := byPresence(ai >= 0, bi >= 0); ok {
+		return r
 	}
 	ae, be := strings.IndexByte(a[ai:], ')'), strings.IndexByte(b[bi:], ')')
-	if ae < 0 && be < 0 {
-		return 0
-	}
-	if ae < 0 {
-		return 2
-	}
-	if be < 0 {
-		return 1
+	if r, ok := byPresence(ae >= 0, be >= 0); ok {
+		return r
 	}
 	av, bv := a[ai+1:ai+ae], b[bi+1:bi+be]
-	if av == "" && bv == "" {
-		return 0
-	}
-	if av == "" {
-		return 2
-	}
-	if bv == "" {
-		return 1
+	if r, ok := byPresence(av != "", bv != ""); ok {
+		return r
 	}
 	av = strings.TrimLeftFunc(av, func(r rune) bool { return r < '0' || r > '9' })
 	bv = strings.TrimLeftFunc(bv, func(r rune) bool { return r < '0' || r > '9' })
-	if av == "" && bv == "" {
-		return 0
-	}
-	if av == "" {
-		return 2
-	}
-	if bv == "" {
-		return 1
+	if r, ok := byPresence(av != "", bv != ""); ok {
+		return r
 	}
 	switch Vercmp(av, bv) {
 	case 1:
@@ -258,6 +234,21 @@ func compareLibc(a, b string) int {
 		return 2
 	}
 	return 0
+}
+
+// byPresence is compareLibc's answer from whether each side has a part
+// (0 neither, 1 the first only, 2 the second only); ok is false when both
+// have it and the parts themselves decide.
+func byPresence(a, b bool) (r int, ok bool) {
+	switch {
+	case !a && !b:
+		return 0, true
+	case !a:
+		return 2, true
+	case !b:
+		return 1, true
+	}
+	return 0, false
 }
 
 // Vercmp is rpm's rpmvercmp: -1, 0 or 1 as a is older than, the same as,
