@@ -229,3 +229,33 @@ func TestVercmp(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareLibc pins the createrepo_c order of libc.so.6 provides that
+// decides which of several is kept: 1 when the first is higher, 2 when the
+// second is.
+func TestCompareLibc(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"libc.so.6", "libc.so.6", 0},
+		{"libc.so.6", "libc.so.6(GLIBC_2.17)(64bit)", 2},
+		{"libc.so.6(GLIBC_2.17)(64bit)", "libc.so.6", 1},
+		{"libc.so.6(GLIBC_2.17", "libc.so.6(GLIBC_2.3", 0},
+		{"libc.so.6(GLIBC_2.17", "libc.so.6(GLIBC_2.3)", 2},
+		{"libc.so.6(GLIBC_2.3)", "libc.so.6(GLIBC_2.17", 1},
+		{"libc.so.6()", "libc.so.6()", 0},
+		{"libc.so.6()", "libc.so.6(GLIBC_2.3)", 2},
+		{"libc.so.6(GLIBC_2.3)", "libc.so.6()", 1},
+		{"libc.so.6(GLIBC_)", "libc.so.6(GLIBC_)", 0},
+		{"libc.so.6(GLIBC_)", "libc.so.6(GLIBC_2.3)", 2},
+		{"libc.so.6(GLIBC_2.3)", "libc.so.6(GLIBC_)", 1},
+		{"libc.so.6(GLIBC_2.17)(64bit)", "libc.so.6(GLIBC_2.3)(64bit)", 1},
+		{"libc.so.6(GLIBC_2.3)(64bit)", "libc.so.6(GLIBC_2.17)(64bit)", 2},
+		{"libc.so.6(GLIBC_2.17)(64bit)", "libc.so.6(GLIBC_2.17)(64bit)", 0},
+	} {
+		if got := compareLibc(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareLibc(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
