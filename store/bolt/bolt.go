@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/internal/txcheck"
 	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -258,15 +259,8 @@ func (t *boltTx) count(name string, typ store.EventType, seq bool) error {
 	return nil
 }
 
-func checkKey(key []byte) error {
-	if len(key) == 0 || len(key) > store.MaxKeySize {
-		return store.ErrTooLarge
-	}
-	return nil
-}
-
 func (t *boltTx) Get(key []byte) ([]byte, error) {
-	if err := checkKey(key); err != nil {
+	if err := txcheck.Key(key); err != nil {
 		return nil, err
 	}
 	v := t.tx.Bucket(kvBucket).Get(key)
@@ -277,14 +271,8 @@ func (t *boltTx) Get(key []byte) ([]byte, error) {
 }
 
 func (t *boltTx) Put(key, value []byte) error {
-	if !t.writable {
-		return store.ErrReadOnly
-	}
-	if err := checkKey(key); err != nil {
+	if err := txcheck.Put(t.writable, key, value); err != nil {
 		return err
-	}
-	if len(value) > store.MaxValueSize {
-		return store.ErrTooLarge
 	}
 	if value == nil {
 		value = []byte{}
@@ -296,10 +284,7 @@ func (t *boltTx) Put(key, value []byte) error {
 }
 
 func (t *boltTx) Delete(key []byte) error {
-	if !t.writable {
-		return store.ErrReadOnly
-	}
-	if err := checkKey(key); err != nil {
+	if err := txcheck.Delete(t.writable, key); err != nil {
 		return err
 	}
 	if err := t.count(string(key), store.EventDelete, false); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portaldist/portal/store"
+	"github.com/portaldist/portal/store/internal/txcheck"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -81,13 +82,6 @@ func (t *tx) readErr(err error) error {
 	return fmt.Errorf("store: etcd: %w", err)
 }
 
-func checkKey(key []byte) error {
-	if len(key) == 0 || len(key) > store.MaxKeySize {
-		return store.ErrTooLarge
-	}
-	return nil
-}
-
 // decode splits a stored value: its value and whether it is live.
 func decode(key, raw []byte) ([]byte, bool, error) {
 	if len(raw) == 0 {
@@ -103,7 +97,7 @@ func decode(key, raw []byte) ([]byte, bool, error) {
 }
 
 func (t *tx) Get(key []byte) ([]byte, error) {
-	if err := checkKey(key); err != nil {
+	if err := txcheck.Key(key); err != nil {
 		return nil, err
 	}
 	if w, ok := t.writes[string(key)]; ok {
@@ -162,14 +156,8 @@ func (t *tx) count(name string, seq bool, size int) error {
 }
 
 func (t *tx) Put(key, value []byte) error {
-	if !t.writable {
-		return store.ErrReadOnly
-	}
-	if err := checkKey(key); err != nil {
+	if err := txcheck.Put(t.writable, key, value); err != nil {
 		return err
-	}
-	if len(value) > store.MaxValueSize {
-		return store.ErrTooLarge
 	}
 	if err := t.count(string(key), false, len(t.db.data)+len(key)+1+len(value)); err != nil {
 		return err
@@ -182,10 +170,7 @@ func (t *tx) Put(key, value []byte) error {
 }
 
 func (t *tx) Delete(key []byte) error {
-	if !t.writable {
-		return store.ErrReadOnly
-	}
-	if err := checkKey(key); err != nil {
+	if err := txcheck.Delete(t.writable, key); err != nil {
 		return err
 	}
 	if err := t.count(string(key), false, len(t.db.data)+len(key)+1); err != nil {
