@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -82,13 +83,45 @@ func (s *Server) electron(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var buf bytes.Buffer
-	if err := feeds.Electron(&buf, res.Product, res.Release, platform, arch, s); err != nil {
-		s.fail(c, err)
-		return
+	// The manifest depends on the release and on the builds the caller's
+	// license leaves in it (the resolver's view), so it is rendered once
+	// per index snapshot and view, like the upgrade answer: YAML encoding
+	// was most of this handler's time.
+	key := electronKey(s.Index.ETag(res.Product.Slug), res.Release, platform, arch)
+	doc, ok := s.upgrades.Get(key)
+	if !ok {
+		gen := s.upgrades.Gen()
+		var buf bytes.Buffer
+		if err := feeds.Electron(&buf, res.Product, res.Release, platform, arch, s); err != nil {
+			s.fail(c, err)
+			return
+		}
+		doc = rendered{body: buf.Bytes(), etag: etagOf(buf.Bytes())}
+		s.upgrades.PutIf(key, doc, gen)
 	}
 	feedHeaders(c)
-	s.writeWithETag(c, "text/yaml; charset=utf-8", buf.Bytes())
+	s.writeRendered(c, "text/yaml; charset=utf-8", doc)
+}
+
+// electronKey names a rendered electron-updater manifest in the rendered
+// answers' cache: the product's index snapshot, the release, the asked
+// platform and arch, and the file names of the builds in the caller's
+// view of the release (a license limited to some platforms sees fewer).
+func electronKey(indexETag string, r releases.Release, platform, arch string) string {
+	var b strings.Builder
+	b.WriteString("electron\x00")
+	b.WriteString(indexETag)
+	b.WriteString("\x00")
+	b.WriteString(r.Version)
+	b.WriteString("\x00")
+	b.WriteString(platform)
+	b.WriteString("\x00")
+	b.WriteString(arch)
+	for _, a := range r.Artifacts {
+		b.WriteString("\x00")
+		b.WriteString(a.Filename)
+	}
+	return b.String()
 }
 
 // tauri serves the Tauri updater's dynamic endpoint: 200 JSON or 204.
