@@ -240,25 +240,24 @@ func TestRestoreFailureMidwayThenRerun(t *testing.T) {
 	mustEqual(t, src, dst)
 }
 
-// TestBackupWhileWriting backs up while writers commit transactions that
-// each write a pair of keys: a consistent snapshot holds both keys of a
-// pair or neither, and restores to the same store.
-func TestBackupWhileWriting(t *testing.T) {
+// writePairs starts writers goroutines that each commit, until stop is
+// called, transactions drawing the "ledger" counter and writing a pair of
+// keys (pair/a/W/N and pair/b/W/N); it returns once min have committed. A
+// failed commit fails t. stop ends the writers and waits for them.
+func writePairs(t testing.TB, db store.DB, writers int, min int64) (stop func()) {
 	ctx := context.Background()
-	src := openBolt(t)
-	fill(t, src, 200)
-	stop := make(chan struct{})
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	var commits atomic.Int64
-	for w := range 3 {
+	for w := range writers {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
-				err := src.Update(ctx, func(tx store.Tx) error {
+				err := db.Update(ctx, func(tx store.Tx) error {
 					if _, err := tx.NextSequence("ledger"); err != nil {
 						return err
 					}
@@ -275,15 +274,28 @@ func TestBackupWhileWriting(t *testing.T) {
 			}
 		})
 	}
-	for commits.Load() < 50 {
+	for commits.Load() < min {
 		time.Sleep(time.Millisecond)
 	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// TestBackupWhileWriting backs up while writers commit transactions that
+// each write a pair of keys: a consistent snapshot holds both keys of a
+// pair or neither, and restores to the same store.
+func TestBackupWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	src := openBolt(t)
+	fill(t, src, 200)
+	stop := writePairs(t, src, 3, 50)
 	var files [][]byte
 	for range 3 {
 		files = append(files, writeBackup(t, src))
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if t.Failed() {
 		return
 	}

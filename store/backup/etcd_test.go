@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,41 +45,10 @@ func TestEtcd(t *testing.T) {
 	}
 
 	// A backup of etcd while writers go on.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var commits atomic.Int64
-	for w := range 2 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := e.Update(ctx, func(tx store.Tx) error {
-					if _, err := tx.NextSequence("ledger"); err != nil {
-						return err
-					}
-					if err := tx.Put(fmt.Appendf(nil, "pair/a/%d/%06d", w, i), []byte("a")); err != nil {
-						return err
-					}
-					return tx.Put(fmt.Appendf(nil, "pair/b/%d/%06d", w, i), []byte("b"))
-				})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				commits.Add(1)
-			}
-		})
-	}
-	for commits.Load() < 20 {
-		time.Sleep(time.Millisecond)
-	}
+	stop := writePairs(t, e, 2, 20)
 	var buf bytes.Buffer
 	info, err := backup.Write(ctx, e, &buf, "etcd", time.Now())
-	close(stop)
-	wg.Wait()
+	stop()
 	if err != nil {
 		t.Fatal(err)
 	}
