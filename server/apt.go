@@ -297,15 +297,8 @@ func (s *Server) aptDists(c *gin.Context) {
 	}
 	// Every caller may see another index: private, and revalidated with
 	// the ETag or Last-Modified (apt sends If-Modified-Since).
-	c.Header("Cache-Control", "private, no-cache")
-	c.Header("Vary", "Authorization")
-	c.Header("Last-Modified", modified.Format(http.TimeFormat))
-	if c.GetHeader("If-None-Match") == "" {
-		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !modified.After(ims) {
-			c.Header("ETag", doc.etags[file])
-			c.Status(http.StatusNotModified)
-			return
-		}
+	if notModified(c, modified, doc.etags[file]) {
+		return
 	}
 	s.writeRendered(c, contentType, rendered{body: body, etag: doc.etags[file]})
 }

@@ -278,15 +278,8 @@ func (d *rpmDoor) repodata(c *gin.Context) {
 	case file == "repomd.xml.asc":
 		ctype = "application/pgp-signature"
 	}
-	c.Header("Cache-Control", "private, no-cache")
-	c.Header("Vary", "Authorization")
-	c.Header("Last-Modified", modified.Format(http.TimeFormat))
-	if c.GetHeader("If-None-Match") == "" {
-		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !modified.After(ims) {
-			c.Header("ETag", doc.etag)
-			c.Status(http.StatusNotModified)
-			return
-		}
+	if notModified(c, modified, doc.etag) {
+		return
 	}
 	d.s.writeRendered(c, ctype, doc)
 }

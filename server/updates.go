@@ -122,6 +122,26 @@ func (s *Server) writeWithETag(c *gin.Context, contentType string, body []byte) 
 	s.writeRendered(c, contentType, rendered{body: body, etag: etagOf(body)})
 }
 
+// notModified sets the headers of an index that each caller may see
+// differently and that last changed at modified: private, revalidated, with
+// its Last-Modified (apt and dnf revalidate with If-Modified-Since). When
+// the request has no If-None-Match and its If-Modified-Since is not before
+// modified, it answers 304 with etag and reports true: the caller writes
+// nothing more. Otherwise writeRendered decides.
+func notModified(c *gin.Context, modified time.Time, etag string) bool {
+	c.Header("Cache-Control", "private, no-cache")
+	c.Header("Vary", "Authorization")
+	c.Header("Last-Modified", modified.Format(http.TimeFormat))
+	if c.GetHeader("If-None-Match") == "" {
+		if ims, err := http.ParseTime(c.GetHeader("If-Modified-Since")); err == nil && !modified.After(ims) {
+			c.Header("ETag", etag)
+			c.Status(http.StatusNotModified)
+			return true
+		}
+	}
+	return false
+}
+
 // writeRendered answers with doc, or 304 when the request's If-None-Match
 // names its ETag.
 func (s *Server) writeRendered(c *gin.Context, contentType string, doc rendered) {
