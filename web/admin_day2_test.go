@@ -1,10 +1,7 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"html"
 	"io"
@@ -165,25 +162,7 @@ func TestAdminProductAdministration(t *testing.T) {
 // returns the artifact's object key.
 func (f *fixture) draftWithFile(product, version string, fl file) string {
 	f.t.Helper()
-	sum := sha256.Sum256(fl.Data)
-	art, up, err := f.App.Publishing.AddArtifact(cliCtx, product, version, releases.NewArtifact{
-		Filename: fl.Name, Platform: fl.Platform, Arch: fl.Arch, Size: int64(len(fl.Data)), SHA256: hex.EncodeToString(sum[:]),
-	}, "")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(fl.Data))
-	for k, v := range up.Headers {
-		req.Header.Set(k, v)
-	}
-	res, err := f.Client.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	res.Body.Close()
-	if _, err := f.App.Publishing.Complete(cliCtx, product, version, art.Filename); err != nil {
-		f.t.Fatal(err)
-	}
+	f.upload(product, version, fl)
 	for _, a := range f.release(product, version).Artifacts {
 		if a.Filename == fl.Name {
 			return a.ObjectKey

@@ -99,6 +99,34 @@ func (f *fixture) product(slug, name string) {
 	}
 }
 
+// upload declares fl on the draft product version, uploads it over HTTP
+// (to the portal's /blobs/ link) and completes it.
+func (f *fixture) upload(product, version string, fl file) {
+	f.t.Helper()
+	sum := sha256.Sum256(fl.Data)
+	art, up, err := f.App.Publishing.AddArtifact(cliCtx, product, version, releases.NewArtifact{
+		Filename: fl.Name, Platform: fl.Platform, Arch: fl.Arch, Size: int64(len(fl.Data)), SHA256: hex.EncodeToString(sum[:]),
+	}, "")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(fl.Data))
+	for k, v := range up.Headers {
+		req.Header.Set(k, v)
+	}
+	res, err := f.Client.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		f.t.Fatalf("upload %s: %s", fl.Name, res.Status)
+	}
+	if _, err := f.App.Publishing.Complete(cliCtx, product, version, art.Filename); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // publish creates, uploads (over HTTP, to the portal's /blobs/ links),
 // completes and publishes a release with files.
 func (f *fixture) publish(product, version, channel, notes string, files ...file) {
@@ -107,28 +135,7 @@ func (f *fixture) publish(product, version, channel, notes string, files ...file
 		f.t.Fatal(err)
 	}
 	for _, fl := range files {
-		sum := sha256.Sum256(fl.Data)
-		art, up, err := f.App.Publishing.AddArtifact(cliCtx, product, version, releases.NewArtifact{
-			Filename: fl.Name, Platform: fl.Platform, Arch: fl.Arch, Size: int64(len(fl.Data)), SHA256: hex.EncodeToString(sum[:]),
-		}, "")
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(fl.Data))
-		for k, v := range up.Headers {
-			req.Header.Set(k, v)
-		}
-		res, err := f.Client.Do(req)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode/100 != 2 {
-			f.t.Fatalf("upload %s: %s", fl.Name, res.Status)
-		}
-		if _, err := f.App.Publishing.Complete(cliCtx, product, version, art.Filename); err != nil {
-			f.t.Fatal(err)
-		}
+		f.upload(product, version, fl)
 	}
 	if _, err := f.App.Catalog.Publish(cliCtx, product, version); err != nil {
 		f.t.Fatal(err)
