@@ -74,7 +74,12 @@ func (c *jobCounter) runsOf(name string) int32 {
 
 func startReplica(t *testing.T, name, prefix string, jc *jobCounter) *replica {
 	t.Helper()
-	cli := cluster.NewClient(t)
+	return runReplica(t, name, cluster.NewClient(t), prefix, ttl, jc)
+}
+
+// runReplica starts a candidate named name on cli, campaigning under prefix
+// with leases of ttl, whose one job is jc's; the test's cleanup stops it.
+func runReplica(t *testing.T, name string, cli *clientv3.Client, prefix string, ttl time.Duration, jc *jobCounter) *replica {
 	r := &replica{name: name, cli: cli, done: make(chan struct{})}
 	r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: ttl, Value: name})
 	r.s = leader.NewScheduler(r.el, nil)
@@ -242,19 +247,9 @@ func TestEtcdLeaderSurvivesAMemberStop(t *testing.T) {
 	prefix := etcdtest.Prefix(t) + "leader/"
 	jc := &jobCounter{}
 	mk := func(name string) *replica {
-		cli := c.NewClient(t)
-		r := &replica{name: name, cli: cli, done: make(chan struct{})}
 		// A TTL the client's reconnection to another member fits in, even
 		// on a loaded machine (the term ends a fifth of it early).
-		r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: 4 * time.Second, Value: name})
-		r.s = leader.NewScheduler(r.el, nil)
-		r.s.SetRetry(50 * time.Millisecond)
-		r.s.Loop("count", jc.job(name))
-		ctx, cancel := context.WithCancel(context.Background())
-		r.cancel = cancel
-		go func() { r.s.Run(ctx); close(r.done) }()
-		t.Cleanup(r.stop)
-		return r
+		return runReplica(t, name, c.NewClient(t), prefix, 4*time.Second, jc)
 	}
 	a := mk("a")
 	waitLeader(t, []*replica{a}, nil, 10*time.Second)
@@ -285,16 +280,7 @@ func TestEtcdPartitionedLeaderStops(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cli.Close() })
-		r := &replica{name: name, cli: cli, done: make(chan struct{})}
-		r.el = leader.NewEtcd(cli, prefix, leader.EtcdOptions{TTL: 2 * time.Second, Value: name})
-		r.s = leader.NewScheduler(r.el, nil)
-		r.s.SetRetry(50 * time.Millisecond)
-		r.s.Loop("count", jc.job(name))
-		ctx, cancel := context.WithCancel(context.Background())
-		r.cancel = cancel
-		go func() { r.s.Run(ctx); close(r.done) }()
-		t.Cleanup(r.stop)
-		return r
+		return runReplica(t, name, cli, prefix, 2*time.Second, jc)
 	}
 	// A reaches the cluster only through member 0; B through the others.
 	a := mk("a", eps[:1])
