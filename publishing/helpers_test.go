@@ -117,6 +117,38 @@ func declaration(filename string, size int64, sum string) releases.NewArtifact {
 	return releases.NewArtifact{Filename: filename, Platform: "linux", Arch: "amd64", Size: size, SHA256: sum}
 }
 
+// uploadPackage declares data as filename for arch, uploads it and
+// completes it: it returns the declared artifact, and what Complete
+// returned.
+func (e *env) uploadPackage(filename, arch string, data []byte) (declared, completed releases.Artifact, err error) {
+	e.t.Helper()
+	d := declaration(filename, int64(len(data)), sha256Hex(data))
+	d.Arch = arch
+	declared, up, err := e.svc.AddArtifact(e.ctx, product, version, d, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	put(e.t, up, data, 0)
+	completed, err = e.svc.Complete(e.ctx, product, version, filename)
+	return declared, completed, err
+}
+
+// expectRefusedPackage checks that err, Complete's answer for the
+// declared package, is a 422 whose details name detail, and that the
+// artifact failed (with its reason, without package metadata) and its
+// object is gone.
+func (e *env) expectRefusedPackage(err error, declared releases.Artifact, detail string) {
+	e.t.Helper()
+	pe := portalError(e.t, err, portal.EUnprocessable)
+	if _, ok := pe.Details[detail]; !ok {
+		e.t.Fatalf("refusal details %v lack %q (%s)", pe.Details, detail, pe.Message)
+	}
+	if cur := e.artifact(declared.Filename); cur.Status != releases.Failed || cur.Package != nil || cur.Failure == "" {
+		e.t.Fatalf("artifact after the refusal: %+v", cur)
+	}
+	e.expectGone(declared.ObjectKey)
+}
+
 // add declares data as filename and fails the test on error.
 func (e *env) add(filename string, data []byte) (releases.Artifact, Upload) {
 	e.t.Helper()

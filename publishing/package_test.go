@@ -52,14 +52,7 @@ func TestCompletePackage(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				e := newEnv(t, objs, Options{})
-				d := declaration(tc.filename, int64(len(tc.data)), sha256Hex(tc.data))
-				d.Arch = tc.arch
-				a, up, err := e.svc.AddArtifact(e.ctx, product, version, d, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				put(t, up, tc.data, 0)
-				got, err := e.svc.Complete(e.ctx, product, version, tc.filename)
+				a, got, err := e.uploadPackage(tc.filename, tc.arch, tc.data)
 				if tc.detail == "" {
 					if err != nil {
 						t.Fatal(err)
@@ -73,14 +66,7 @@ func TestCompletePackage(t *testing.T) {
 					}
 					return
 				}
-				pe := portalError(t, err, portal.EUnprocessable)
-				if _, ok := pe.Details[tc.detail]; !ok {
-					t.Fatalf("refusal details %v lack %q (%s)", pe.Details, tc.detail, pe.Message)
-				}
-				if cur := e.artifact(tc.filename); cur.Status != releases.Failed || cur.Package != nil || cur.Failure == "" {
-					t.Fatalf("artifact after the refusal: %+v", cur)
-				}
-				e.expectGone(a.ObjectKey)
+				e.expectRefusedPackage(err, a, tc.detail)
 				// Completing again is the usual conflict: declare it again.
 				if _, err := e.svc.Complete(e.ctx, product, version, tc.filename); !portal.IsCode(err, portal.EConflict) {
 					t.Fatalf("complete again: %v", err)

@@ -5,11 +5,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/internal/rpmtest"
 	"github.com/portaldist/portal/objects"
 	"github.com/portaldist/portal/pkgmeta"
-	"github.com/portaldist/portal/releases"
 )
 
 // Completing an .rpm reads its header onto the artifact, and refuses (422,
@@ -42,14 +40,7 @@ func TestCompleteRPM(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				e := newEnv(t, objs, Options{})
-				d := declaration(tc.filename, int64(len(tc.data)), sha256Hex(tc.data))
-				d.Arch = tc.arch
-				a, up, err := e.svc.AddArtifact(e.ctx, product, version, d, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				put(t, up, tc.data, 0)
-				_, err = e.svc.Complete(e.ctx, product, version, tc.filename)
+				a, _, err := e.uploadPackage(tc.filename, tc.arch, tc.data)
 				if tc.detail == "" {
 					if err != nil {
 						t.Fatal(err)
@@ -64,14 +55,7 @@ func TestCompleteRPM(t *testing.T) {
 					}
 					return
 				}
-				pe := portalError(t, err, portal.EUnprocessable)
-				if _, ok := pe.Details[tc.detail]; !ok {
-					t.Fatalf("refusal details %v lack %q (%s)", pe.Details, tc.detail, pe.Message)
-				}
-				if cur := e.artifact(tc.filename); cur.Status != releases.Failed || cur.Package != nil {
-					t.Fatalf("artifact after the refusal: %+v", cur)
-				}
-				e.expectGone(a.ObjectKey)
+				e.expectRefusedPackage(err, a, tc.detail)
 			})
 		}
 	})
