@@ -173,6 +173,28 @@ func (e *env) must(want int, r resp) resp {
 	return r
 }
 
+// expectRevalidated checks that GET url with auth answers 304 when asked
+// again with If-None-Match: etag alone, and with If-Modified-Since:
+// lastModified alone.
+func expectRevalidated(t *testing.T, url, auth, etag, lastModified string) {
+	t.Helper()
+	for _, h := range []map[string]string{{"If-None-Match": etag}, {"If-Modified-Since": lastModified}} {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", auth)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotModified {
+			t.Fatalf("conditional %v: %d", h, res.StatusCode)
+		}
+	}
+}
+
 func bearer(t string) string { return "Bearer " + t }
 
 // dump returns every key and value in the store, to show a refused request
