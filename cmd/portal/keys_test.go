@@ -58,16 +58,7 @@ func TestKeysRotateAndSeal(t *testing.T) {
 	seal := func(args []string, out *bytes.Buffer) error { return keysSeal(args, out) }
 	describe := func() signing.Keys {
 		t.Helper()
-		a, err := app.OpenStore(ctx, load(), app.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close(ctx)
-		d, err := a.Keys.Describe(ctx, "app")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return describeKeys(t, load())
 	}
 
 	var out bytes.Buffer
@@ -140,16 +131,7 @@ func TestKeysRotateOpenPGP(t *testing.T) {
 	}
 	describe := func() signing.Keys {
 		t.Helper()
-		a, err := app.OpenStore(ctx, cfg, app.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close(ctx)
-		d, err := a.Keys.Describe(ctx, "app")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return describeKeys(t, cfg)
 	}
 	a, err := app.OpenStore(ctx, cfg, app.Options{})
 	if err != nil {
@@ -187,4 +169,21 @@ func TestKeysRotateOpenPGP(t *testing.T) {
 	if d.OpenPGPNext != nil || d.OpenPGP.Fingerprint != next || len(d.OpenPGPPrevious) != 1 || d.OpenPGPPrevious[0] != before.OpenPGP.Fingerprint || d.Current != before.Current {
 		t.Fatalf("after activating: %+v", d)
 	}
+}
+
+// describeKeys opens the store cfg names, reads product app's signing keys
+// and closes the store again, so that the command under test can open it.
+func describeKeys(t *testing.T, cfg *configs.Config) signing.Keys {
+	t.Helper()
+	ctx := context.Background()
+	a, err := app.OpenStore(ctx, cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	d, err := a.Keys.Describe(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
