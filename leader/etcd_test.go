@@ -2,8 +2,6 @@ package leader_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,15 +17,7 @@ import (
 var cluster *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
-	c, err := etcdtest.Start(etcdtest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	c.Close()
-	os.Exit(code)
+	etcdtest.Main(m, etcdtest.Options{}, func(c *etcdtest.Cluster) { cluster = c })
 }
 
 // ttl is the lease TTL of the tests' electors: etcd's shortest with the

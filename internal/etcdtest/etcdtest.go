@@ -104,6 +104,22 @@ func New(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// Main is a package's TestMain around one cluster its tests share: it
+// starts a cluster with opts, hands it to use, runs the tests, closes the
+// cluster and exits with the tests' code. A cluster that does not start
+// fails the run.
+func Main(m *testing.M, opts Options, use func(*Cluster)) {
+	c, err := Start(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	use(c)
+	code := m.Run()
+	c.Close()
+	os.Exit(code)
+}
+
 // Start starts a cluster and waits until it has a leader. The caller must
 // Close it (a TestMain does so after m.Run).
 func Start(opts Options) (*Cluster, error) {

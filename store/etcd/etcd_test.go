@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,15 +24,7 @@ import (
 var cluster *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
-	c, err := etcdtest.Start(etcdtest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	c.Close()
-	os.Exit(code)
+	etcdtest.Main(m, etcdtest.Options{}, func(c *etcdtest.Cluster) { cluster = c })
 }
 
 var bg = context.Background()

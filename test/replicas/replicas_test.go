@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -52,15 +51,7 @@ const leaseTTL = 2 * time.Second
 var cluster *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
-	c, err := etcdtest.Start(etcdtest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	c.Close()
-	os.Exit(code)
+	etcdtest.Main(m, etcdtest.Options{}, func(c *etcdtest.Cluster) { cluster = c })
 }
 
 // cliCtx acts as an offline command: the tests' direct service calls are
