@@ -114,7 +114,7 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		}
 	})
 	base := cfg.PublicURL()
-	catalog, keys, pub, blobs := a.Catalog, a.Keys, a.Publishing, a.Blobs
+	catalog, keys := a.Catalog, a.Keys
 	sealed, err := keys.New("app")
 	if err != nil {
 		b.Fatal(err)
@@ -130,49 +130,13 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		}
 		data := make([]byte, 1024)
 		rand.Read(data)
-		sum := sha256.Sum256(data)
-		art, up, err := pub.AddArtifact(ctx, "app", ver, releases.NewArtifact{
-			Filename: "app-" + ver + "-linux-amd64.tar.gz", Platform: "linux", Arch: "amd64", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
-		}, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		req := httptest.NewRequest(up.Method, up.URL, bytes.NewReader(data))
-		for k, v := range up.Headers {
-			req.Header.Set(k, v)
-		}
-		w := httptest.NewRecorder()
-		blobs.ServeHTTP(w, req)
-		if w.Code/100 != 2 {
-			b.Fatalf("upload: %d %s", w.Code, w.Body)
-		}
-		if _, err := pub.Complete(ctx, "app", ver, art.Filename); err != nil {
-			b.Fatal(err)
-		}
+		benchUpload(b, ctx, a, ver, "app-"+ver+"-linux-amd64.tar.gz", "amd64", data)
 		debPath := debtest.Build(b, debDir, debtest.Package{Name: "app", Version: ver + "-1", Arch: "amd64"})
 		deb, err := os.ReadFile(debPath)
 		if err != nil {
 			b.Fatal(err)
 		}
-		dsum := sha256.Sum256(deb)
-		dart, dup, err := pub.AddArtifact(ctx, "app", ver, releases.NewArtifact{
-			Filename: filepath.Base(debPath), Platform: "linux", Arch: "amd64", Size: int64(len(deb)), SHA256: hex.EncodeToString(dsum[:]),
-		}, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		req = httptest.NewRequest(dup.Method, dup.URL, bytes.NewReader(deb))
-		for k, v := range dup.Headers {
-			req.Header.Set(k, v)
-		}
-		w = httptest.NewRecorder()
-		blobs.ServeHTTP(w, req)
-		if w.Code/100 != 2 {
-			b.Fatalf("upload: %d %s", w.Code, w.Body)
-		}
-		if _, err := pub.Complete(ctx, "app", ver, dart.Filename); err != nil {
-			b.Fatal(err)
-		}
+		benchUpload(b, ctx, a, ver, filepath.Base(debPath), "amd64", deb)
 		benchAddPackage(b, a, ver, "amd64", rpmtest.Build(b, rpmtest.Spec{Name: "app", Version: ver, Target: "x86_64"}))
 		if _, err := catalog.Publish(ctx, "app", ver); err != nil {
 			b.Fatal(err)
@@ -216,4 +180,30 @@ func benchServer(b *testing.B) (http.Handler, []string, string) {
 		b.Fatalf("create link: %d %s", w.Code, w.Body)
 	}
 	return srv, licKeys, out.URL[len(base):]
+}
+
+// benchUpload declares data as filename (linux/arch) on the draft release
+// ver of product app, uploads it through a's /blobs/ handler and completes
+// it.
+func benchUpload(b *testing.B, ctx context.Context, a *app.App, ver, filename, arch string, data []byte) {
+	b.Helper()
+	sum := sha256.Sum256(data)
+	art, up, err := a.Publishing.AddArtifact(ctx, "app", ver, releases.NewArtifact{
+		Filename: filename, Platform: "linux", Arch: arch, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
+	}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(up.Method, up.URL, bytes.NewReader(data))
+	for k, v := range up.Headers {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	a.Blobs.ServeHTTP(w, req)
+	if w.Code/100 != 2 {
+		b.Fatalf("upload: %d %s", w.Code, w.Body)
+	}
+	if _, err := a.Publishing.Complete(ctx, "app", ver, art.Filename); err != nil {
+		b.Fatal(err)
+	}
 }

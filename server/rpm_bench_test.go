@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/portaldist/portal/app"
-	"github.com/portaldist/portal/releases"
 )
 
 // benchAddPackage uploads and completes the package file at path as an
@@ -24,25 +20,7 @@ func benchAddPackage(b *testing.B, a *app.App, ver, arch, path string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sum := sha256.Sum256(data)
-	art, up, err := a.Publishing.AddArtifact(cliCtx, "app", ver, releases.NewArtifact{
-		Filename: filepath.Base(path), Platform: "linux", Arch: arch, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
-	}, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := httptest.NewRequest(up.Method, up.URL, bytes.NewReader(data))
-	for k, v := range up.Headers {
-		req.Header.Set(k, v)
-	}
-	w := httptest.NewRecorder()
-	a.Blobs.ServeHTTP(w, req)
-	if w.Code/100 != 2 {
-		b.Fatalf("upload: %d %s", w.Code, w.Body)
-	}
-	if _, err := a.Publishing.Complete(cliCtx, "app", ver, art.Filename); err != nil {
-		b.Fatal(err)
-	}
+	benchUpload(b, cliCtx, a, ver, filepath.Base(path), arch, data)
 }
 
 // benchRPMPrimary returns the path of the primary document repomd.xml
