@@ -119,13 +119,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 
 	// The customer signs in with the new key in another browser.
 	customer := browsertest.Shared(t).NewTab(t)
-	customer.Run(
-		chromedp.Navigate(f.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#key")),
-		chromedp.SendKeys(chromedp.CSS("#key"), key),
-		chromedp.Submit(chromedp.CSS("#key")),
-		chromedp.WaitVisible(chromedp.CSS("section.product")),
-	)
+	customer.Run(signIn(f.URL, key)...)
 	if body := customer.Text("main"); !strings.Contains(body, "Acme Studio 2.1.0") || !strings.Contains(body, "Acme Studio 2.0.0") {
 		t.Fatalf("the customer page before the yank:\n%s", body)
 	}

@@ -31,13 +31,7 @@ func TestCustomerInBrowser(t *testing.T) {
 	lic, key := f.license("Initech", []string{"studio"}, nil)
 
 	tab := browsertest.Shared(t).NewTab(t)
-	tab.Run(
-		chromedp.Navigate(f.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#key")),
-		chromedp.SendKeys(chromedp.CSS("#key"), key),
-		chromedp.Submit(chromedp.CSS("#key")),
-		chromedp.WaitVisible(chromedp.CSS("section.product")),
-	)
+	tab.Run(signIn(f.URL, key)...)
 	if loc := tab.Location(); loc != f.URL+"/" {
 		t.Fatalf("after sign-in the browser is at %s, want %s (no key in any URL)", loc, f.URL+"/")
 	}
@@ -153,4 +147,16 @@ func TestCustomerInBrowser(t *testing.T) {
 // jsString quotes s for JavaScript.
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// signIn is a customer's sign-in with key on the portal at url, in a
+// browser: the key typed into the sign-in form, up to the customer page.
+func signIn(url, key string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(url + "/"),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), key),
+		chromedp.Submit(chromedp.CSS("#key")),
+		chromedp.WaitVisible(chromedp.CSS("section.product")),
+	}
 }
