@@ -160,10 +160,17 @@ func writePrimary(w *bytes.Buffer, p Package) {
 	w.WriteString("  </format>\n</package>\n")
 }
 
-func writeFilelists(w *bytes.Buffer, p Package) {
+// writePackageStart opens p's <package> element of filelists.xml and
+// other.xml, with its version.
+func writePackageStart(w *bytes.Buffer, p Package) {
 	m := p.Meta
 	w.WriteString(`<package pkgid="` + attr(p.SHA256) + `" name="` + attr(m.Name) + `" arch="` + attr(m.Arch) + "\">\n")
 	writeVersion(w, "  ", m)
+}
+
+func writeFilelists(w *bytes.Buffer, p Package) {
+	m := p.Meta
+	writePackageStart(w, p)
 	for _, f := range m.Files {
 		writeFile(w, "  ", f)
 	}
@@ -172,8 +179,7 @@ func writeFilelists(w *bytes.Buffer, p Package) {
 
 func writeOther(w *bytes.Buffer, p Package) {
 	m := p.Meta
-	w.WriteString(`<package pkgid="` + attr(p.SHA256) + `" name="` + attr(m.Name) + `" arch="` + attr(m.Arch) + "\">\n")
-	writeVersion(w, "  ", m)
+	writePackageStart(w, p)
 	for _, c := range changelogs(m.Changelogs) {
 		w.WriteString(`  <changelog author="` + attr(c.Author) + `" date="` + strconv.FormatInt(c.Time, 10) + `">` + text(c.Text) + "</changelog>\n")
 	}
