@@ -7,6 +7,7 @@ import (
 
 	"github.com/portaldist/portal/store"
 	"github.com/portaldist/portal/store/etcd"
+	"github.com/portaldist/portal/store/storetest"
 )
 
 // The benchmarks run against the package's in-process 3-member cluster
@@ -35,7 +36,7 @@ func BenchmarkUpdate(b *testing.B) {
 // and a guarded Txn).
 func BenchmarkUpdateReadWrite(b *testing.B) {
 	db := benchDB(b)
-	putKV(b, db, "n", "0")
+	storetest.Put(b, db, "n", "0")
 	b.ResetTimer()
 	for range b.N {
 		if err := db.Update(bg, func(tx store.Tx) error {
@@ -73,7 +74,7 @@ func BenchmarkUpdateParallel(b *testing.B) {
 // BenchmarkViewGet: a View reading one key.
 func BenchmarkViewGet(b *testing.B) {
 	db := benchDB(b)
-	putKV(b, db, "g", "value")
+	storetest.Put(b, db, "g", "value")
 	b.ResetTimer()
 	for range b.N {
 		if err := db.View(bg, func(tx store.Tx) error { _, err := tx.Get([]byte("g")); return err }); err != nil {
@@ -92,7 +93,7 @@ func BenchmarkScanPage(b *testing.B) {
 		for i := start; i < start+100; i++ {
 			kv = append(kv, fmt.Sprintf("s/%04d", i), v)
 		}
-		putKV(b, db, kv...)
+		storetest.Put(b, db, kv...)
 	}
 	b.ResetTimer()
 	for i := range b.N {

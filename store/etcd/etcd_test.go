@@ -58,20 +58,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func putKV(t testing.TB, db store.DB, kv ...string) {
-	t.Helper()
-	if err := db.Update(bg, func(tx store.Tx) error {
-		for i := 0; i < len(kv); i += 2 {
-			if err := tx.Put([]byte(kv[i]), []byte(kv[i+1])); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func keys(t testing.TB, db store.DB, prefix string, opts store.ScanOptions) []string {
 	t.Helper()
 	var out []string
@@ -98,7 +84,7 @@ func TestPagedScan(t *testing.T) {
 			want = append(want, fmt.Sprintf("p/%03d", i))
 		}
 	}
-	putKV(t, db, kv...)
+	storetest.Put(t, db, kv...)
 	if err := db.Update(bg, func(tx store.Tx) error {
 		for i := 3; i < 100; i += 10 {
 			if err := tx.Delete([]byte(fmt.Sprintf("p/%03d", i))); err != nil {
@@ -150,8 +136,8 @@ func TestPrefixesKeepPortalsApart(t *testing.T) {
 	cli := cluster.NewClient(t)
 	a := open(t, etcd.Options{Client: cli})
 	b := open(t, etcd.Options{Client: cli})
-	putKV(t, a, "k", "a")
-	putKV(t, b, "k", "b", "only-b", "x")
+	storetest.Put(t, a, "k", "a")
+	storetest.Put(t, b, "k", "b", "only-b", "x")
 	if got := keys(t, a, "", store.ScanOptions{}); fmt.Sprint(got) != "[k]" {
 		t.Fatalf("a sees %v", got)
 	}
@@ -212,7 +198,7 @@ func TestRequestSizeLimit(t *testing.T) {
 // the commit, and the final run's writes are the ones kept.
 func TestRetriesOnConflict(t *testing.T) {
 	db := open(t, etcd.Options{})
-	putKV(t, db, "n", "0")
+	storetest.Put(t, db, "n", "0")
 	runs := 0
 	err := db.Update(bg, func(tx store.Tx) error {
 		runs++
@@ -222,7 +208,7 @@ func TestRetriesOnConflict(t *testing.T) {
 		}
 		if runs == 1 {
 			// Another writer commits between the read and the commit.
-			putKV(t, db, "n", "10")
+			storetest.Put(t, db, "n", "10")
 		}
 		return tx.Put([]byte("n"), append(v, '+'))
 	})
@@ -255,7 +241,7 @@ func get(t testing.TB, db store.DB, k string) string {
 func TestTombstonesExpire(t *testing.T) {
 	cli := cluster.NewClient(t)
 	db := open(t, etcd.Options{Client: cli, TombstoneTTL: 2 * time.Second})
-	putKV(t, db, "gone", "x")
+	storetest.Put(t, db, "gone", "x")
 	if err := db.Update(bg, func(tx store.Tx) error { return tx.Delete([]byte("gone")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +263,7 @@ func TestTombstonesExpire(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	putKV(t, db, "slow", "0")
+	storetest.Put(t, db, "slow", "0")
 	runs := 0
 	err := db.Update(bg, func(tx store.Tx) error {
 		runs++
@@ -430,14 +416,14 @@ func TestWatchResumes(t *testing.T) {
 		}
 		panic("unreachable")
 	}
-	putKV(t, writer, "w/0", "v")
+	storetest.Put(t, writer, "w/0", "v")
 	if ev := next(); string(ev.Key) != "w/0" {
 		t.Fatalf("first event %v %q", ev.Type, ev.Key)
 	}
 
 	cluster.StopMember(target)
 	for i := 1; i <= 5; i++ {
-		putKV(t, writer, fmt.Sprintf("w/%d", i), "v")
+		storetest.Put(t, writer, fmt.Sprintf("w/%d", i), "v")
 	}
 	if err := cluster.RestartMember(target); err != nil {
 		t.Fatal(err)
@@ -452,7 +438,7 @@ func TestWatchResumes(t *testing.T) {
 	// runs on (and applies the compaction) while its clients are cut off.
 	cluster.Disconnect(target)
 	for i := 6; i <= 8; i++ {
-		putKV(t, writer, fmt.Sprintf("w/%d", i), "v")
+		storetest.Put(t, writer, fmt.Sprintf("w/%d", i), "v")
 	}
 	cli := cluster.NewClient(t)
 	r, err := cli.Get(bg, "x")
@@ -471,7 +457,7 @@ func TestWatchResumes(t *testing.T) {
 	if ev.Type != store.EventReset || ev.Rev < uint64(rev) {
 		t.Fatalf("after a compaction: %v %q at %d, want a reset at %d or later", ev.Type, ev.Key, ev.Rev, rev)
 	}
-	putKV(t, writer, "w/9", "v")
+	storetest.Put(t, writer, "w/9", "v")
 	if ev := next(); string(ev.Key) != "w/9" {
 		t.Fatalf("after the reset: %v %q", ev.Type, ev.Key)
 	}
@@ -487,7 +473,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	putKV(t, db, "s/1", "v")
+	storetest.Put(t, db, "s/1", "v")
 	<-ch
 	st := db.Status(bg)
 	if st.Driver != "etcd" || !st.Reachable || st.Members != 3 || st.MembersReachable != 3 || st.Watches != 1 {
@@ -498,7 +484,7 @@ func TestStatus(t *testing.T) {
 	}
 	// Writes elsewhere in the cluster: the idle watch catches up through
 	// progress notices.
-	putKV(t, db, "other", "v")
+	storetest.Put(t, db, "other", "v")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st = db.Status(bg)
@@ -542,9 +528,9 @@ func TestUpdateOutlivesCompaction(t *testing.T) {
 	}
 	defer cli.Close()
 	db := open(t, etcd.Options{Client: cli})
-	putKV(t, db, "a", "1", "b", "1")
+	storetest.Put(t, db, "a", "1", "b", "1")
 	compact := func() {
-		putKV(t, db, "bump", "x")
+		storetest.Put(t, db, "bump", "x")
 		r, err := cli.Get(bg, "x")
 		if err != nil {
 			t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 // (puts, replacements and deletions), merged in key order with the stored
 // keys, both ways and after a cursor.
 func testReadOwnWrites(t *testing.T, db store.DB) {
-	put(t, db, "r/1", "v:r/1", "r/3", "v:r/3", "r/5", "v:r/5")
+	Put(t, db, "r/1", "v:r/1", "r/3", "v:r/3", "r/5", "v:r/5")
 	err := db.Update(ctx, func(tx store.Tx) error {
 		for _, op := range []func() error{
 			func() error { return tx.Put([]byte("r/2"), []byte("v:r/2")) },
@@ -89,7 +89,7 @@ func testScanSkew(t *testing.T, db store.DB) {
 	for i := range workers {
 		members = append(members, fmt.Sprintf("m/%d", i), "x")
 	}
-	put(t, db, members...)
+	Put(t, db, members...)
 	var wg sync.WaitGroup
 	for i := range workers {
 		wg.Add(2)
@@ -141,7 +141,7 @@ func testManyReads(t *testing.T, db store.DB) {
 		for i := start; i < min(start+store.MaxTxnOps, n); i++ {
 			kv = append(kv, fmt.Sprintf("many/%04d", i), "1")
 		}
-		put(t, db, kv...)
+		Put(t, db, kv...)
 	}
 	var wg sync.WaitGroup
 	for w := range 4 {

@@ -56,7 +56,9 @@ func Run(t *testing.T, open func(t *testing.T) store.DB) {
 
 var ctx = context.Background()
 
-func put(t *testing.T, db store.DB, kv ...string) {
+// Put writes the key/value pairs kv (key, value, key, value...) in one
+// Update, and fails t if it fails.
+func Put(t testing.TB, db store.DB, kv ...string) {
 	t.Helper()
 	if err := db.Update(ctx, func(tx store.Tx) error {
 		for i := 0; i < len(kv); i += 2 {
@@ -85,7 +87,7 @@ func testGetPutDelete(t *testing.T, db store.DB) {
 	if _, err := get(t, db, "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing key: got %v, want ErrNotFound", err)
 	}
-	put(t, db, "a", "1", "b", "")
+	Put(t, db, "a", "1", "b", "")
 	if v, err := get(t, db, "a"); err != nil || v != "1" {
 		t.Fatalf("get a = %q, %v", v, err)
 	}
@@ -95,7 +97,7 @@ func testGetPutDelete(t *testing.T, db store.DB) {
 	// The returned value is a copy that outlives the transaction.
 	var kept []byte
 	db.View(ctx, func(tx store.Tx) error { kept, _ = tx.Get([]byte("a")); return nil })
-	put(t, db, "a", "2")
+	Put(t, db, "a", "2")
 	if string(kept) != "1" {
 		t.Fatalf("value changed under the caller: %q", kept)
 	}
@@ -113,7 +115,7 @@ func testGetPutDelete(t *testing.T, db store.DB) {
 }
 
 func testFailedUpdate(t *testing.T, db store.DB) {
-	put(t, db, "keep", "old")
+	Put(t, db, "keep", "old")
 	boom := errors.New("boom")
 	err := db.Update(ctx, func(tx store.Tx) error {
 		tx.Put([]byte("keep"), []byte("new"))
@@ -146,11 +148,11 @@ func testPanicUpdate(t *testing.T, db store.DB) {
 	if _, err := get(t, db, "p"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("panicking update left a key behind: %v", err)
 	}
-	put(t, db, "after", "ok") // the store is still usable
+	Put(t, db, "after", "ok") // the store is still usable
 }
 
 func testSnapshot(t *testing.T, db store.DB) {
-	put(t, db, "k", "before")
+	Put(t, db, "k", "before")
 	inView := make(chan struct{})
 	written := make(chan error, 1)
 	var seen1, seen2 string
@@ -202,7 +204,7 @@ func testSnapshot(t *testing.T, db store.DB) {
 
 func testSerializable(t *testing.T, db store.DB) {
 	// Concurrent read-modify-write increments must not lose an update.
-	put(t, db, "n", "0")
+	Put(t, db, "n", "0")
 	const workers, each = 8, 25
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -254,7 +256,7 @@ func testScan(t *testing.T, db store.DB) {
 	for _, k := range []string{"a/2", "a/10", "a/1", "a/", "a0", "b/1", "a/3\xff", "a/\xff\xff", "`"} {
 		kv = append(kv, k, "v:"+k)
 	}
-	put(t, db, kv...)
+	Put(t, db, kv...)
 	want := []string{"a/", "a/1", "a/10", "a/2", "a/3\xff", "a/\xff\xff"}
 	cases := []struct {
 		name   string

@@ -65,10 +65,10 @@ func txnEvents(t *testing.T, ch <-chan store.Event, n int) ([]string, uint64) {
 }
 
 func testWatchOrder(t *testing.T, db store.DB) {
-	put(t, db, "w/old", "x") // committed before the watch: not reported
+	Put(t, db, "w/old", "x") // committed before the watch: not reported
 	ch := watch(t, db, "w/")
 	all := watch(t, db, "")
-	put(t, db, "w/b", "1", "w/a", "1", "x/1", "1", "w", "1", "w0", "1")
+	Put(t, db, "w/b", "1", "w/a", "1", "x/1", "1", "w", "1", "w0", "1")
 	if err := db.Update(ctx, func(tx store.Tx) error {
 		for _, op := range []func() error{
 			func() error { return tx.Delete([]byte("w/a")) },
@@ -86,7 +86,7 @@ func testWatchOrder(t *testing.T, db store.DB) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	put(t, db, "w/z", "1")
+	Put(t, db, "w/z", "1")
 
 	got1, rev1 := txnEvents(t, ch, 2)
 	got2, rev2 := txnEvents(t, ch, 3)
@@ -143,7 +143,7 @@ func testWatchCommittedOnly(t *testing.T, db store.DB) {
 		return nil
 	})
 	db.View(ctx, func(tx store.Tx) error { return tx.Put([]byte("readonly"), []byte("x")) })
-	put(t, db, "committed", "x")
+	Put(t, db, "committed", "x")
 	if ev := next(t, ch); ev.Type != store.EventPut || string(ev.Key) != "committed" {
 		t.Fatalf("first event %s %q, want put committed: a rolled-back transaction was reported", ev.Type, ev.Key)
 	}
@@ -206,11 +206,11 @@ func testWatchCancel(t *testing.T, db store.DB) {
 		t.Fatal(err)
 	}
 	other := watch(t, db, "")
-	put(t, db, "a", "1") // queued, never read
+	Put(t, db, "a", "1") // queued, never read
 	cancel()
 	closed(t, ch, "its ctx ended")
 	// The other watch and the writers carry on.
-	put(t, db, "b", "1")
+	Put(t, db, "b", "1")
 	if ev := next(t, other); string(ev.Key) != "a" {
 		t.Fatalf("other watch: %q, want a", ev.Key)
 	}
@@ -225,7 +225,7 @@ func testWatchCancel(t *testing.T, db store.DB) {
 func testWatchClose(t *testing.T, db store.DB) {
 	ch := watch(t, db, "")
 	idle := watch(t, db, "nothing/")
-	put(t, db, "a", "1")
+	Put(t, db, "a", "1")
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func testWatchOverflow(t *testing.T, db store.DB) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("writes blocked by a watcher that does not read")
 	}
-	put(t, db, "o/after", "v")
+	Put(t, db, "o/after", "v")
 
 	// The watcher gets events in revision order, a Reset where it fell
 	// behind, and after it the changes committed later.
