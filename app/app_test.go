@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +39,18 @@ func config(t *testing.T, dir, url string) *configs.Config {
 		"data_dir": dir, "public_url": url, "log.access": "false",
 		"downloads.ledger_flush_interval": "1h",
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// loadFlags loads the config that flags set, with more's keys added over
+// them (flags is changed).
+func loadFlags(t *testing.T, flags, more map[string]string) *configs.Config {
+	t.Helper()
+	maps.Copy(flags, more)
+	cfg, err := configs.Load(configs.LoadOptions{Flags: flags})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,21 +133,13 @@ func TestOpenDBEtcdTLSAndAuth(t *testing.T) {
 	}
 	load := func(flags map[string]string) *configs.Config {
 		t.Helper()
-		all := map[string]string{
+		return loadFlags(t, map[string]string{
 			"data_dir": t.TempDir(), "store.backend": "etcd", "objects.local.shared": "true",
 			"store.etcd.endpoints": strings.Join(cluster.Endpoints(), ","), "store.etcd.prefix": "tls/",
 			"store.etcd.dial_timeout": "10s",
 			"store.etcd.username":     "portal", "store.etcd.password": "portal-secret",
 			"store.etcd.tls.ca_file": files.CAFile, "store.etcd.tls.cert_file": files.ClientCert, "store.etcd.tls.key_file": files.ClientKey,
-		}
-		for k, v := range flags {
-			all[k] = v
-		}
-		cfg, err := configs.Load(configs.LoadOptions{Flags: all})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
+		}, flags)
 	}
 	db, err := app.OpenDB(ctx, load(nil), false)
 	if err != nil {

@@ -172,15 +172,7 @@ func (p portalAPI) must(want int, method, path, auth string, body any) map[strin
 
 func webhookConfig(t *testing.T, dir, url string, flags map[string]string) *configs.Config {
 	t.Helper()
-	all := map[string]string{"data_dir": dir, "public_url": url, "log.access": "false", "admin.socket": ""}
-	for k, v := range flags {
-		all[k] = v
-	}
-	cfg, err := configs.Load(configs.LoadOptions{Flags: all})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return loadFlags(t, map[string]string{"data_dir": dir, "public_url": url, "log.access": "false", "admin.socket": ""}, flags)
 }
 
 // openServing opens an App on cfg, serves it on ln and returns it with a
