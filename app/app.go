@@ -78,6 +78,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -92,6 +93,7 @@ import (
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/internal/accesslog"
 	"github.com/portaldist/portal/internal/adminsock"
 	"github.com/portaldist/portal/internal/netlimit"
 	"github.com/portaldist/portal/leader"
@@ -125,6 +127,10 @@ type Options struct {
 	// Logger receives the services' and the server's logs (default: text
 	// on stderr at cfg.Log.Level).
 	Logger *slog.Logger
+	// AccessLog receives the access log's lines when cfg.Log.Access is on
+	// and the level logs info: by default stderr, written at most a second
+	// late (internal/accesslog), or none when Logger is set.
+	AccessLog io.Writer
 	// Objects, when not nil, is used instead of the object store cfg
 	// describes. The App does not close it. Blobs is its handler of signed
 	// /blobs/ links, nil when clients reach the objects elsewhere (S3).
@@ -193,7 +199,8 @@ type App struct {
 	Web *web.Handler
 
 	opts         Options
-	closeObjects func() error // the object store's Close when the App opened it
+	closeObjects func() error   // the object store's Close when the App opened it
+	accessLog    *accesslog.Log // nil when off
 	adminSock    *adminsock.Server
 	certs        *certPair // tls.cert_file's pair, reloaded by ReloadTLS; nil without
 	http         *http.Server
@@ -364,7 +371,7 @@ func (a *App) openRest(ctx context.Context) error {
 		Pages:         a.Web,
 	}, server.Options{
 		MaxBody: int64(cfg.Limits.MaxBody), AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
-		AccessLog: cfg.Log.Access, Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
+		AccessLog: a.openAccessLog(), Logger: a.Log, Now: now, PublicURL: cfg.PublicURL(),
 		URLTTL: cfg.Downloads.URLTTL, MaxURLTTL: cfg.Downloads.MaxURLTTL,
 		ShareLinkMaxTTL: cfg.Downloads.ShareLinkMaxTTL, ShareRedirectTTL: cfg.Downloads.ShareRedirectTTL,
 		UpdatesPublic: cfg.Updates.Public, TrustedProxies: cfg.TrustedProxyList(),
@@ -654,7 +661,27 @@ func (a *App) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("app: close store: %w", err))
 		}
 	}
+	if a.accessLog != nil {
+		if err := a.accessLog.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("app: access log: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// openAccessLog returns the access log the configuration and Options ask
+// for, nil for none; Close closes it.
+func (a *App) openAccessLog() *accesslog.Log {
+	if !a.Config.Log.Access || !a.Log.Enabled(context.Background(), slog.LevelInfo) {
+		return nil
+	}
+	switch {
+	case a.opts.AccessLog != nil:
+		a.accessLog = accesslog.New(a.opts.AccessLog, 0)
+	case a.opts.Logger == nil:
+		a.accessLog = accesslog.New(os.Stderr, time.Second)
+	}
+	return a.accessLog
 }
 
 // newLogger logs text to stderr from level ("debug", "info", "warn",

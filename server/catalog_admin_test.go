@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portaldist/portal/audit"
+	"github.com/portaldist/portal/internal/accesslog"
 	"github.com/portaldist/portal/server"
 	"github.com/portaldist/portal/updates"
 )
@@ -369,7 +369,7 @@ func TestRequestID(t *testing.T) {
 // The access log line of a request carries its request id.
 func TestAccessLogRequestID(t *testing.T) {
 	var buf bytes.Buffer
-	s := server.New(server.Deps{}, server.Options{AccessLog: true, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	s := server.New(server.Deps{}, server.Options{AccessLog: accesslog.New(&buf, 0)})
 	req := httptest.NewRequest("GET", "/healthz", nil)
 	req.Header.Set("X-Request-Id", "trace-7")
 	w := httptest.NewRecorder()

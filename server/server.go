@@ -20,6 +20,7 @@ import (
 	"github.com/portaldist/portal/downloads"
 	"github.com/portaldist/portal/downloads/ledger"
 	"github.com/portaldist/portal/downloads/links"
+	"github.com/portaldist/portal/internal/accesslog"
 	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/licenses"
 	"github.com/portaldist/portal/objects"
@@ -39,8 +40,9 @@ type Options struct {
 	// AuthFailuresPerMinute is how many failed authentication attempts a
 	// client address or key hint may make in a minute before getting 429.
 	AuthFailuresPerMinute int
-	// AccessLog writes one line per request (path only, never the query).
-	AccessLog bool
+	// AccessLog receives one line per request (route pattern, never the
+	// path or query); nil logs none. The caller closes it.
+	AccessLog *accesslog.Log
 	Logger    *slog.Logger
 	Now       func() time.Time
 
@@ -201,7 +203,7 @@ func New(d Deps, opts Options) *Server {
 	e.ContextWithFallback = true
 	s.metrics = newMetrics(s)
 	e.Use(s.recover, s.requestContext, s.metrics.observe, s.limitBody)
-	if opts.AccessLog {
+	if opts.AccessLog != nil {
 		e.Use(s.accessLog)
 	}
 	e.NoRoute(func(c *gin.Context) {
@@ -369,9 +371,9 @@ func (s *Server) accessLog(c *gin.Context) {
 	if route == "" {
 		route = "(no route)"
 	}
-	s.log.Info("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-		"bytes", c.Writer.Size(), "ms", time.Since(start).Milliseconds(), "client", c.ClientIP(),
-		"request_id", requestID(c))
+	end := time.Now()
+	s.opts.AccessLog.Record(accesslog.Entry{Time: end, Method: c.Request.Method, Route: route, Status: c.Writer.Status(),
+		Bytes: max(c.Writer.Size(), 0), Duration: end.Sub(start), Client: c.ClientIP(), RequestID: requestID(c)})
 }
 
 // Close stops background work and flushes what is queued. Call it after
