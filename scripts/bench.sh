@@ -31,7 +31,10 @@
 # 6. interleaved pairs (BENCH_PAIRS, default 5): for each scenario, a run of
 #    its reference (the Gin baseline, nginx with the exact bytes of the
 #    answer, the presign-only service) then a run of the scenario, with the
-#    same wrk settings, and again. A scenario whose pairs are too spread to
+#    same wrk settings, and again. Where the scenario sends license keys
+#    (wrk's Lua script, a key in turn per request), its reference gets the
+#    same script and headers, so both pairs cost wrk the same and the ratio
+#    measures the servers only. A scenario whose pairs are too spread to
 #    decide its target is run once more while the time budget allows;
 #    The same for the upgrade check and the grant on the etcd store driver
 #    (a 3-member cluster on 127.0.0.1, bench/etcdcluster, with a smaller
@@ -495,13 +498,13 @@ must -o /dev/null -r 0-0 "$BLOB_URL"
 warm "$CONNS" "$THREADS" "${LUA[@]}" "$UPGRADE"
 warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
 warm "$CONNS" "$THREADS" "$NGINX_UPGRADE"
-REF_ARGS[upgrade]=$BASE
+REF_ARGS[upgrade]="-s $(q "$TMP/license.lua") $BASE"
 RUN_ARGS[upgrade]="-s $(q "$TMP/license.lua") $(q "$UPGRADE")"
-REF_ARGS[upgrade-nginx]=$(q "$NGINX_UPGRADE")
+REF_ARGS[upgrade-nginx]="-s $(q "$TMP/license.lua") $(q "$NGINX_UPGRADE")"
 RUN_ARGS[upgrade-nginx]=${RUN_ARGS[upgrade]}
-REF_ARGS[feed-nginx]=$(q "$NGINX_FEED")
+REF_ARGS[feed-nginx]="-s $(q "$TMP/license.lua") -H $(q 'Accept: */*') $(q "$NGINX_FEED")"
 RUN_ARGS[feed-nginx]="-s $(q "$TMP/license.lua") -H $(q 'Accept: */*') $(q "$FEED")"
-REF_ARGS[grant-local]=$BASE
+REF_ARGS[grant-local]="-s $(q "$TMP/license.lua") $BASE"
 RUN_ARGS[grant-local]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
 REF_ARGS[share]=$BASE
 RUN_ARGS[share]=$(q "$LINK")
@@ -533,9 +536,9 @@ P_URL=$(must "http://127.0.0.1:$SPORT/" | "$BT" json url)
 case $P_URL in "$PORTAL_TEST_S3_ENDPOINT"/*X-Amz-Signature=*) ;; *) die "unexpected presign-only URL $P_URL" ;; esac
 warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
 warm "$CONNS" "$THREADS" "http://127.0.0.1:$SPORT/"
-REF_ARGS[grant-s3]=$BASE
+REF_ARGS[grant-s3]="-s $(q "$TMP/license.lua") $BASE"
 RUN_ARGS[grant-s3]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
-REF_ARGS[grant-s3-presign]=$(q "http://127.0.0.1:$SPORT/")
+REF_ARGS[grant-s3-presign]="-s $(q "$TMP/license.lua") $(q "http://127.0.0.1:$SPORT/")"
 RUN_ARGS[grant-s3-presign]=${RUN_ARGS[grant-s3]}
 for name in grant-s3 grant-s3-presign; do
 	compare "$name"
@@ -578,9 +581,9 @@ if [ -x "$BIN/etcdcluster" ]; then
 	must -o /dev/null -H "Authorization: License $EKEY" -H 'Accept: application/json' "$GRANT"
 	WRK_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$UPGRADE"
 	WRK_KEYS=$TMP/etcd-seed/keys warm "$CONNS" "$THREADS" "${LUA[@]}" "$GRANT"
-	REF_ARGS[etcd-upgrade]=$BASE
+	REF_ARGS[etcd-upgrade]="-s $(q "$TMP/license.lua") $BASE"
 	RUN_ARGS[etcd-upgrade]="-s $(q "$TMP/license.lua") $(q "$UPGRADE")"
-	REF_ARGS[etcd-grant]=$BASE
+	REF_ARGS[etcd-grant]="-s $(q "$TMP/license.lua") $BASE"
 	RUN_ARGS[etcd-grant]="-s $(q "$TMP/license.lua") $(q "$GRANT")"
 	revision() { curl -s -X POST "${EP%%,*}/v3/kv/range" -d '{"key":"AA=="}' | sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p'; }
 	export WRK_KEYS=$TMP/etcd-seed/keys

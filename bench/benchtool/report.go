@@ -393,7 +393,7 @@ func report(dir, out string) error {
 	}
 	p("\n")
 	p("- Portal: `portal serve` as the README starts it, with only the data dir and listen address set (%s); serve sets GOGC=400 when GOGC is unset, so the Gin baseline and the presign-only service run with GOGC=%s too. No other flags.\n", env["PORTAL_ENV"], env["GOGC"])
-	p("- Method: %s interleaved pairs per scenario (reference run, then scenario run, same wrk settings: `%s`; blob: `%s`); each target is judged on the median of the per-pair ratios. ", env["PAIRS"], env["WRK_ARGS"], env["BLOB_WRK_ARGS"])
+	p("- Method: %s interleaved pairs per scenario (reference run, then scenario run, same wrk settings: `%s`; blob: `%s`; where the scenario sends license keys with wrk's Lua script, one key in turn per request, its reference runs the same script with the same headers, so that wrk's own cost is the same in both runs); each target is judged on the median of the per-pair ratios. ", env["PAIRS"], env["WRK_ARGS"], env["BLOB_WRK_ARGS"])
 	p("A verdict is decided when at least 4 in 5 pairs fall on the median's side of the target; otherwise the script runs the scenario once more and the table shows all pairs of both attempts. wrk and the servers share the machine's cores.\n")
 	if env["SEED_CACHE"] != "" {
 		p("- Catalog: %s\n", env["SEED_CACHE"])
