@@ -79,7 +79,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -94,6 +93,7 @@ import (
 
 	"github.com/portaldist/portal"
 	"github.com/portaldist/portal/audit"
+	"github.com/portaldist/portal/internal/hmacpool"
 	"github.com/portaldist/portal/internal/memo"
 	"github.com/portaldist/portal/releases"
 	"github.com/portaldist/portal/store"
@@ -165,7 +165,9 @@ const CacheSize = 50_000
 type Service struct {
 	db         store.DB
 	secret     []byte
-	old        []byte // a previous secret Verify still accepts (AcceptAlso)
+	mac        *hmacpool.Pool // keyed with secret
+	old        []byte         // a previous secret Verify still accepts (AcceptAlso)
+	oldMAC     *hmacpool.Pool // keyed with old
 	now        func() time.Time
 	perLicense atomic.Int64
 	// records holds link records read from the store, by ID (see the
@@ -193,7 +195,7 @@ func New(db store.DB, secret []byte, now func() time.Time) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{db: db, secret: slices.Clone(secret), now: now,
+	s := &Service{db: db, secret: slices.Clone(secret), mac: hmacpool.New(secret), now: now,
 		records: memo.New[string, Link](CacheTTL, CacheSize)}
 	s.perLicense.Store(DefaultPerLicense)
 	if events, err := db.Watch(context.Background(), []byte(recordPrefix)); err == nil {
@@ -409,33 +411,33 @@ func indexKey(license, id string) []byte { return []byte(indexPrefix + license +
 // token builds l's token.
 func (s *Service) token(l Link) string {
 	exp := l.ExpiresAt.Unix()
-	tag := append(tagA(s.secret, l.ID, exp), tagB(s.secret, l, exp)...)
+	tag := append(tagA(s.mac, l.ID, exp), tagB(s.mac, l, exp)...)
 	return l.ID + "." + strconv.FormatInt(exp, 10) + "." + tagEncoding.EncodeToString(tag)
 }
 
 // tagA signs what the token itself carries.
-func tagA(secret []byte, id string, exp int64) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("portal share link v1: token\x00"))
-	writeField(m, id)
-	writeField(m, strconv.FormatInt(exp, 10))
-	return m.Sum(nil)[:halfTagLen]
+func tagA(mac *hmacpool.Pool, id string, exp int64) []byte {
+	var buf [128]byte
+	msg := append(buf[:0], "portal share link v1: token\x00"...)
+	msg = appendField(msg, id)
+	msg = appendField(msg, strconv.FormatInt(exp, 10))
+	return mac.Sum(msg)[:halfTagLen]
 }
 
 // tagB signs everything the link grants.
-func tagB(secret []byte, l Link, exp int64) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("portal share link v1: grant\x00"))
-	for _, f := range []string{l.ID, strconv.FormatInt(exp, 10), l.License, l.Product, l.Version, l.Filename} {
-		writeField(m, f)
+func tagB(mac *hmacpool.Pool, l Link, exp int64) []byte {
+	var buf [512]byte
+	msg := append(buf[:0], "portal share link v1: grant\x00"...)
+	for _, f := range [...]string{l.ID, strconv.FormatInt(exp, 10), l.License, l.Product, l.Version, l.Filename} {
+		msg = appendField(msg, f)
 	}
-	return m.Sum(nil)[:halfTagLen]
+	return mac.Sum(msg)[:halfTagLen]
 }
 
-// writeField writes f length-prefixed, so no two field lists sign alike.
-func writeField(w interface{ Write([]byte) (int, error) }, f string) {
-	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
-	w.Write([]byte(f))
+// appendField appends f length-prefixed, so no two field lists sign alike.
+func appendField(msg []byte, f string) []byte {
+	msg = binary.BigEndian.AppendUint32(msg, uint32(len(f)))
+	return append(msg, f...)
 }
 
 // Verify returns the live link a token names. Errors are *portal.Error
@@ -447,12 +449,12 @@ func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
 	if !ok {
 		return Link{}, portal.Errorf(portal.ESignatureInvalid, "malformed share link")
 	}
-	secret := s.secret
-	if !hmac.Equal(tag[:halfTagLen], tagA(secret, id, exp)) {
-		if s.old == nil || !hmac.Equal(tag[:halfTagLen], tagA(s.old, id, exp)) {
+	mac := s.mac
+	if !hmac.Equal(tag[:halfTagLen], tagA(mac, id, exp)) {
+		if s.oldMAC == nil || !hmac.Equal(tag[:halfTagLen], tagA(s.oldMAC, id, exp)) {
 			return Link{}, portal.Errorf(portal.ESignatureInvalid, "invalid share link signature")
 		}
-		secret = s.old
+		mac = s.oldMAC
 	}
 	expiry := time.Unix(exp, 0).UTC()
 	if !s.now().Before(expiry) {
@@ -465,7 +467,7 @@ func (s *Service) Verify(ctx context.Context, token string) (Link, error) {
 	if !found || l.RevokedAt != nil {
 		return Link{}, portal.Errorf(portal.ELinkRevoked, "this share link was revoked")
 	}
-	if l.ID != id || !hmac.Equal(tag[halfTagLen:], tagB(secret, l, l.ExpiresAt.Unix())) {
+	if l.ID != id || !hmac.Equal(tag[halfTagLen:], tagB(mac, l, l.ExpiresAt.Unix())) {
 		return Link{}, portal.Errorf(portal.ESignatureInvalid, "this share link does not match what was shared")
 	}
 	return l, nil

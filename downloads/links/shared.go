@@ -9,6 +9,7 @@ import (
 	"io/fs"
 
 	"github.com/portaldist/portal/audit"
+	"github.com/portaldist/portal/internal/hmacpool"
 	"github.com/portaldist/portal/signing"
 	"github.com/portaldist/portal/store"
 )
@@ -118,5 +119,6 @@ func ReadSecretFile(path string) ([]byte, error) {
 func (s *Service) AcceptAlso(old []byte) {
 	if len(old) >= MinSecretLen && !hmac.Equal(old, s.secret) {
 		s.old = append([]byte(nil), old...)
+		s.oldMAC = hmacpool.New(old)
 	}
 }

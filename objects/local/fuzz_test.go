@@ -188,7 +188,7 @@ func FuzzSignedKey(f *testing.F) {
 		} else {
 			signMethod = "GET"
 		}
-		sig := sign(kr.Secret, signMethod, kr.ID, exp, key, size, sh, filename)
+		sig := sign(kr, signMethod, exp, key, size, sh, filename)
 		q := url.Values{qExpires: {exp}, qKeyID: {kr.ID}, qSig: {base64.RawURLEncoding.EncodeToString(sig)}}
 		if size != "" {
 			q.Set(qSize, size)

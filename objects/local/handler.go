@@ -135,7 +135,7 @@ func (s *Store) verify(r *http.Request, method string) (link, int, error) {
 	if !found {
 		return forbidden(portal.ESignatureInvalid, "link signature is invalid")
 	}
-	want := sign(k.Secret, method, kid, expStr, key, sizeStr, sumStr, filename)
+	want := sign(k, method, expStr, key, sizeStr, sumStr, filename)
 	if len(want) != len(sig) || !hmac.Equal(want, sig) {
 		return forbidden(portal.ESignatureInvalid, "link signature is invalid")
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/portaldist/portal"
+	"github.com/portaldist/portal/internal/hmacpool"
 )
 
 // Key is one HMAC secret of the keyring. ID travels in every link (query
@@ -19,6 +20,17 @@ import (
 type Key struct {
 	ID     string
 	Secret []byte
+
+	mac *hmacpool.Pool // keyed states of Secret; set by NewKeyring
+}
+
+// macs returns the key's pool of keyed HMAC states (a new one for a Key
+// not made by NewKeyring).
+func (k Key) macs() *hmacpool.Pool {
+	if k.mac != nil {
+		return k.mac
+	}
+	return hmacpool.New(k.Secret)
 }
 
 // Keyring holds the link-signing keys: the last one signs, all of them verify.
@@ -55,7 +67,8 @@ func NewKeyring(keys ...Key) (Keyring, error) {
 		if len(k.Secret) < MinSecretLen {
 			return Keyring{}, portal.Errorf(portal.EInvalid, "keyring: secret of key %q is shorter than %d bytes", k.ID, MinSecretLen)
 		}
-		out[i] = Key{ID: k.ID, Secret: append([]byte(nil), k.Secret...)}
+		secret := append([]byte(nil), k.Secret...)
+		out[i] = Key{ID: k.ID, Secret: secret, mac: hmacpool.New(secret)}
 	}
 	return Keyring{keys: out}, nil
 }

@@ -73,7 +73,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) signedQuery(method, key string, exp int64, size, sum, filename string) string {
 	k := e.st.keys.Current()
 	expStr := strconv.FormatInt(exp, 10)
-	sig := sign(k.Secret, method, k.ID, expStr, key, size, sum, filename)
+	sig := sign(k, method, expStr, key, size, sum, filename)
 	q := url.Values{qExpires: {expStr}, qKeyID: {k.ID}, qSig: {base64.RawURLEncoding.EncodeToString(sig)}}
 	if size != "" {
 		q.Set(qSize, size)

@@ -155,15 +155,16 @@ const (
 // sign computes the link signature. The fields are joined with newlines,
 // which neither keys nor filenames nor the numeric fields can contain, so
 // no two different links share a message.
-func sign(secret []byte, method, kid, exp, key, size, sum, filename string) []byte {
-	m := hmac.New(sha256.New, secret)
-	for i, f := range [...]string{"portal-blob-v1", method, kid, exp, key, size, sum, filename} {
+func sign(k Key, method, exp, key, size, sum, filename string) []byte {
+	var buf [512]byte
+	msg := buf[:0]
+	for i, f := range [...]string{"portal-blob-v1", method, k.ID, exp, key, size, sum, filename} {
 		if i > 0 {
-			m.Write([]byte{'\n'})
+			msg = append(msg, '\n')
 		}
-		io.WriteString(m, f)
+		msg = append(msg, f...)
 	}
-	return m.Sum(nil)
+	return k.macs().Sum(msg)
 }
 
 // escapeKey escapes each segment of key for a URL path.
@@ -203,7 +204,7 @@ func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration, f
 	}
 	k := s.keys.Current()
 	expStr := strconv.FormatInt(exp, 10)
-	sig := sign(k.Secret, "GET", k.ID, expStr, key, "", "", name)
+	sig := sign(k, "GET", expStr, key, "", "", name)
 	u := s.baseURL + "/blobs/" + escapeKey(key) +
 		"?" + qExpires + "=" + expStr +
 		"&" + qFilename + "=" + url.QueryEscape(name) +
@@ -232,7 +233,7 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, sha256He
 	k := s.keys.Current()
 	expStr := strconv.FormatInt(exp, 10)
 	sizeStr := strconv.FormatInt(size, 10)
-	sig := sign(k.Secret, "PUT", k.ID, expStr, key, sizeStr, sha256Hex, "")
+	sig := sign(k, "PUT", expStr, key, sizeStr, sha256Hex, "")
 	u := s.baseURL + "/blobs/" + escapeKey(key) +
 		"?" + qExpires + "=" + expStr +
 		"&" + qKeyID + "=" + k.ID +
