@@ -241,7 +241,23 @@ func Open(ctx context.Context, cfg *configs.Config, opts Options) (*App, error) 
 		a.Close(ctx)
 		return nil, err
 	}
+	a.releaseStartupPages()
 	return a, nil
+}
+
+// releaseStartupPages gives back the bbolt map's pages that the start-up
+// loads read (the key sets scan every license and token key, the update
+// index every release): on a catalog of a million licenses some 600 MB
+// that would stay in the process's resident set until the kernel needs
+// them. They stay in the page cache; see bolt.DB.ReleaseMemory.
+func (a *App) releaseStartupPages() {
+	r, ok := a.DB.(interface{ ReleaseMemory() error })
+	if !ok {
+		return
+	}
+	if err := r.ReleaseMemory(); err != nil {
+		a.Log.Warn("start-up: could not release the store's mapped pages", "err", err)
+	}
 }
 
 func (a *App) openStore() error {

@@ -8,7 +8,11 @@
 // it calls absent has no key in the store; one it calls present must still
 // be checked there. Guessing a 64-bit prefix of an unknown SHA-256 takes
 // about 2^64/N tries for N stored keys, so bad credentials pass it only by
-// astronomically rare chance. Memory: about 40 bytes per stored key.
+// astronomically rare chance. Memory: about 8 bytes per stored key (a
+// sorted array of the 64-bit prefixes, plus small maps of the changes since
+// it was built, merged into it once they grow past a sixteenth of it: a
+// map of every key took about 40 bytes a key, and with serve's GOGC=400
+// every live byte costs up to five of resident memory).
 //
 // How the Set learns of writes:
 //   - the owner calls Add after committing a new key, before returning it to
@@ -28,6 +32,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,15 +45,75 @@ type Set struct {
 	prefix string
 
 	mu    sync.RWMutex
-	m     map[uint64]struct{}
+	base  []uint64            // sorted; never modified, only replaced
+	added map[uint64]struct{} // present, not in base
+	gone  map[uint64]struct{} // in base, deleted since
 	ready bool
+}
+
+// compactAt is how many changes since base trigger a merge.
+func (s *Set) compactAt() int { return max(4096, len(s.base)/16) }
+
+// has reports whether k is present; s.mu must be held.
+func (s *Set) has(k uint64) bool {
+	if _, ok := s.added[k]; ok {
+		return true
+	}
+	if _, ok := slices.BinarySearch(s.base, k); !ok {
+		return false
+	}
+	_, deleted := s.gone[k]
+	return !deleted
+}
+
+// put records k as present; s.mu must be held for writing.
+func (s *Set) put(k uint64) {
+	if _, ok := s.gone[k]; ok {
+		delete(s.gone, k)
+		return
+	}
+	if _, ok := slices.BinarySearch(s.base, k); !ok {
+		s.added[k] = struct{}{}
+		s.maybeCompact()
+	}
+}
+
+// remove records k as absent; s.mu must be held for writing.
+func (s *Set) remove(k uint64) {
+	if _, ok := s.added[k]; ok {
+		delete(s.added, k)
+		return
+	}
+	if _, ok := slices.BinarySearch(s.base, k); ok {
+		s.gone[k] = struct{}{}
+		s.maybeCompact()
+	}
+}
+
+// maybeCompact merges the changes into a new base once they are many
+// (amortized O(1) per change); s.mu must be held for writing.
+func (s *Set) maybeCompact() {
+	if len(s.added)+len(s.gone) < s.compactAt() {
+		return
+	}
+	next := make([]uint64, 0, len(s.base)+len(s.added)-len(s.gone))
+	for _, k := range s.base {
+		if _, deleted := s.gone[k]; !deleted {
+			next = append(next, k)
+		}
+	}
+	for k := range s.added {
+		next = append(next, k)
+	}
+	slices.Sort(next)
+	s.base, s.added, s.gone = next, map[uint64]struct{}{}, map[uint64]struct{}{}
 }
 
 // Follow loads the keys with prefix (one View; about a second per million
 // keys on bbolt) and returns a Set over them, with a goroutine that follows
 // the store's changes until db is closed.
 func Follow(db store.DB, prefix string) *Set {
-	s := &Set{db: db, prefix: prefix, m: map[uint64]struct{}{}}
+	s := &Set{db: db, prefix: prefix, added: map[uint64]struct{}{}, gone: map[uint64]struct{}{}}
 	// The watch starts before the load, so no commit falls between them:
 	// replaying, in commit order, events the load already saw converges on
 	// the store's state.
@@ -73,9 +138,9 @@ func (s *Set) follow(events <-chan store.Event) {
 			}
 			s.mu.Lock()
 			if ev.Type == store.EventPut {
-				s.m[k] = struct{}{}
+				s.put(k)
 			} else {
-				delete(s.m, k)
+				s.remove(k)
 			}
 			s.mu.Unlock()
 		}
@@ -89,14 +154,14 @@ func (s *Set) reload() {
 	s.mu.Lock()
 	s.ready = false
 	s.mu.Unlock()
-	m := map[uint64]struct{}{}
+	var base []uint64
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := s.db.View(ctx, func(tx store.Tx) error {
-		clear(m)
+		base = base[:0]
 		return tx.Scan([]byte(s.prefix), store.ScanOptions{}, func(k, _ []byte) (bool, error) {
 			if d, ok := s.short(string(k)); ok {
-				m[d] = struct{}{}
+				base = append(base, d)
 			}
 			return true, nil
 		})
@@ -105,8 +170,10 @@ func (s *Set) reload() {
 		slog.Warn("keyset: load failed; every well-formed key is looked up", "prefix", s.prefix, "err", err)
 		return
 	}
+	slices.Sort(base)
+	base = slices.Compact(base)
 	s.mu.Lock()
-	s.m, s.ready = m, true
+	s.base, s.added, s.gone, s.ready = slices.Clip(base), map[uint64]struct{}{}, map[uint64]struct{}{}, true
 	s.mu.Unlock()
 }
 
@@ -127,7 +194,7 @@ func (s *Set) short(key string) (uint64, bool) {
 func (s *Set) Add(d string) {
 	if k, ok := s.short(s.prefix + d); ok {
 		s.mu.Lock()
-		s.m[k] = struct{}{}
+		s.put(k)
 		s.mu.Unlock()
 	}
 }
@@ -142,6 +209,5 @@ func (s *Set) MayHave(d [sha256.Size]byte) bool {
 	if !s.ready {
 		return true
 	}
-	_, ok := s.m[k]
-	return ok
+	return s.has(k)
 }
