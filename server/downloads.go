@@ -28,10 +28,49 @@ func (s *Server) grant(c *gin.Context, res updates.Resolution, ttl time.Duration
 	s.metrics.grants.WithLabelValues(res.Product.Slug, strconv.FormatBool(linkID != "")).Inc()
 	signedURLHeaders(c)
 	if wantsJSON(c) {
-		c.PureJSON(http.StatusOK, g)
+		c.Data(http.StatusOK, "application/json; charset=utf-8", appendGrantJSON(make([]byte, 0, 512), g))
 		return
 	}
 	c.Redirect(http.StatusSeeOther, g.URL)
+}
+
+// appendGrantJSON appends g as c.PureJSON writes it (encoding/json without
+// HTML escaping, then a newline), without reflection: the grant is the
+// API's busiest JSON answer, and the encoder was a tenth of its CPU.
+// TestGrantJSON compares the two byte for byte.
+func appendGrantJSON(b []byte, g downloads.Grant) []byte {
+	b = append(b, `{"url":`...)
+	b = appendJSONString(b, g.URL)
+	b = append(b, `,"expires_at":"`...)
+	b = g.ExpiresAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","filename":`...)
+	b = appendJSONString(b, g.Filename)
+	b = append(b, `,"version":`...)
+	b = appendJSONString(b, g.Version)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, g.Size, 10)
+	b = append(b, `,"sha256":`...)
+	b = appendJSONString(b, g.SHA256)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json does
+// without HTML escaping: as is between quotes when it is printable ASCII
+// without '"' or '\', through the encoder otherwise (escapes, U+2028,
+// invalid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			var buf strings.Builder
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.Encode(s) // a string always encodes
+			return append(b, strings.TrimSuffix(buf.String(), "\n")...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func wantsJSON(c *gin.Context) bool {
