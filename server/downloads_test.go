@@ -264,9 +264,13 @@ func TestQuota(t *testing.T) {
 	e.release("acme", "1.0.0", "", "linux/amd64")
 	_, key := e.license(map[string]any{"customer": "Bob", "product": "acme", "downloads_per_day": 3})
 	path := "/v1/products/acme/releases/1.0.0/download?platform=linux&arch=amd64"
-	// Start the day near its end, so that the next day is an hour away.
-	day := e.now().Truncate(24 * time.Hour)
-	e.advance(day.Add(23 * time.Hour).Sub(e.now()))
+	// Start the day near its end, so that the next day is an hour away
+	// (forward only: after 23:00 UTC that is tomorrow's 23:00).
+	end := e.now().Truncate(24 * time.Hour).Add(23 * time.Hour)
+	if !end.After(e.now()) {
+		end = end.Add(24 * time.Hour)
+	}
+	e.advance(end.Sub(e.now()))
 	for i := 0; i < 3; i++ {
 		if st, _, _ := e.fetch(path, "License "+key); st != 200 {
 			t.Fatalf("download %d: %d", i+1, st)

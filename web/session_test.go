@@ -179,8 +179,9 @@ func TestSessionCap(t *testing.T) {
 func TestStoreHoldsNoSecret(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f := newFixtureWith(t, map[string]string{"log.access": "true"}, app.Options{Logger: log})
+	w := lockedWriter{&mu, &logs}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f := newFixtureWith(t, map[string]string{"log.access": "true"}, app.Options{Logger: log, AccessLog: w})
 	f.product("app", "App")
 	_, key := f.license("ACME", []string{"app"}, nil)
 	b := f.browser()
