@@ -88,7 +88,13 @@ func TestSharedSecretReplicasAgree(t *testing.T) {
 	if err := a.Revoke(actorCtx(), l.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Verify(context.Background(), tok)
+	// B learns of the revocation through the store's watch, just after
+	// A's commit (asynchronously): within the replicas' one second.
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err = b.Verify(context.Background(), tok); err != nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	wantCode(t, err, "link_revoked")
 	if _, err := b.Purge(context.Background(), time.Now().Add(30*24*time.Hour)); err != nil {
 		t.Fatal(err)
